@@ -1,0 +1,43 @@
+"""Test data builders: tenants, wallets, and funded accounts, each committed."""
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from wallet.assets import Catalogue
+from wallet.database import unit_of_work
+from wallet.ids import new_id
+from wallet.ledger import postings
+from wallet.ledger.accounts import system_account, user_account
+from wallet.ledger.postings import Posting, Reason, TransactionRequest
+from wallet.wallets.service import create_tenant, create_wallet
+
+FUNDING_ACCOUNT = "bank:test"
+
+
+class Factory:
+    def __init__(self, sessions: sessionmaker[Session], catalogue: Catalogue) -> None:
+        self.sessions = sessions
+        self.catalogue = catalogue
+        with unit_of_work(sessions) as session:
+            self.tenant_id = create_tenant(session, new_id("tenant")).id
+
+    def wallet(self, owner_ref: str = "user") -> str:
+        with unit_of_work(self.sessions) as session:
+            return create_wallet(session, self.tenant_id, owner_ref).id
+
+    def account(self, wallet_id: str, asset: str) -> int:
+        with unit_of_work(self.sessions) as session:
+            return user_account(session, wallet_id, asset)
+
+    def fund(self, wallet_id: str, asset: str, amount: int) -> int:
+        """Credit the wallet from the test bank account; returns the wallet's account id."""
+        with unit_of_work(self.sessions) as session:
+            account = user_account(session, wallet_id, asset)
+            bank = system_account(session, FUNDING_ACCOUNT, asset)
+            postings.post(
+                session,
+                TransactionRequest(
+                    reason=Reason.ADJUSTMENT,
+                    postings=[Posting(bank, -amount), Posting(account, amount)],
+                ),
+            )
+            return account

@@ -1,0 +1,97 @@
+"""Idempotency keys: a replay returns the first outcome, failures included.
+
+The key, a hash of the request and the outcome are written in the caller's database
+transaction, so they commit together with whatever the request changed. A second call with the
+same key blocks on the key's row until the first commits, then reads its outcome.
+"""
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from wallet.errors import Conflict, WalletError, error_from_problem
+
+
+class IdempotencyConflict(Conflict):
+    problem = "idempotency-key-reused"
+    title = "The idempotency key was used with a different request"
+
+
+@dataclass(frozen=True)
+class IdempotencyKey:
+    scope: str
+    key: str
+    request_hash: str
+
+    @classmethod
+    def for_request(cls, scope: str, key: str, request: Mapping[str, Any]) -> "IdempotencyKey":
+        canonical = json.dumps(request, sort_keys=True, separators=(",", ":"), default=str)
+        return cls(scope, key, hashlib.sha256(canonical.encode()).hexdigest())
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a request produced: a JSON value, or the problem it failed with."""
+
+    value: dict[str, Any] | None
+    problem: dict[str, Any] | None
+    replayed: bool = False
+
+    def unwrap(self) -> dict[str, Any]:
+        if self.problem is not None:
+            raise error_from_problem(self.problem)
+        assert self.value is not None
+        return self.value
+
+    def to_json(self) -> dict[str, Any]:
+        return {"value": self.value, "problem": self.problem}
+
+
+_CLAIM = text(
+    "INSERT INTO idempotency_keys (scope, key, request_hash) VALUES (:scope, :key, :hash) "
+    "ON CONFLICT DO NOTHING RETURNING 1"
+)
+_READ = text(
+    "SELECT request_hash, outcome FROM idempotency_keys WHERE scope = :scope AND key = :key"
+)
+_RECORD = text(
+    "UPDATE idempotency_keys SET outcome = CAST(:outcome AS jsonb) "
+    "WHERE scope = :scope AND key = :key"
+)
+
+
+def run_once(
+    session: Session, key: IdempotencyKey | None, action: Callable[[], dict[str, Any]]
+) -> Outcome:
+    """Run `action` unless `key` was seen; a business failure is kept as the outcome too.
+
+    With a key, the action runs inside a savepoint, so a failure leaves nothing of it behind
+    while the key and the failure are still committed by the caller. Without one, errors
+    simply propagate.
+    """
+    if key is None:
+        return Outcome(value=action(), problem=None)
+    params = {"scope": key.scope, "key": key.key, "hash": key.request_hash}
+    if session.execute(_CLAIM, params).first() is None:
+        return _replay(session, key)
+    try:
+        with session.begin_nested():
+            outcome = Outcome(value=action(), problem=None)
+    except WalletError as error:
+        outcome = Outcome(value=None, problem=error.to_problem())
+    session.execute(
+        _RECORD, {"scope": key.scope, "key": key.key, "outcome": json.dumps(outcome.to_json())}
+    )
+    return outcome
+
+
+def _replay(session: Session, key: IdempotencyKey) -> Outcome:
+    stored = session.execute(_READ, {"scope": key.scope, "key": key.key}).one()
+    if stored.request_hash != key.request_hash or stored.outcome is None:
+        raise IdempotencyConflict(f"idempotency key {key.key!r} was used for another request")
+    return Outcome(value=stored.outcome["value"], problem=stored.outcome["problem"], replayed=True)

@@ -1,0 +1,1 @@
+"""Instant internal transfers between wallets (payments, tips)."""

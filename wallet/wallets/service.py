@@ -1,0 +1,76 @@
+"""Creating, finding and changing the state of wallets, always within one tenant."""
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from wallet.errors import Conflict, NotFound
+from wallet.ids import new_id
+from wallet.wallets.models import Tenant, Wallet, WalletStatus
+
+
+class UnknownWallet(NotFound):
+    problem = "unknown-wallet"
+    title = "No such wallet"
+
+
+class WalletNotActive(Conflict):
+    problem = "wallet-not-active"
+    title = "The wallet is frozen or closed"
+
+
+def create_tenant(session: Session, name: str) -> Tenant:
+    tenant = Tenant(id=new_id("ten"), name=name)
+    session.add(tenant)
+    session.flush()
+    return tenant
+
+
+def tenant_by_name(session: Session, name: str) -> Tenant | None:
+    return session.scalars(select(Tenant).where(Tenant.name == name)).one_or_none()
+
+
+def create_wallet(
+    session: Session, tenant_id: str, owner_ref: str, metadata: Mapping[str, Any] | None = None
+) -> Wallet:
+    wallet = Wallet(
+        id=new_id("wal"), tenant_id=tenant_id, owner_ref=owner_ref, metadata_=dict(metadata or {})
+    )
+    session.add(wallet)
+    session.flush()
+    return wallet
+
+
+def get_wallet(session: Session, tenant_id: str, wallet_id: str, *, lock: bool = False) -> Wallet:
+    """The tenant's wallet; another tenant's id is answered as unknown (no existence leak)."""
+    query = select(Wallet).where(Wallet.id == wallet_id, Wallet.tenant_id == tenant_id)
+    if lock:
+        query = query.with_for_update()
+    wallet = session.scalars(query).one_or_none()
+    if wallet is None:
+        raise UnknownWallet(f"no wallet {wallet_id}")
+    return wallet
+
+
+def wallets_of_owner(session: Session, tenant_id: str, owner_ref: str) -> Sequence[Wallet]:
+    return session.scalars(
+        select(Wallet)
+        .where(Wallet.tenant_id == tenant_id, Wallet.owner_ref == owner_ref)
+        .order_by(Wallet.created_at, Wallet.id)
+    ).all()
+
+
+def set_status(session: Session, tenant_id: str, wallet_id: str, status: WalletStatus) -> Wallet:
+    wallet = get_wallet(session, tenant_id, wallet_id, lock=True)
+    if wallet.status == WalletStatus.CLOSED:
+        raise WalletNotActive(f"wallet {wallet_id} is closed")
+    wallet.status = status.value
+    session.flush()
+    return wallet
+
+
+def require_active(wallet: Wallet) -> None:
+    if wallet.status != WalletStatus.ACTIVE:
+        raise WalletNotActive(f"wallet {wallet.id} is {wallet.status}")
