@@ -69,9 +69,13 @@ _CHECKS: dict[str, str] = {
 
 
 def check_ledger(session: Session) -> list[Check]:
-    """Run every check in one repeatable-read snapshot, so they see one consistent ledger."""
-    session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"))
-    return [
-        Check(name, [str(line) for line in session.execute(text(query)).scalars()])
-        for name, query in _CHECKS.items()
-    ]
+    """Run every check as one statement, so that all of them see one snapshot of the ledger."""
+    names = list(_CHECKS)
+    union = " UNION ALL ".join(
+        f"SELECT {number} AS check_number, line::text FROM ({query}) AS c{number}(line)"  # noqa: S608 - fixed queries above
+        for number, query in enumerate(_CHECKS.values())
+    )
+    found: dict[int, list[str]] = {number: [] for number in range(len(names))}
+    for number, line in session.execute(text(union)):
+        found[number].append(line)
+    return [Check(names[number], lines) for number, lines in found.items()]
