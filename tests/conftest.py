@@ -19,6 +19,8 @@ from wallet.assets import Catalogue, load_catalogue, store_catalogue
 from wallet.database import make_engine, make_session_factory, migrate, unit_of_work
 from wallet.embedded_postgres import start_embedded_postgres
 
+pytest_plugins = ["tests.devnet_fixtures"]
+
 TEST_DATABASE = f"wallet_test_{os.getpid()}"
 
 

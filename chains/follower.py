@@ -1,0 +1,404 @@
+"""Reorg-aware chain follower: a step function over batched JSON-RPC, with no storage of its own.
+
+The caller keeps the last K accepted headers (the known window) together with its cursor and
+calls `ChainFollower.step` repeatedly. Each step either advances by up to `max_blocks` blocks,
+each linked by parent hash to the one before, or reports a rollback to the newest block of the
+window that is still canonical. The caller persists a step's result and the new window together.
+"""
+
+from __future__ import annotations
+
+import enum
+import itertools
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from chains.model import (
+    TOP_LEVEL_INDEX,
+    Advance,
+    BlockHeader,
+    NativeTransfer,
+    Rollback,
+    ScannedBlock,
+    StepResult,
+    TokenTransfer,
+    WatchedAddresses,
+    normalize_address,
+    trace_index,
+)
+from chains.rpc import RpcCall, RpcClient, RpcProtocolError
+
+# keccak256("Transfer(address,address,uint256)")
+TRANSFER_TOPIC = "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef"
+
+_CALL_TRACER = {"tracer": "callTracer"}
+
+
+class TraceMode(enum.Enum):
+    """How the follower finds internal ETH transfers, depending on what the node supports."""
+
+    NONE = "none"
+    """No traces: only top-level ETH transfers are found."""
+    PARITY = "parity"
+    """`trace_block` (Erigon, Nethermind, reth, Anvil)."""
+    CALL_TRACER = "call_tracer"
+    """`debug_traceBlockByHash` with geth's callTracer (geth, reth, Anvil)."""
+
+
+class WrongChain(RuntimeError):
+    """The node serves another chain than the follower was configured for."""
+
+
+class ChainFollower:
+    """Scans an EVM chain for ETH and ERC-20 transfers to watched addresses, block by block.
+
+    `tokens` maps token contract address to the caller's asset code. `start_block` is where a
+    step with an empty known window starts. With `chain_id`, the first step checks the node's
+    eth_chainId and raises WrongChain on a mismatch. Identity indexes of internal transfers
+    depend on the trace mode's frame numbering; keep one mode per chain.
+    """
+
+    def __init__(
+        self,
+        rpc: RpcClient,
+        *,
+        tokens: Mapping[str, str] | None = None,
+        trace_mode: TraceMode = TraceMode.NONE,
+        start_block: int = 0,
+        chain_id: int | None = None,
+    ) -> None:
+        if start_block < 0:
+            raise ValueError("start_block must be >= 0")
+        self._rpc = rpc
+        self._tokens = {normalize_address(a): code for a, code in (tokens or {}).items()}
+        self._token_list = sorted(self._tokens)
+        self._trace_mode = trace_mode
+        self._start_block = start_block
+        self._chain_id = chain_id
+        self._chain_checked = chain_id is None
+
+    @property
+    def trace_mode(self) -> TraceMode:
+        return self._trace_mode
+
+    def step(
+        self,
+        known_window: Sequence[BlockHeader],
+        watched: WatchedAddresses,
+        max_blocks: int = 250,
+    ) -> StepResult:
+        """Fetch up to `max_blocks` blocks after the window's tip and scan them, or report a reorg.
+
+        `known_window` is the caller's last accepted headers, oldest first, consecutive numbers;
+        an empty window starts at `start_block` without a parent check. Raises `NodeUnreachable`
+        when the node cannot be reached and other `RpcError`s on node errors; never returns an
+        empty Advance for a failure.
+        """
+        if max_blocks < 1:
+            raise ValueError("max_blocks must be at least 1")
+        _check_window(known_window)
+        self._check_chain()
+        tip = known_window[-1] if known_window else None
+
+        # One round trip for the head and for whether our tip is still canonical.
+        calls = [RpcCall("eth_blockNumber")]
+        if tip is not None:
+            calls.append(RpcCall("eth_getBlockByNumber", (hex(tip.number), False)))
+        replies = self._rpc.batch(calls)
+        head = _quantity(replies[0])
+        if tip is not None and (replies[1] is None or replies[1]["hash"] != tip.hash):
+            return self._walk_back(known_window, head)
+
+        first = tip.number + 1 if tip is not None else self._start_block
+        last = min(head, first + max_blocks - 1)
+        if last < first:
+            return Advance((), head)
+
+        calls = [RpcCall("eth_getBlockByNumber", (hex(n), True)) for n in range(first, last + 1)]
+        if self._token_list:
+            log_filter = {
+                "fromBlock": hex(first),
+                "toBlock": hex(last),
+                "address": self._token_list,
+                "topics": [TRANSFER_TOPIC],
+            }
+            calls.append(RpcCall("eth_getLogs", (log_filter,)))
+        replies = self._rpc.batch(calls)
+        logs: list[dict[str, Any]] = replies.pop() if self._token_list else []
+
+        blocks = _linked_prefix(replies, first)
+        if tip is not None and blocks and blocks[0][0].parent_hash != tip.hash:
+            return self._walk_back(known_window, head)
+        if not blocks:
+            return Advance((), head)  # the head moved back meanwhile; the next step sees where
+
+        by_number = {h.number: (h, raw) for h, raw in blocks}
+        tokens, stop = self._token_transfers(logs, by_number, watched)
+        candidates = [
+            (h, tx)
+            for h, raw in blocks
+            if h.number < stop
+            for tx in raw["transactions"]
+            if _pays_watched(tx, watched)
+        ]
+        traced = [h for h, raw in blocks if h.number < stop and raw["transactions"]]
+        natives, stop = self._native_transfers(candidates, traced, watched, stop)
+
+        scanned = tuple(
+            ScannedBlock(
+                header=h,
+                native_transfers=tuple(natives.get(h.number, ())),
+                token_transfers=tuple(tokens.get(h.number, ())),
+            )
+            for h, _ in blocks
+            if h.number < stop
+        )
+        return Advance(scanned, head)
+
+    def _check_chain(self) -> None:
+        if self._chain_checked:
+            return
+        served = _quantity(self._rpc.call("eth_chainId"))
+        if served != self._chain_id:
+            raise WrongChain(f"node at {self._rpc.url} serves chain {served}, not {self._chain_id}")
+        self._chain_checked = True
+
+    def _walk_back(self, window: Sequence[BlockHeader], head: int) -> StepResult:
+        """Find the newest header of `window` that is still canonical, in one batch."""
+        calls = [RpcCall("eth_getBlockByNumber", (hex(h.number), False)) for h in window]
+        canonical = self._rpc.batch(calls)
+        replaced = False
+        for known, raw in zip(reversed(window), reversed(canonical), strict=True):
+            if raw is None:
+                continue  # above the node's head
+            if raw["hash"] == known.hash:
+                if not replaced:
+                    # Nothing we hold was replaced; at most the node is behind us (a lagging
+                    # replica, or a race with a reorg that undid itself). Wait for it.
+                    return Advance((), head)
+                return Rollback(ancestor=known)
+            replaced = True
+        return Rollback(ancestor=None) if replaced else Advance((), head)
+
+    def _token_transfers(
+        self,
+        logs: list[dict[str, Any]],
+        by_number: Mapping[int, tuple[BlockHeader, dict[str, Any]]],
+        watched: WatchedAddresses,
+    ) -> tuple[dict[int, list[TokenTransfer]], int]:
+        """Transfers to watched addresses, and the first block number whose logs do not match."""
+        stop = max(by_number) + 1
+        found: dict[int, list[TokenTransfer]] = {}
+        for log in logs:
+            number = _quantity(log["blockNumber"])
+            entry = by_number.get(number)
+            if entry is None or entry[0].hash != log["blockHash"] or log.get("removed"):
+                # The log comes from another fork than the header we hold: reorg in flight.
+                stop = min(stop, number)
+                continue
+            topics = log["topics"]
+            if len(topics) != 3:
+                continue  # not the ERC-20 shape (e.g. ERC-721 indexes the token id too)
+            to = "0x" + topics[2][-40:].lower()
+            if to not in watched:
+                continue
+            amount = int(log["data"], 16)
+            if amount == 0:
+                continue
+            token = log["address"].lower()
+            found.setdefault(number, []).append(
+                TokenTransfer(
+                    block_number=number,
+                    block_hash=log["blockHash"],
+                    tx_hash=log["transactionHash"],
+                    log_index=_quantity(log["logIndex"]),
+                    token=token,
+                    asset=self._tokens[token],
+                    from_address="0x" + topics[1][-40:].lower(),
+                    to_address=to,
+                    amount=amount,
+                )
+            )
+        return found, stop
+
+    def _native_transfers(
+        self,
+        candidates: list[tuple[BlockHeader, dict[str, Any]]],
+        traced: list[BlockHeader],
+        watched: WatchedAddresses,
+        stop: int,
+    ) -> tuple[dict[int, list[NativeTransfer]], int]:
+        """Top-level ETH confirmed by receipts, plus internal ETH from traces, in one batch."""
+        calls = [RpcCall("eth_getTransactionReceipt", (tx["hash"],)) for _, tx in candidates]
+        if self._trace_mode is TraceMode.PARITY:
+            calls += [RpcCall("trace_block", (hex(h.number),)) for h in traced]
+        elif self._trace_mode is TraceMode.CALL_TRACER:
+            calls += [RpcCall("debug_traceBlockByHash", (h.hash, _CALL_TRACER)) for h in traced]
+        else:
+            traced = []
+        if not calls:
+            return {}, stop
+        replies = self._rpc.batch(calls)
+        receipts, traces = replies[: len(candidates)], replies[len(candidates) :]
+
+        found: dict[int, list[NativeTransfer]] = {}
+        for (header, tx), receipt in zip(candidates, receipts, strict=True):
+            if receipt is None or receipt["blockHash"] != header.hash:
+                stop = min(stop, header.number)
+                continue
+            if receipt["status"] != "0x1":
+                continue
+            found.setdefault(header.number, []).append(
+                NativeTransfer(
+                    block_number=header.number,
+                    block_hash=header.hash,
+                    tx_hash=tx["hash"],
+                    index=TOP_LEVEL_INDEX,
+                    from_address=tx["from"].lower(),
+                    to_address=tx["to"].lower(),
+                    amount=int(tx["value"], 16),
+                )
+            )
+        collect = _parity_internal if self._trace_mode is TraceMode.PARITY else _geth_internal
+        for header, block_trace in zip(traced, traces, strict=True):
+            if header.number >= stop:
+                continue
+            internal = collect(header, block_trace, watched)
+            if internal is None:
+                stop = min(stop, header.number)
+                continue
+            if internal:
+                found.setdefault(header.number, []).extend(internal)
+        return found, stop
+
+
+def fetch_header(rpc: RpcClient, block: int | str = "latest") -> BlockHeader | None:
+    """The header of block number `block` (or a tag such as "latest"); None if there is none."""
+    raw = rpc.call("eth_getBlockByNumber", hex(block) if isinstance(block, int) else block, False)
+    return None if raw is None else _header(raw)
+
+
+def _check_window(window: Sequence[BlockHeader]) -> None:
+    for prev, cur in itertools.pairwise(window):
+        if cur.number != prev.number + 1:
+            raise ValueError(f"known window is not consecutive at block {cur.number}")
+
+
+def _quantity(value: object) -> int:
+    if not isinstance(value, str) or not value.startswith("0x"):
+        raise RpcProtocolError(f"expected a hex quantity, got {value!r:.80}")
+    return int(value, 16)
+
+
+def _header(raw: dict[str, Any]) -> BlockHeader:
+    return BlockHeader(
+        number=int(raw["number"], 16),
+        hash=raw["hash"],
+        parent_hash=raw["parentHash"],
+        timestamp=int(raw["timestamp"], 16),
+    )
+
+
+def _linked_prefix(
+    raw_blocks: Sequence[dict[str, Any] | None], first: int
+) -> list[tuple[BlockHeader, dict[str, Any]]]:
+    """The fetched blocks up to the first missing one or the first broken parent link."""
+    out: list[tuple[BlockHeader, dict[str, Any]]] = []
+    for expected, raw in enumerate(raw_blocks, start=first):
+        if raw is None:
+            break
+        header = _header(raw)
+        if header.number != expected:
+            raise RpcProtocolError(f"asked for block {expected}, node sent {header.number}")
+        if out and header.parent_hash != out[-1][0].hash:
+            break  # a reorg happened while the batch was served; the next step sorts it out
+        out.append((header, raw))
+    return out
+
+
+def _pays_watched(tx: dict[str, Any], watched: WatchedAddresses) -> bool:
+    to = tx.get("to")
+    value = tx["value"]
+    return to is not None and value != "0x0" and to.lower() in watched and int(value, 16) > 0
+
+
+def _parity_internal(
+    header: BlockHeader, traces: list[dict[str, Any]], watched: WatchedAddresses
+) -> list[NativeTransfer] | None:
+    """Internal ETH calls to watched addresses in a `trace_block` result; None on fork mismatch."""
+    found: list[NativeTransfer] = []
+    tx_hash: str | None = None
+    position = 0
+    failed: set[tuple[int, ...]] = set()
+    for trace in traces:
+        if trace.get("blockHash") != header.hash:
+            return None
+        if trace.get("transactionHash") is None:
+            continue  # block rewards on chains that report them
+        if trace["transactionHash"] != tx_hash:
+            tx_hash, position, failed = trace["transactionHash"], 0, set()
+        else:
+            position += 1
+        path = tuple(trace["traceAddress"])
+        if "error" in trace:
+            failed.add(path)
+        action = trace["action"]
+        if not path or trace["type"] != "call" or action.get("callType") != "call":
+            continue
+        to = action["to"].lower()
+        amount = int(action.get("value", "0x0"), 16)
+        if amount == 0 or to not in watched:
+            continue
+        if any(path[:i] in failed for i in range(len(path) + 1)):
+            continue
+        found.append(
+            NativeTransfer(
+                block_number=header.number,
+                block_hash=header.hash,
+                tx_hash=trace["transactionHash"],
+                index=trace_index(position),
+                from_address=action["from"].lower(),
+                to_address=to,
+                amount=amount,
+            )
+        )
+    return found
+
+
+def _geth_internal(
+    header: BlockHeader, traces: list[dict[str, Any]], watched: WatchedAddresses
+) -> list[NativeTransfer] | None:
+    """Internal ETH calls to watched addresses in a callTracer block trace."""
+    found: list[NativeTransfer] = []
+    for tx_trace in traces:
+        tx_hash = tx_trace["txHash"]
+        root = tx_trace["result"]
+        if "error" in root:
+            continue  # the transaction reverted: nothing it sent arrived
+        position = 0
+        # Depth-first pre-order, children in call order; frames under a failed call are counted
+        # (positions stay aligned with parity traces) but never reported.
+        stack: list[tuple[dict[str, Any], bool]] = [
+            (c, False) for c in reversed(root.get("calls", ()))
+        ]
+        while stack:
+            frame, under_failure = stack.pop()
+            position += 1
+            failed = under_failure or "error" in frame
+            if not failed and frame["type"] == "CALL":
+                to = frame["to"].lower()
+                amount = int(frame.get("value") or "0x0", 16)
+                if amount > 0 and to in watched:
+                    found.append(
+                        NativeTransfer(
+                            block_number=header.number,
+                            block_hash=header.hash,
+                            tx_hash=tx_hash,
+                            index=trace_index(position),
+                            from_address=frame["from"].lower(),
+                            to_address=to,
+                            amount=amount,
+                        )
+                    )
+            stack.extend((c, failed) for c in reversed(frame.get("calls", ())))
+    return found
