@@ -1,0 +1,222 @@
+"""Ledger throughput next to pgbench's TPC-B on the same PostgreSQL; prints one JSON line.
+
+Usage: python bench/ledger.py [--seconds 10] [--clients 8]
+The server is WALLET_BENCH_DATABASE_URL (an administrative URL) or the embedded PostgreSQL.
+"""
+
+import argparse
+import json
+import multiprocessing
+import os
+import random
+import re
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from sqlalchemy import make_url, text
+
+from wallet.assets import load_catalogue, store_catalogue
+from wallet.database import make_engine, make_session_factory, migrate, run_transaction
+from wallet.embedded_postgres import start_embedded_postgres
+from wallet.ledger import postings
+from wallet.ledger.accounts import system_account
+from wallet.ledger.postings import Posting, Reason, TransactionRequest
+from wallet.ledger.reconcile import check_ledger
+from wallet.transfers.service import TransferRequest, transfer, transfer_batch
+
+ACCOUNTS = 10_000
+BATCH = 1_000
+ASSET = "USD"
+FUNDING = 10**9
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--clients", type=int, default=8)
+    args = parser.parse_args()
+
+    server = os.environ.get("WALLET_BENCH_DATABASE_URL") or start_embedded_postgres(
+        Path(tempfile.mkdtemp(prefix="wallet-bench-"))
+    )
+    ledger_url = fresh_database(server, "wallet_bench")
+    tenant, wallets = prepare(ledger_url)
+
+    figures: dict[str, Any] = {"clients": args.clients, "seconds": args.seconds}
+    figures["pgbench_tps"] = pgbench_tps(server, args.clients, args.seconds)
+    uniform = run_clients(ledger_url, tenant, wallets, args, hot=False)
+    figures["transfers_per_s"] = uniform["rate"]
+    figures["p50_ms"], figures["p99_ms"] = uniform["p50_ms"], uniform["p99_ms"]
+    hot = run_clients(ledger_url, tenant, wallets, args, hot=True)
+    figures["hot_transfers_per_s"] = hot["rate"]
+    figures["hot_p99_ms"] = hot["p99_ms"]
+    figures["batch_transfers_per_s"] = batch_rate(ledger_url, tenant, wallets, args.seconds)
+    figures["transfers_vs_pgbench"] = round(figures["transfers_per_s"] / figures["pgbench_tps"], 3)
+    figures["hot_vs_uniform"] = round(hot["rate"] / uniform["rate"], 3)
+    figures["invariants_ok"] = invariants_ok(ledger_url)
+    print(json.dumps(figures))
+
+
+def fresh_database(server: str, name: str) -> str:
+    with psycopg.connect(server, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.execute(f'CREATE DATABASE "{name}"')
+    return make_url(server).set(database=name).render_as_string(hide_password=False)
+
+
+def prepare(url: str) -> tuple[str, list[str]]:
+    """Migrate, then create one tenant with ACCOUNTS funded wallets (in bulk)."""
+    engine = make_engine(url)
+    migrate(engine)
+    sessions = make_session_factory(engine)
+    catalogue = load_catalogue()
+    tenant = "ten_bench"
+    wallets = [f"wal_bench{i:06d}" for i in range(ACCOUNTS)]
+
+    def setup(session: Any) -> None:
+        store_catalogue(session, catalogue)
+        session.execute(text("INSERT INTO tenants (id, name) VALUES (:t, :t)"), {"t": tenant})
+        session.execute(
+            text(
+                "INSERT INTO wallets (id, tenant_id, owner_ref) "
+                "SELECT w, :t, w FROM unnest(CAST(:w AS text[])) AS w"
+            ),
+            {"t": tenant, "w": wallets},
+        )
+        accounts = session.execute(
+            text(
+                "INSERT INTO accounts (wallet_id, asset) "
+                "SELECT w, :a FROM unnest(CAST(:w AS text[])) AS w RETURNING id"
+            ),
+            {"a": ASSET, "w": wallets},
+        ).scalars()
+        bank = system_account(session, "bank:bench", ASSET)
+        funding = [
+            TransactionRequest(Reason.ADJUSTMENT, [Posting(bank, -FUNDING), Posting(a, FUNDING)])
+            for a in accounts
+        ]
+        for start in range(0, len(funding), BATCH):
+            postings.apply(session, funding[start : start + BATCH], atomic=True)
+
+    run_transaction(sessions, setup)
+    engine.dispose()
+    return tenant, wallets
+
+
+def pgbench_tps(server: str, clients: int, seconds: float) -> float:
+    """pgbench's built-in TPC-B, scale = clients, on its own database of the same server."""
+    url = fresh_database(server, "pgbench_reference")
+    binary = pgbench_binary()
+    env = {**os.environ, "PGOPTIONS": ""}
+    subprocess.run(
+        [binary, "-i", "-q", "-s", str(clients), url], check=True, capture_output=True, env=env
+    )
+    run = subprocess.run(
+        [binary, "-n", "-c", str(clients), "-j", "2", "-T", str(int(seconds)), url],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    match = re.search(r"tps = ([0-9.]+)", run.stdout)
+    assert match is not None, run.stdout
+    return round(float(match.group(1)), 1)
+
+
+def pgbench_binary() -> str:
+    from embedded_postgres._commands import POSTGRES_BIN_PATH  # noqa: PLC0415
+
+    return shutil.which("pgbench") or str(POSTGRES_BIN_PATH / "pgbench")
+
+
+@dataclass(frozen=True)
+class ClientJob:
+    url: str
+    tenant: str
+    wallets: list[str]
+    seconds: float
+    seed: int
+    hot: bool = False
+
+
+def run_clients(
+    url: str, tenant: str, wallets: list[str], args: argparse.Namespace, *, hot: bool
+) -> dict[str, float]:
+    jobs = [
+        ClientJob(url, tenant, wallets, args.seconds, seed, hot) for seed in range(args.clients)
+    ]
+    with multiprocessing.get_context("spawn").Pool(args.clients) as pool:
+        results = pool.map(transfer_client, jobs)
+    latencies = sorted(latency for _, client in results for latency in client)
+    done = sum(count for count, _ in results)
+    return {
+        "rate": round(done / args.seconds, 1),
+        "p50_ms": round(statistics.median(latencies) * 1000, 2),
+        "p99_ms": round(latencies[int(len(latencies) * 0.99)] * 1000, 2),
+    }
+
+
+def transfer_client(job: ClientJob) -> tuple[int, list[float]]:
+    """One client: a transfer per call, in its own unit of work, for `job.seconds`."""
+    rng = random.Random(job.seed)
+    engine = make_engine(job.url, pool_size=1)
+    sessions = make_session_factory(engine)
+    catalogue = load_catalogue()
+    creator = job.wallets[0]
+    latencies: list[float] = []
+    deadline = time.perf_counter() + job.seconds
+    while (start := time.perf_counter()) < deadline:
+        source = job.wallets[rng.randrange(1, ACCOUNTS)]
+        destination = creator if job.hot else job.wallets[rng.randrange(ACCOUNTS)]
+        if destination == source:
+            continue
+        request = TransferRequest(job.tenant, source, destination, ASSET, rng.randint(1, 100))
+        run_transaction(sessions, lambda s, r=request: transfer(s, catalogue, r))
+        latencies.append(time.perf_counter() - start)
+    engine.dispose()
+    return len(latencies), latencies
+
+
+def batch_rate(url: str, tenant: str, wallets: list[str], seconds: float) -> float:
+    """The batch call: BATCH transfers per call, one client per core."""
+    clients = os.cpu_count() or 2
+    jobs = [ClientJob(url, tenant, wallets, seconds, seed) for seed in range(clients)]
+    with multiprocessing.get_context("spawn").Pool(clients) as pool:
+        counts = pool.map(batch_client, jobs)
+    return round(sum(counts) / seconds, 1)
+
+
+def batch_client(job: ClientJob) -> int:
+    rng = random.Random(job.seed)
+    engine = make_engine(job.url, pool_size=1)
+    sessions = make_session_factory(engine)
+    catalogue = load_catalogue()
+    done = 0
+    deadline = time.perf_counter() + job.seconds
+    while time.perf_counter() < deadline:
+        pairs = [rng.sample(job.wallets, 2) for _ in range(BATCH)]
+        batch = [TransferRequest(job.tenant, a, b, ASSET, rng.randint(1, 100)) for a, b in pairs]
+        results = run_transaction(
+            sessions, lambda s, b=batch: transfer_batch(s, catalogue, b, atomic=False)
+        )
+        done += sum(1 for result in results if not isinstance(result, Exception))
+    engine.dispose()
+    return done
+
+
+def invariants_ok(url: str) -> bool:
+    engine = make_engine(url)
+    checks = run_transaction(make_session_factory(engine), check_ledger)
+    engine.dispose()
+    return all(check.ok for check in checks)
+
+
+if __name__ == "__main__":
+    main()
