@@ -1,5 +1,7 @@
 """Composition at process start: settings -> database, catalogue."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
@@ -36,3 +38,13 @@ def build_runtime(settings: Settings) -> Runtime:
         sessions=make_session_factory(engine),
         catalogue=load_catalogue(settings.assets_file),
     )
+
+
+@contextmanager
+def open_runtime(settings: Settings) -> Iterator[Runtime]:
+    """A runtime for a command that ends: its connections are closed when it is done."""
+    runtime = build_runtime(settings)
+    try:
+        yield runtime
+    finally:
+        runtime.engine.dispose()

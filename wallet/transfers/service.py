@@ -153,25 +153,24 @@ class _WalletAccount:
     wallet_status: str
 
 
-# One statement for a whole batch: the tenant's wallets among those named, and their account
-# for each asset, created on first use (concurrent first uses create one row).
+# The tenant's wallets among those named, with their account for each asset if it exists.
 _WALLET_ACCOUNTS = text(
     """
-    WITH wanted AS (
-        SELECT w.id AS wallet_id, w.status, x.asset
-        FROM unnest(CAST(:wallets AS text[]), CAST(:assets AS text[])) AS x(wallet_id, asset)
-        JOIN wallets w ON w.id = x.wallet_id AND w.tenant_id = :tenant
-        JOIN assets a ON a.code = x.asset
-    ), created AS (
-        INSERT INTO accounts (wallet_id, asset)
-        SELECT wallet_id, asset FROM wanted
-        ON CONFLICT (wallet_id, asset) DO NOTHING
-        RETURNING id, wallet_id, asset
-    )
-    SELECT wanted.wallet_id, wanted.asset, wanted.status, coalesce(c.id, acc.id) AS account_id
-    FROM wanted
-    LEFT JOIN created c ON c.wallet_id = wanted.wallet_id AND c.asset = wanted.asset
-    LEFT JOIN accounts acc ON acc.wallet_id = wanted.wallet_id AND acc.asset = wanted.asset
+    SELECT w.id AS wallet_id, x.asset, w.status, acc.id AS account_id
+    FROM unnest(CAST(:wallets AS text[]), CAST(:assets AS text[])) AS x(wallet_id, asset)
+    JOIN wallets w ON w.id = x.wallet_id AND w.tenant_id = :tenant
+    LEFT JOIN accounts acc ON acc.wallet_id = x.wallet_id AND acc.asset = x.asset
+    """
+)
+# Accounts are created on first use; a concurrent first use inserts the row once.
+_OPEN_ACCOUNTS = text(
+    """
+    INSERT INTO accounts (wallet_id, asset)
+    SELECT w.id, x.asset
+    FROM unnest(CAST(:wallets AS text[]), CAST(:assets AS text[])) AS x(wallet_id, asset)
+    JOIN wallets w ON w.id = x.wallet_id AND w.tenant_id = :tenant
+    JOIN assets a ON a.code = x.asset
+    ON CONFLICT (wallet_id, asset) DO NOTHING
     """
 )
 
@@ -193,8 +192,7 @@ def _wallet_accounts(
     }
     rows = session.execute(_WALLET_ACCOUNTS, params).all()
     if any(row.account_id is None for row in rows):
-        # Another transaction created one of the accounts while this statement ran; its row
-        # was outside this statement's snapshot, and is inside the next one's.
+        session.execute(_OPEN_ACCOUNTS, params)
         rows = session.execute(_WALLET_ACCOUNTS, params).all()
     return {(row.wallet_id, row.asset): _WalletAccount(row.account_id, row.status) for row in rows}
 

@@ -9,14 +9,9 @@ from tests.factories import Factory
 from wallet.database import unit_of_work
 
 
-def posting_of(factory: Factory, sessions: sessionmaker[Session]) -> int:
-    alice = factory.fund(factory.wallet(), "USD", 100)
-    with unit_of_work(sessions) as session:
-        return int(
-            session.execute(
-                text("SELECT id FROM postings WHERE account_id = :a"), {"a": alice}
-            ).scalar_one()
-        )
+def posting_of(factory: Factory) -> int:
+    """The account of a wallet's only posting (its version 1)."""
+    return factory.fund(factory.wallet(), "USD", 100)
 
 
 def test_an_unbalanced_transaction_is_rejected(
@@ -38,18 +33,18 @@ def test_an_unbalanced_transaction_is_rejected(
 @pytest.mark.parametrize(
     "statement",
     [
-        "UPDATE postings SET amount = amount * 2 WHERE id = :id",
-        "DELETE FROM postings WHERE id = :id",
+        "UPDATE postings SET amount = amount * 2 WHERE account_id = :id",
+        "DELETE FROM postings WHERE account_id = :id",
         "UPDATE ledger_transactions SET reason = 'x' "
-        "WHERE id = (SELECT transaction_id FROM postings WHERE id = :id)",
+        "WHERE id = (SELECT transaction_id FROM postings WHERE account_id = :id)",
         "DELETE FROM ledger_transactions "
-        "WHERE id = (SELECT transaction_id FROM postings WHERE id = :id)",
+        "WHERE id = (SELECT transaction_id FROM postings WHERE account_id = :id)",
     ],
 )
 def test_postings_and_transactions_are_append_only(
     factory: Factory, sessions: sessionmaker[Session], statement: str
 ) -> None:
-    posting = posting_of(factory, sessions)
+    posting = posting_of(factory)
     with pytest.raises(DBAPIError, match="append-only"), unit_of_work(sessions) as session:
         session.execute(text(statement), {"id": posting})
 
