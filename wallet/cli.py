@@ -5,32 +5,89 @@ import os
 import typer
 import uvicorn
 
+from wallet.apikeys.models import Scope
+from wallet.apikeys.service import create_key_for_tenant, list_keys, revoke_key
 from wallet.assets import store_catalogue
 from wallet.database import migrate, unit_of_work
+from wallet.errors import WalletError
 from wallet.ledger.reconcile import check_ledger
-from wallet.runtime import build_runtime, database_url
+from wallet.runtime import database_url, open_runtime
 from wallet.settings import load_settings
+from wallet.wallets.service import tenant_by_name
 
 app = typer.Typer(help="Custodial hybrid wallet service.", no_args_is_help=True)
 db = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db, name="db")
+keys = typer.Typer(help="API keys of the tenants.", no_args_is_help=True)
+app.add_typer(keys, name="keys")
 
 
 @db.command("migrate")
 def db_migrate() -> None:
     """Bring the schema to the newest revision and store the asset catalogue."""
-    runtime = build_runtime(load_settings())
-    migrate(runtime.engine)
-    with unit_of_work(runtime.sessions) as session:
-        store_catalogue(session, runtime.catalogue)
+    with open_runtime(load_settings()) as runtime:
+        migrate(runtime.engine)
+        with unit_of_work(runtime.sessions) as session:
+            store_catalogue(session, runtime.catalogue)
     typer.echo("database is up to date")
+
+
+@keys.command("create")
+def keys_create(
+    tenant: str = typer.Option(..., help="The tenant's name; a new name creates the tenant."),
+    scopes: str = typer.Option(..., help=f"Comma-separated, among: {', '.join(Scope)}."),
+    label: str | None = typer.Option(None, help="A note on what the key is for."),
+) -> None:
+    """Make a new API key and print its secret, which is shown only this once."""
+    try:
+        wanted = [Scope(name.strip()) for name in scopes.split(",") if name.strip()]
+    except ValueError as error:
+        raise typer.BadParameter(f"{error}; scopes are: {', '.join(Scope)}") from None
+    try:
+        with open_runtime(load_settings()) as runtime, unit_of_work(runtime.sessions) as session:
+            owner, issued = create_key_for_tenant(session, tenant, wanted, label)
+    except WalletError as error:
+        raise typer.BadParameter(error.detail) from None
+    typer.echo(f"tenant  {owner.id} ({owner.name})")
+    typer.echo(f"key     {issued.key.id}")
+    typer.echo(f"scopes  {','.join(issued.key.scopes)}")
+    typer.echo(f"secret  {issued.secret}")
+    typer.echo("The secret is not stored and will not be shown again.", err=True)
+
+
+@keys.command("list")
+def keys_list(tenant: str | None = typer.Option(None, help="Only this tenant's keys.")) -> None:
+    """List the keys (never their secrets), revoked ones included."""
+    with open_runtime(load_settings()) as runtime, unit_of_work(runtime.sessions) as session:
+        tenant_id = None
+        if tenant is not None:
+            found = tenant_by_name(session, tenant)
+            if found is None:
+                raise typer.BadParameter(f"no tenant named {tenant!r}")
+            tenant_id = found.id
+        for key in list_keys(session, tenant_id):
+            state = "active" if key.active else f"revoked {key.revoked_at:%Y-%m-%d %H:%M}"
+            typer.echo(
+                f"{key.id}  {key.tenant_id}  {','.join(key.scopes):<32}  {state:<24}  "
+                f"{key.label or ''}"
+            )
+
+
+@keys.command("revoke")
+def keys_revoke(key_id: str) -> None:
+    """Revoke a key: requests with it are refused from now on."""
+    try:
+        with open_runtime(load_settings()) as runtime, unit_of_work(runtime.sessions) as session:
+            key = revoke_key(session, key_id)
+    except WalletError as error:
+        raise typer.BadParameter(error.detail) from None
+    typer.echo(f"revoked {key.id} at {key.revoked_at:%Y-%m-%d %H:%M:%S %Z}")
 
 
 @app.command()
 def reconcile() -> None:
     """Check every ledger invariant; exit 1 if any is violated."""
-    runtime = build_runtime(load_settings())
-    with unit_of_work(runtime.sessions) as session:
+    with open_runtime(load_settings()) as runtime, unit_of_work(runtime.sessions) as session:
         checks = check_ledger(session)
     for check in checks:
         typer.echo(f"{'ok  ' if check.ok else 'FAIL'} {check.name}")

@@ -3,12 +3,31 @@
 from fastapi import FastAPI
 from sqlalchemy import text
 
+from wallet.api import assets, transfers, wallets, webhook_endpoints
+from wallet.api.handlers import install_problem_handlers
 from wallet.runtime import Runtime
+
+DESCRIPTION = """
+The app's API to the wallet service.
+
+* Authenticate with an API key: `Authorization: Bearer wk_live_...`. A key belongs to one
+  tenant and sees only that tenant's resources; each operation needs one scope (`read`,
+  `transfer`, `withdraw`, `operator`).
+* Amounts are decimal strings in the asset's unit (`"12.50"` USD), never numbers; ids are
+  prefixed strings (`wal_...`, `trf_...`).
+* `POST`s that move money need an `Idempotency-Key` header; a retry with the same key gets
+  the first answer back, with `Idempotent-Replayed: true`.
+* Lists are newest first and paginated by `cursor` (from `next_cursor`) and `limit`.
+* Errors are `application/problem+json` documents with a stable `type` URI.
+"""
 
 
 def create_app(runtime: Runtime) -> FastAPI:
-    app = FastAPI(title="Hybrid wallet API", version="1")
+    app = FastAPI(title="Hybrid wallet API", version="1", description=DESCRIPTION)
     app.state.runtime = runtime
+    install_problem_handlers(app)
+    for router in (wallets.router, transfers.router, assets.router, webhook_endpoints.router):
+        app.include_router(router)
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:

@@ -132,8 +132,9 @@ def reverse(
 ) -> int:
     """Write the reversing transaction of `transaction_id` (each posting negated); once only."""
     rows = session.execute(
-        text("SELECT account_id, amount FROM postings WHERE transaction_id = :id "
-            "ORDER BY account_id"),
+        text(
+            "SELECT account_id, amount FROM postings WHERE transaction_id = :id ORDER BY account_id"
+        ),
         {"id": transaction_id},
     ).all()
     if not rows:

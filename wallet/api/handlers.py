@@ -1,0 +1,110 @@
+"""One renderer for every error: each becomes a problem document, documented in OpenAPI.
+
+A business error (a `WalletError`) keeps its own status and stable type; request validation
+errors list the offending fields; routing errors (404, 405) are problems too; any other
+exception becomes a generic 500 that reveals nothing of the code or the database (the
+traceback goes to the server's log).
+"""
+
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse
+from pydantic.json_schema import models_json_schema
+from starlette.exceptions import HTTPException
+from starlette.routing import Match
+
+from wallet.api.auth import Unauthenticated
+from wallet.api.idempotent import IDEMPOTENCY_KEY_HEADER, IdempotencyKeyRequired
+from wallet.api.problems import Problem, problem_response
+from wallet.errors import PROBLEM_BASE, InvalidRequest, WalletError
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    """Render every error of `app` as a problem document and document them in its OpenAPI."""
+    app.add_exception_handler(WalletError, _wallet_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected_error)
+    app.openapi = lambda: _openapi_with_problems(app)  # type: ignore[method-assign]
+
+
+async def _wallet_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, WalletError)
+    headers = {"WWW-Authenticate": "Bearer"} if isinstance(error, Unauthenticated) else None
+    return problem_response(error.to_problem(), headers)
+
+
+async def _validation_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, RequestValidationError)
+    if any(_is_missing_idempotency_key(item) for item in error.errors()):
+        missing = IdempotencyKeyRequired(f"send an {IDEMPOTENCY_KEY_HEADER} header")
+        return problem_response(missing.to_problem())
+    fields = [
+        {"field": ".".join(str(part) for part in item["loc"]), "message": item["msg"]}
+        for item in error.errors()
+    ]
+    detail = "; ".join(f"{item['field']}: {item['message']}" for item in fields)
+    return problem_response(InvalidRequest(detail, errors=fields).to_problem())
+
+
+def _is_missing_idempotency_key(item: dict[str, Any]) -> bool:
+    return item["type"] == "missing" and tuple(item["loc"]) == ("header", IDEMPOTENCY_KEY_HEADER)
+
+
+async def _http_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, HTTPException)
+    status = HTTPStatus(error.status_code)
+    problem = {
+        "type": PROBLEM_BASE + status.phrase.lower().replace(" ", "-").replace("'", ""),
+        "title": status.phrase,
+        "status": status.value,
+        "detail": str(error.detail),
+    }
+    headers = dict(error.headers or {})
+    if status == HTTPStatus.METHOD_NOT_ALLOWED:
+        headers["Allow"] = ", ".join(_allowed_methods(request))
+    return problem_response(problem, headers)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method the path answers; Starlette names only those of the first route found."""
+    return [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL
+            for route in request.app.router.routes
+        )
+    ]
+
+
+async def _unexpected_error(request: Request, error: Exception) -> JSONResponse:
+    problem = {
+        "type": PROBLEM_BASE + "internal-error",
+        "title": "Internal server error",
+        "status": 500,
+        "detail": "The request failed on our side; it has been logged.",
+    }
+    return problem_response(problem)
+
+
+def _openapi_with_problems(app: FastAPI) -> dict[str, Any]:
+    if app.openapi_schema is None:
+        schema = get_openapi(
+            title=app.title,
+            version=app.version,
+            description=app.description,
+            routes=app.routes,
+        )
+        _, definitions = models_json_schema(
+            [(Problem, "serialization")], ref_template="#/components/schemas/{model}"
+        )
+        schema.setdefault("components", {}).setdefault("schemas", {}).update(definitions["$defs"])
+        app.openapi_schema = schema
+    return app.openapi_schema

@@ -1,0 +1,251 @@
+"""Wallets: create, find, list by owner, freeze; their balances and ledger history."""
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import JSONResponse
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from sqlalchemy import select, tuple_
+from sqlalchemy.orm import Session
+
+from wallet.api.auth import Operator, Principal, Reader, Transferer
+from wallet.api.dependencies import CatalogueDep, DbSession, known_query_parameters
+from wallet.api.fields import AssetCode, Metadata, OwnerRef, WalletIdPath
+from wallet.api.history import HistoryEntry, HistoryFilter, wallet_history
+from wallet.api.idempotent import REPLAY_HEADERS, OptionalIdempotencyKey, respond_once
+from wallet.api.pagination import Cursor, Limit, Page, Position, decode_cursor, encode_cursor
+from wallet.api.problems import problem_responses
+from wallet.assets import Catalogue
+from wallet.ledger.accounts import wallet_balances
+from wallet.transfers.service import PREFIX as TRANSFER_PREFIX
+from wallet.wallets.models import Wallet, WalletStatus
+from wallet.wallets.service import create_wallet, get_wallet, set_status
+
+LEDGER_TRANSACTION_PREFIX = "ltx_"
+
+router = APIRouter(
+    dependencies=[Depends(known_query_parameters)],
+    prefix="/v1/wallets",
+    tags=["wallets"],
+    responses=problem_responses(400, 401, 403, 422, 500),
+)
+
+
+class WalletCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    owner_ref: OwnerRef
+    metadata: Metadata = Field(default_factory=dict)
+
+
+class WalletOut(BaseModel):
+    id: str = Field(examples=["wal_mfrggzdfmztwq2lknnwg23tpobyxe43u"])
+    owner_ref: str
+    status: WalletStatus
+    metadata: dict[str, Any]
+    created_at: datetime
+
+    @classmethod
+    def of(cls, wallet: Wallet) -> "WalletOut":
+        return cls(
+            id=wallet.id,
+            owner_ref=wallet.owner_ref,
+            status=WalletStatus(wallet.status),
+            metadata=wallet.metadata_,
+            created_at=wallet.created_at.astimezone(UTC),
+        )
+
+
+class AssetBalance(BaseModel):
+    """Amounts as decimal strings in the asset's unit; `available` may be spent now."""
+
+    asset: str
+    available: str = Field(examples=["87.50"])
+    pending_in: str
+    pending_out: str
+    posted: str
+
+
+class WalletBalances(BaseModel):
+    wallet_id: str
+    balances: list[AssetBalance]
+
+
+class HistoryItem(BaseModel):
+    """One movement on the wallet: a signed amount and the balance right after it."""
+
+    transaction_id: str = Field(description="The ledger transaction (`ltx_...`).")
+    transfer_id: str | None = Field(description="The transfer (`trf_...`), for transfers.")
+    reason: str = Field(examples=["transfer", "deposit", "withdrawal"])
+    asset: str
+    amount: str = Field(examples=["-12.50"], description="Negative when money left the wallet.")
+    balance_after: str = Field(description="The asset's posted balance right after this entry.")
+    created_at: datetime
+    memo: str | None
+    metadata: dict[str, Any]
+
+    @classmethod
+    def of(cls, entry: HistoryEntry, catalogue: Catalogue) -> "HistoryItem":
+        asset = catalogue.asset(entry.asset)
+        return cls(
+            transaction_id=f"{LEDGER_TRANSACTION_PREFIX}{entry.transaction_id}",
+            transfer_id=(
+                f"{TRANSFER_PREFIX}{entry.transaction_id}" if entry.reason == "transfer" else None
+            ),
+            reason=entry.reason,
+            asset=entry.asset,
+            amount=asset.format(entry.amount),
+            balance_after=asset.format(entry.balance_after),
+            created_at=entry.created_at.astimezone(UTC),
+            memo=entry.memo,
+            metadata=entry.metadata,
+        )
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=WalletOut,
+    summary="Create a wallet",
+    responses={201: {"headers": REPLAY_HEADERS}, **problem_responses(409)},
+)
+def create(
+    body: WalletCreate,
+    principal: Transferer,
+    session: DbSession,
+    idempotency_key: OptionalIdempotencyKey = None,
+) -> JSONResponse:
+    """A new active wallet of the caller's tenant; `Idempotency-Key` is optional here."""
+
+    def action() -> dict[str, Any]:
+        wallet = create_wallet(session, principal.tenant_id, body.owner_ref, body.metadata)
+        return WalletOut.of(wallet).model_dump(mode="json")
+
+    return respond_once(
+        session,
+        principal,
+        idempotency_key,
+        operation="POST /v1/wallets",
+        body=body,
+        status_code=201,
+        action=action,
+    )
+
+
+@router.get("", summary="List wallets")
+def list_wallets(
+    principal: Reader,
+    session: DbSession,
+    owner_ref: Annotated[OwnerRef | None, Query()] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Page[WalletOut]:
+    """The tenant's wallets, newest first, optionally only those of one owner."""
+    after = decode_cursor(cursor) if cursor is not None else None
+    wallets = _wallets_page(session, principal, owner_ref, after, limit + 1)
+    return Page(
+        data=[WalletOut.of(wallet) for wallet in wallets[:limit]],
+        next_cursor=(
+            encode_cursor(Position(wallets[limit - 1].created_at, wallets[limit - 1].id))
+            if len(wallets) > limit
+            else None
+        ),
+    )
+
+
+@router.get("/{wallet_id}", summary="Get a wallet", responses=problem_responses(404))
+def get(wallet_id: WalletIdPath, principal: Reader, session: DbSession) -> WalletOut:
+    return WalletOut.of(get_wallet(session, principal.tenant_id, wallet_id))
+
+
+@router.post(
+    "/{wallet_id}/freeze", summary="Freeze a wallet", responses=problem_responses(404, 409)
+)
+def freeze(wallet_id: WalletIdPath, principal: Operator, session: DbSession) -> WalletOut:
+    """Stop money from leaving or entering the wallet until it is unfrozen."""
+    return WalletOut.of(set_status(session, principal.tenant_id, wallet_id, WalletStatus.FROZEN))
+
+
+@router.post(
+    "/{wallet_id}/unfreeze", summary="Unfreeze a wallet", responses=problem_responses(404, 409)
+)
+def unfreeze(wallet_id: WalletIdPath, principal: Operator, session: DbSession) -> WalletOut:
+    return WalletOut.of(set_status(session, principal.tenant_id, wallet_id, WalletStatus.ACTIVE))
+
+
+@router.get(
+    "/{wallet_id}/balances", summary="Get a wallet's balances", responses=problem_responses(404)
+)
+def balances(
+    wallet_id: WalletIdPath, principal: Reader, session: DbSession, catalogue: CatalogueDep
+) -> WalletBalances:
+    """Every configured asset's balance, zero where the wallet never held it."""
+    get_wallet(session, principal.tenant_id, wallet_id)
+    held = {balance.asset: balance for balance in wallet_balances(session, wallet_id)}
+    rows: list[AssetBalance] = []
+    for asset in catalogue.assets.values():
+        balance = held.get(asset.code)
+        posted, pending_in, pending_out = (
+            (balance.posted, balance.pending_in, balance.pending_out) if balance else (0, 0, 0)
+        )
+        rows.append(
+            AssetBalance(
+                asset=asset.code,
+                available=asset.format(posted - pending_out),
+                pending_in=asset.format(pending_in),
+                pending_out=asset.format(pending_out),
+                posted=asset.format(posted),
+            )
+        )
+    return WalletBalances(wallet_id=wallet_id, balances=rows)
+
+
+@router.get(
+    "/{wallet_id}/transactions",
+    summary="List a wallet's ledger history",
+    responses=problem_responses(404),
+)
+def transactions(
+    *,
+    wallet_id: WalletIdPath,
+    principal: Reader,
+    session: DbSession,
+    catalogue: CatalogueDep,
+    asset: Annotated[AssetCode | None, Query(description="Only this asset.")] = None,
+    created_after: Annotated[AwareDatetime | None, Query()] = None,
+    created_before: Annotated[AwareDatetime | None, Query()] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Page[HistoryItem]:
+    """Every movement on the wallet's accounts, newest first."""
+    get_wallet(session, principal.tenant_id, wallet_id)
+    if asset is not None:
+        catalogue.asset(asset)
+    entries = wallet_history(
+        session,
+        wallet_id,
+        HistoryFilter(asset, created_after, created_before),
+        after=decode_cursor(cursor) if cursor is not None else None,
+        limit=limit + 1,
+    )
+    return Page(
+        data=[HistoryItem.of(entry, catalogue) for entry in entries[:limit]],
+        next_cursor=encode_cursor(entries[limit - 1].position) if len(entries) > limit else None,
+    )
+
+
+def _wallets_page(
+    session: Session,
+    principal: Principal,
+    owner_ref: str | None,
+    after: Position | None,
+    limit: int,
+) -> list[Wallet]:
+    query = select(Wallet).where(Wallet.tenant_id == principal.tenant_id)
+    if owner_ref is not None:
+        query = query.where(Wallet.owner_ref == owner_ref)
+    if after is not None:
+        query = query.where(tuple_(Wallet.created_at, Wallet.id) < (after.created_at, after.id))
+    query = query.order_by(Wallet.created_at.desc(), Wallet.id.desc()).limit(limit)
+    return list(session.scalars(query))

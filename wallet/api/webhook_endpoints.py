@@ -1,0 +1,184 @@
+"""Webhook endpoints: the tenant's URLs, the events each wants, and deliveries to them."""
+
+import re
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Response
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from wallet.api.auth import Operator, Reader
+from wallet.api.dependencies import DbSession, known_query_parameters
+from wallet.api.fields import ID_PATTERN, storable
+from wallet.api.pagination import (
+    Cursor,
+    InvalidCursor,
+    Limit,
+    Page,
+    Position,
+    decode_cursor,
+    encode_cursor,
+)
+from wallet.api.problems import problem_responses
+from wallet.events.types import EVENT_TYPES
+from wallet.webhooks.service import (
+    MAX_URL_LENGTH,
+    DeliveryStatus,
+    WebhookDelivery,
+    WebhookEndpoint,
+    create_endpoint,
+    delete_endpoint,
+    get_endpoint,
+    list_deliveries,
+    list_endpoints,
+)
+
+router = APIRouter(
+    dependencies=[Depends(known_query_parameters)],
+    prefix="/v1/webhook-endpoints",
+    tags=["webhooks"],
+    responses=problem_responses(400, 401, 403, 422, 500),
+)
+
+EndpointIdPath = Annotated[
+    str, Path(max_length=64, pattern=ID_PATTERN, description="A webhook endpoint id (`whe_...`).")
+]
+EventTypePattern = Annotated[str, StringConstraints(min_length=1, max_length=100), storable]
+
+_EVENT_TYPES_DESCRIPTION = (
+    "Event types to receive: exact (`transfer.created`), a family (`deposit.*`) or all (`*`). "
+    "Known types: " + ", ".join(f"`{name}`" for name in EVENT_TYPES) + "."
+)
+
+
+class WebhookEndpointCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: Annotated[str, StringConstraints(min_length=1, max_length=MAX_URL_LENGTH), storable] = (
+        Field(examples=["https://app.example/webhooks/wallet"])
+    )
+    event_types: list[EventTypePattern] = Field(
+        min_length=1, max_length=50, description=_EVENT_TYPES_DESCRIPTION
+    )
+
+
+class WebhookEndpointOut(BaseModel):
+    id: str = Field(examples=["whe_mfrggzdfmztwq2lknnwg23tpobyxe43u"])
+    url: str
+    event_types: list[str]
+    created_at: datetime
+
+    @classmethod
+    def of(cls, endpoint: WebhookEndpoint) -> "WebhookEndpointOut":
+        return cls(
+            id=endpoint.id,
+            url=endpoint.url,
+            event_types=list(endpoint.event_types),
+            created_at=endpoint.created_at.astimezone(UTC),
+        )
+
+
+class CreatedWebhookEndpoint(WebhookEndpointOut):
+    secret: str = Field(
+        description="The signing secret (`whsec_...`) of the Standard Webhooks signatures on "
+        "this endpoint's deliveries. Shown only in this response: store it now."
+    )
+
+
+class WebhookEndpointList(BaseModel):
+    data: list[WebhookEndpointOut]
+
+
+class WebhookDeliveryOut(BaseModel):
+    """One event's delivery to the endpoint: retried with backoff until delivered or given up."""
+
+    id: str = Field(examples=["whd_mfrggzdfmztwq2lknnwg23tpobyxe43u"])
+    event_id: str
+    event_type: str
+    status: DeliveryStatus
+    attempt_count: int
+    last_status_code: int | None
+    last_error: str | None
+    next_attempt_at: datetime | None
+    created_at: datetime
+    delivered_at: datetime | None
+
+    @classmethod
+    def of(cls, delivery: WebhookDelivery) -> "WebhookDeliveryOut":
+        return cls(
+            id=delivery.id,
+            event_id=delivery.event_id,
+            event_type=delivery.event_type,
+            status=delivery.status,
+            attempt_count=delivery.attempt_count,
+            last_status_code=delivery.last_status_code,
+            last_error=delivery.last_error,
+            next_attempt_at=_utc(delivery.next_attempt_at),
+            created_at=delivery.created_at.astimezone(UTC),
+            delivered_at=_utc(delivery.delivered_at),
+        )
+
+
+@router.post("", status_code=201, summary="Add a webhook endpoint")
+def create(
+    body: WebhookEndpointCreate, principal: Operator, session: DbSession
+) -> CreatedWebhookEndpoint:
+    endpoint, secret = create_endpoint(session, principal.tenant_id, body.url, body.event_types)
+    return CreatedWebhookEndpoint(**WebhookEndpointOut.of(endpoint).model_dump(), secret=secret)
+
+
+@router.get("", summary="List webhook endpoints")
+def list_all(principal: Reader, session: DbSession) -> WebhookEndpointList:
+    """The tenant's endpoints, oldest first."""
+    endpoints = list_endpoints(session, principal.tenant_id)
+    return WebhookEndpointList(data=[WebhookEndpointOut.of(endpoint) for endpoint in endpoints])
+
+
+@router.get("/{endpoint_id}", summary="Get a webhook endpoint", responses=problem_responses(404))
+def get(endpoint_id: EndpointIdPath, principal: Reader, session: DbSession) -> WebhookEndpointOut:
+    return WebhookEndpointOut.of(get_endpoint(session, principal.tenant_id, endpoint_id))
+
+
+@router.delete(
+    "/{endpoint_id}",
+    status_code=204,
+    response_class=Response,
+    summary="Delete a webhook endpoint",
+    responses=problem_responses(404),
+)
+def delete(endpoint_id: EndpointIdPath, principal: Operator, session: DbSession) -> None:
+    """Stop sending to the endpoint; its deliveries still pending are given up."""
+    delete_endpoint(session, principal.tenant_id, endpoint_id)
+
+
+@router.get(
+    "/{endpoint_id}/deliveries",
+    summary="List an endpoint's deliveries",
+    responses=problem_responses(404),
+)
+def deliveries(
+    endpoint_id: EndpointIdPath,
+    principal: Reader,
+    session: DbSession,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Page[WebhookDeliveryOut]:
+    """The endpoint's deliveries, newest first, with the outcome of their latest attempt."""
+    before = decode_cursor(cursor).id if cursor is not None else None
+    if before is not None and re.fullmatch(ID_PATTERN, before) is None:
+        raise InvalidCursor(f"cursor {cursor!r} is not valid")
+    found = list_deliveries(
+        session, principal.tenant_id, endpoint_id, limit=limit + 1, before=before
+    )
+    return Page(
+        data=[WebhookDeliveryOut.of(delivery) for delivery in found[:limit]],
+        next_cursor=(
+            encode_cursor(Position(found[limit - 1].created_at, found[limit - 1].id))
+            if len(found) > limit
+            else None
+        ),
+    )
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    return None if moment is None else moment.astimezone(UTC)

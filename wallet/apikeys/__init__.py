@@ -1,0 +1,1 @@
+"""API keys: each bound to one tenant, scoped, stored only as a hash of its secret."""

@@ -1,0 +1,200 @@
+"""The Celery app of the worker and beat processes, built from the settings at start.
+
+`create_app(settings)` is what `wallet worker` and `wallet beat` use. The module-level `app`
+exists for Celery's own command line (`celery -A wallet.celery_app worker`): it reads its
+settings from the environment only when Celery first needs its configuration, at process start.
+
+The broker is `WALLET_BROKER_URL` (Redis), or else kombu's SQLAlchemy transport on the
+service's own PostgreSQL (the embedded profile: no system package needed).
+"""
+
+import logging
+import os
+import threading
+from typing import Any, Final
+
+import httpx
+from celery import Celery
+from pydantic import SecretStr
+
+from wallet.events.settings import EventsSettings
+from wallet.runtime import build_runtime, database_url
+from wallet.settings import Settings, load_settings
+from wallet.tasks import (
+    RELAY_OUTBOX,
+    SWEEP_WEBHOOK_DELIVERIES,
+    TaskContext,
+    register_tasks,
+)
+from wallet.webhooks.delivery import DeliveryOptions
+from wallet.webhooks.secrets import SecretBox
+
+APP_NAME: Final = "wallet"
+
+
+def create_app(settings: Settings | None = None, events: EventsSettings | None = None) -> Celery:
+    """A Celery app with the service's tasks and periodic jobs.
+
+    Without settings, they are read from the environment the first time the app's
+    configuration is needed, never at import.
+    """
+    configuration = _Configuration(settings, events)
+    app = Celery(APP_NAME, set_as_current=False)
+    app.add_defaults(configuration.celery_config)
+    register_tasks(app, _ProcessContext(configuration))
+    return app
+
+
+def celery_config(settings: Settings, events: EventsSettings) -> dict[str, Any]:
+    """Celery's configuration for the given settings (database URL already resolved)."""
+    broker = broker_url(settings)
+    # kombu hands transport options of the SQL transport to create_engine: Redis's only.
+    transport_options = (
+        {"socket_connect_timeout": 5, "socket_timeout": 30} if broker.startswith("redis") else {}
+    )
+    return {
+        "broker_url": broker,
+        "broker_transport_options": transport_options,
+        # A broker outage delays work and never ends a process: retry the connection forever.
+        "broker_connection_retry_on_startup": True,
+        "broker_connection_max_retries": None,
+        "worker_cancel_long_running_tasks_on_connection_loss": True,
+        "task_default_queue": events.celery_queue,
+        "task_ignore_result": True,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "task_publish_retry_policy": {
+            "max_retries": 3,
+            "interval_start": 0,
+            "interval_step": 0.5,
+            "interval_max": 1,
+        },
+        "enable_utc": True,
+        "timezone": "UTC",
+        # The schedule is a few fixed intervals: nothing worth a schedule file on disk.
+        "beat_scheduler": "celery.beat:Scheduler",
+        "beat_schedule": {
+            "relay-outbox": {
+                "task": RELAY_OUTBOX,
+                "schedule": events.outbox_relay_interval,
+                "options": {"expires": max(10.0, 10 * events.outbox_relay_interval)},
+            },
+            "sweep-webhook-deliveries": {
+                "task": SWEEP_WEBHOOK_DELIVERIES,
+                "schedule": events.webhook_sweep_interval,
+                "options": {"expires": max(10.0, 10 * events.webhook_sweep_interval)},
+            },
+        },
+    }
+
+
+def broker_url(settings: Settings) -> str:
+    """The configured broker, or kombu's SQL transport on the service's database."""
+    if settings.broker_url is not None:
+        return settings.broker_url.get_secret_value()
+    url = database_url(settings)
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    return "sqla+" + url
+
+
+def run_worker(
+    settings: Settings,
+    *,
+    events: EventsSettings | None = None,
+    concurrency: int | None = None,
+    pool: str | None = None,
+    beat: bool = False,
+    loglevel: str = "info",
+) -> int:
+    """Run a Celery worker in this process (`wallet worker`); returns its exit status.
+
+    `beat` embeds the scheduler (development). Celery's worker may stop on its own after a
+    broker failure it cannot recover from; the status is then non-zero, for the supervisor
+    that restarts it.
+    """
+    argv = ["worker", f"--loglevel={loglevel}"]
+    if concurrency is not None:
+        argv.append(f"--concurrency={concurrency}")
+    if pool is not None:
+        argv.append(f"--pool={pool}")
+    if beat:
+        argv.append("--beat")
+    return _run(create_app(settings, events), argv)
+
+
+def run_beat(
+    settings: Settings, *, events: EventsSettings | None = None, loglevel: str = "info"
+) -> int:
+    """Run Celery beat in this process (`wallet beat`): the outbox relay and delivery sweep."""
+    return _run(create_app(settings, events), ["beat", f"--loglevel={loglevel}"])
+
+
+def _run(app: Celery, argv: list[str]) -> int:
+    # Celery.start returns the command's exit status, which Celery.worker_main drops.
+    status = app.start(argv)
+    return int(status or 0)
+
+
+class _Configuration:
+    """The settings an app runs with: given, or read from the environment on first need.
+
+    The database URL is resolved once here (starting the embedded PostgreSQL if that is the
+    profile), before the worker forks, so its processes share one URL.
+    """
+
+    def __init__(self, settings: Settings | None, events: EventsSettings | None) -> None:
+        self._given = settings
+        self._events = events
+        self._settings: Settings | None = None
+        self._lock = threading.Lock()
+
+    def settings(self) -> Settings:
+        with self._lock:
+            if self._settings is None:
+                settings = self._given or load_settings()
+                url = database_url(settings)
+                self._settings = settings.model_copy(update={"database_url": SecretStr(url)})
+            return self._settings
+
+    def events(self) -> EventsSettings:
+        with self._lock:
+            if self._events is None:
+                self._events = EventsSettings()
+            return self._events
+
+    def celery_config(self) -> dict[str, Any]:
+        return celery_config(self.settings(), self.events())
+
+
+class _ProcessContext:
+    """Builds the tasks' context on first use in each process (after the worker's fork)."""
+
+    def __init__(self, configuration: _Configuration) -> None:
+        self._configuration = configuration
+        self._lock = threading.Lock()
+        self._built: tuple[int, TaskContext] | None = None
+
+    def __call__(self) -> TaskContext:
+        with self._lock:
+            if self._built is None or self._built[0] != os.getpid():
+                self._built = (os.getpid(), self._build())
+            return self._built[1]
+
+    def _build(self) -> TaskContext:
+        # httpx logs every request's URL at INFO; endpoint URLs may carry the app's tokens.
+        logging.getLogger("httpx").setLevel(logging.WARNING)
+        settings = self._configuration.settings()
+        events = self._configuration.events()
+        runtime = build_runtime(settings)
+        return TaskContext(
+            sessions=runtime.sessions,
+            secrets=SecretBox.from_settings(events),
+            client=httpx.Client(follow_redirects=False, timeout=events.webhook_timeout),
+            events=events,
+            delivery=DeliveryOptions.from_settings(events),
+            sql_broker=settings.broker_url is None,
+        )
+
+
+app = create_app()

@@ -1,0 +1,305 @@
+"""The app's webhook endpoints and the record of deliveries to them, per tenant.
+
+Another tenant's endpoint answers exactly like a missing one. Nothing here commits: the
+caller's unit of work does.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+from sqlalchemy import Row, text
+from sqlalchemy.orm import Session
+
+from wallet.errors import InvalidRequest, NotFound
+from wallet.events.types import is_subscription
+from wallet.ids import new_id
+from wallet.webhooks.secrets import SecretBox, new_signing_secret, process_secret_box
+
+ENDPOINT_PREFIX: Final = "whe"
+DELIVERY_PREFIX: Final = "whd"
+MAX_URL_LENGTH: Final = 2048
+MAX_DELIVERIES_PAGE: Final = 200
+
+
+class DeliveryStatus(StrEnum):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"  # given up after the retry period, or the endpoint was deleted
+
+
+class InvalidWebhookUrl(InvalidRequest):
+    problem = "invalid-webhook-url"
+    title = "The webhook URL is not a valid http(s) URL"
+
+
+class UnknownEventTypes(InvalidRequest):
+    problem = "unknown-event-types"
+    title = "Unknown event types"
+
+
+class InvalidDeliveryPage(InvalidRequest):
+    problem = "invalid-delivery-page"
+    title = "The page of deliveries asked for is not valid"
+
+
+class UnknownWebhookEndpoint(NotFound):
+    problem = "unknown-webhook-endpoint"
+    title = "No such webhook endpoint"
+
+
+class UnknownWebhookDelivery(NotFound):
+    problem = "unknown-webhook-delivery"
+    title = "No such webhook delivery"
+
+
+@dataclass(frozen=True)
+class WebhookEndpoint:
+    id: str
+    url: str
+    event_types: tuple[str, ...]
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class WebhookDelivery:
+    id: str
+    event_id: str
+    event_type: str
+    status: DeliveryStatus
+    attempt_count: int
+    last_status_code: int | None
+    last_error: str | None
+    next_attempt_at: datetime | None
+    created_at: datetime
+    delivered_at: datetime | None
+
+
+@dataclass(frozen=True)
+class WebhookAttempt:
+    attempt_number: int
+    attempted_at: datetime
+    status_code: int | None
+    error: str | None
+    duration_ms: int
+
+
+def create_endpoint(
+    session: Session,
+    tenant_id: str,
+    url: str,
+    event_types: Sequence[str],
+    *,
+    secrets: SecretBox | None = None,
+) -> tuple[WebhookEndpoint, str]:
+    """A new endpoint and its signing secret (`whsec_...`), which is shown only this once."""
+    _check_url(url)
+    subscribed = _check_event_types(event_types)
+    endpoint_id = new_id(ENDPOINT_PREFIX)
+    raw_secret, shown_secret = new_signing_secret()
+    sealed = (secrets or process_secret_box()).seal(raw_secret, endpoint_id)
+    row = session.execute(
+        text(
+            """
+            INSERT INTO webhook_endpoints (id, tenant_id, url, event_types, secret_ciphertext)
+            VALUES (:id, :tenant, :url, :types, :sealed)
+            RETURNING id, url, event_types, created_at
+            """
+        ),
+        {
+            "id": endpoint_id,
+            "tenant": tenant_id,
+            "url": url,
+            "types": list(subscribed),
+            "sealed": sealed,
+        },
+    ).one()
+    return _endpoint(row), shown_secret
+
+
+def list_endpoints(session: Session, tenant_id: str) -> Sequence[WebhookEndpoint]:
+    """The tenant's endpoints, oldest first."""
+    rows = session.execute(
+        text(
+            """
+            SELECT id, url, event_types, created_at FROM webhook_endpoints
+            WHERE tenant_id = :tenant AND deleted_at IS NULL
+            ORDER BY created_at, id
+            """
+        ),
+        {"tenant": tenant_id},
+    ).all()
+    return [_endpoint(row) for row in rows]
+
+
+def get_endpoint(session: Session, tenant_id: str, endpoint_id: str) -> WebhookEndpoint:
+    row = session.execute(
+        text(
+            """
+            SELECT id, url, event_types, created_at FROM webhook_endpoints
+            WHERE id = :id AND tenant_id = :tenant AND deleted_at IS NULL
+            """
+        ),
+        {"id": endpoint_id, "tenant": tenant_id},
+    ).one_or_none()
+    if row is None:
+        raise UnknownWebhookEndpoint(f"no webhook endpoint {endpoint_id}")
+    return _endpoint(row)
+
+
+def delete_endpoint(session: Session, tenant_id: str, endpoint_id: str) -> None:
+    """Stop sending to the endpoint; its pending deliveries are given up."""
+    deleted = session.execute(
+        text(
+            """
+            UPDATE webhook_endpoints SET deleted_at = now()
+            WHERE id = :id AND tenant_id = :tenant AND deleted_at IS NULL
+            RETURNING id
+            """
+        ),
+        {"id": endpoint_id, "tenant": tenant_id},
+    ).one_or_none()
+    if deleted is None:
+        raise UnknownWebhookEndpoint(f"no webhook endpoint {endpoint_id}")
+    session.execute(
+        text(
+            """
+            UPDATE webhook_deliveries
+            SET status = 'failed', next_attempt_at = NULL, last_error = 'endpoint deleted'
+            WHERE endpoint_id = :id AND status = 'pending'
+            """
+        ),
+        {"id": endpoint_id},
+    )
+
+
+def list_deliveries(
+    session: Session, tenant_id: str, endpoint_id: str, *, limit: int, before: str | None
+) -> Sequence[WebhookDelivery]:
+    """The endpoint's deliveries, newest first; `before` is the last delivery id of a page."""
+    if not 1 <= limit <= MAX_DELIVERIES_PAGE:
+        raise InvalidDeliveryPage(f"limit must be between 1 and {MAX_DELIVERIES_PAGE}")
+    get_endpoint(session, tenant_id, endpoint_id)
+    params: dict[str, Any] = {"endpoint": endpoint_id, "limit": limit}
+    after_cursor = ""
+    if before is not None:
+        cursor = session.execute(
+            text("SELECT created_at FROM webhook_deliveries WHERE id = :id AND endpoint_id = :ep"),
+            {"id": before, "ep": endpoint_id},
+        ).one_or_none()
+        if cursor is None:
+            raise InvalidDeliveryPage(f"{before!r} is not a delivery of this endpoint")
+        params |= {"before_at": cursor.created_at, "before_id": before}
+        after_cursor = "AND (d.created_at, d.id) < (:before_at, :before_id)"
+    rows = session.execute(
+        text(
+            f"""
+            SELECT {_DELIVERY_COLUMNS}
+            FROM webhook_deliveries d JOIN outbox o ON o.event_id = d.event_id
+            WHERE d.endpoint_id = :endpoint {after_cursor}
+            ORDER BY d.created_at DESC, d.id DESC
+            LIMIT :limit
+            """  # noqa: S608 - only fixed SQL fragments are interpolated
+        ),
+        params,
+    ).all()
+    return [_delivery(row) for row in rows]
+
+
+def get_delivery(session: Session, tenant_id: str, delivery_id: str) -> WebhookDelivery:
+    row = session.execute(
+        text(
+            f"""
+            SELECT {_DELIVERY_COLUMNS}
+            FROM webhook_deliveries d
+            JOIN outbox o ON o.event_id = d.event_id
+            JOIN webhook_endpoints e ON e.id = d.endpoint_id
+            WHERE d.id = :id AND e.tenant_id = :tenant
+            """  # noqa: S608 - only fixed SQL fragments are interpolated
+        ),
+        {"id": delivery_id, "tenant": tenant_id},
+    ).one_or_none()
+    if row is None:
+        raise UnknownWebhookDelivery(f"no webhook delivery {delivery_id}")
+    return _delivery(row)
+
+
+def list_attempts(session: Session, tenant_id: str, delivery_id: str) -> Sequence[WebhookAttempt]:
+    """The attempts of one delivery, oldest first."""
+    get_delivery(session, tenant_id, delivery_id)
+    rows = session.execute(
+        text(
+            """
+            SELECT attempt_number, attempted_at, status_code, error, duration_ms
+            FROM webhook_attempts WHERE delivery_id = :id ORDER BY id
+            """
+        ),
+        {"id": delivery_id},
+    ).all()
+    return [
+        WebhookAttempt(
+            attempt_number=row.attempt_number,
+            attempted_at=row.attempted_at,
+            status_code=row.status_code,
+            error=row.error,
+            duration_ms=row.duration_ms,
+        )
+        for row in rows
+    ]
+
+
+_DELIVERY_COLUMNS = """
+    d.id, d.event_id, o.event_type, d.status, d.attempt_count, d.last_status_code,
+    d.last_error, d.next_attempt_at, d.created_at, d.delivered_at
+"""
+
+
+def _check_url(url: str) -> None:
+    if len(url) > MAX_URL_LENGTH:
+        raise InvalidWebhookUrl(f"the URL is longer than {MAX_URL_LENGTH} characters")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a port that is not a number
+    except ValueError as error:
+        raise InvalidWebhookUrl(f"{url!r} is not a valid URL") from error
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidWebhookUrl(f"{url!r} is not an http(s) URL with a host")
+    if parts.username is not None or parts.password is not None:
+        raise InvalidWebhookUrl("a webhook URL must not carry credentials")
+    if any(character.isspace() or ord(character) < 0x20 for character in url):
+        raise InvalidWebhookUrl("a webhook URL must not contain spaces or control characters")
+
+
+def _check_event_types(event_types: Sequence[str]) -> tuple[str, ...]:
+    if isinstance(event_types, str) or not event_types:
+        raise UnknownEventTypes("subscribe to at least one event type", unknown=[])
+    unknown = [name for name in event_types if not is_subscription(name)]
+    if unknown:
+        raise UnknownEventTypes(
+            f"unknown event types: {', '.join(unknown)}", unknown=sorted(set(unknown))
+        )
+    return tuple(dict.fromkeys(event_types))
+
+
+def _endpoint(row: Row[Any]) -> WebhookEndpoint:
+    return WebhookEndpoint(
+        id=row.id, url=row.url, event_types=tuple(row.event_types), created_at=row.created_at
+    )
+
+
+def _delivery(row: Row[Any]) -> WebhookDelivery:
+    return WebhookDelivery(
+        id=row.id,
+        event_id=row.event_id,
+        event_type=row.event_type,
+        status=DeliveryStatus(row.status),
+        attempt_count=row.attempt_count,
+        last_status_code=row.last_status_code,
+        last_error=row.last_error,
+        next_attempt_at=row.next_attempt_at,
+        created_at=row.created_at,
+        delivered_at=row.delivered_at,
+    )
