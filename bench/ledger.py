@@ -2,6 +2,11 @@
 
 Usage: python bench/ledger.py [--seconds 10] [--clients 8]
 The server is WALLET_BENCH_DATABASE_URL (an administrative URL) or the embedded PostgreSQL.
+
+`transfers_per_s`, `hot_transfers_per_s` and `batch_transfers_per_s` measure the ledger call
+(`wallet.ledger.postings`: one transaction of two postings per call, or 1,000 per call);
+`service_transfers_per_s` measures a wallet-to-wallet transfer through
+`wallet.transfers.service`, which also looks the wallets and their accounts up.
 """
 
 import argparse
@@ -29,7 +34,7 @@ from wallet.ledger import postings
 from wallet.ledger.accounts import system_account
 from wallet.ledger.postings import Posting, Reason, TransactionRequest
 from wallet.ledger.reconcile import check_ledger
-from wallet.transfers.service import TransferRequest, transfer, transfer_batch
+from wallet.transfers.service import TransferRequest, transfer
 
 ACCOUNTS = 10_000
 BATCH = 1_000
@@ -49,15 +54,19 @@ def main() -> None:
     ledger_url = fresh_database(server, "wallet_bench")
     tenant, wallets = prepare(ledger_url)
 
+    accounts = account_ids(ledger_url, wallets)
     figures: dict[str, Any] = {"clients": args.clients, "seconds": args.seconds}
     figures["pgbench_tps"] = pgbench_tps(server, args.clients, args.seconds)
-    uniform = run_clients(ledger_url, tenant, wallets, args, hot=False)
+    uniform = run_clients(ledger_url, tenant, wallets, args, hot=False, accounts=accounts)
     figures["transfers_per_s"] = uniform["rate"]
     figures["p50_ms"], figures["p99_ms"] = uniform["p50_ms"], uniform["p99_ms"]
-    hot = run_clients(ledger_url, tenant, wallets, args, hot=True)
+    hot = run_clients(ledger_url, tenant, wallets, args, hot=True, accounts=accounts)
     figures["hot_transfers_per_s"] = hot["rate"]
     figures["hot_p99_ms"] = hot["p99_ms"]
-    figures["batch_transfers_per_s"] = batch_rate(ledger_url, tenant, wallets, args.seconds)
+    figures["batch_transfers_per_s"] = batch_rate(ledger_url, accounts, args.seconds)
+    service = run_clients(ledger_url, tenant, wallets, args, hot=False)
+    figures["service_transfers_per_s"] = service["rate"]
+    figures["service_p99_ms"] = service["p99_ms"]
     figures["transfers_vs_pgbench"] = round(figures["transfers_per_s"] / figures["pgbench_tps"], 3)
     figures["hot_vs_uniform"] = round(hot["rate"] / uniform["rate"], 3)
     figures["invariants_ok"] = invariants_ok(ledger_url)
@@ -110,6 +119,19 @@ def prepare(url: str) -> tuple[str, list[str]]:
     return tenant, wallets
 
 
+def account_ids(url: str, wallets: list[str]) -> list[int]:
+    """The USD account of each wallet, in the order of `wallets`."""
+    engine = make_engine(url)
+    with engine.connect() as connection:
+        rows = connection.execute(
+            text("SELECT wallet_id, id FROM accounts WHERE asset = :a AND wallet_id IS NOT NULL"),
+            {"a": ASSET},
+        ).all()
+    engine.dispose()
+    by_wallet = {row.wallet_id: row.id for row in rows}
+    return [by_wallet[wallet] for wallet in wallets]
+
+
 def pgbench_tps(server: str, clients: int, seconds: float) -> float:
     """pgbench's built-in TPC-B, scale = clients, on its own database of the same server."""
     url = fresh_database(server, "pgbench_reference")
@@ -138,56 +160,80 @@ def pgbench_binary() -> str:
 
 @dataclass(frozen=True)
 class ClientJob:
+    """One client's loop: ledger calls between accounts, or service transfers between wallets."""
+
     url: str
     tenant: str
     wallets: list[str]
+    accounts: list[int]
     seconds: float
     seed: int
     hot: bool = False
+    through_service: bool = False
 
 
 def run_clients(
-    url: str, tenant: str, wallets: list[str], args: argparse.Namespace, *, hot: bool
+    url: str,
+    tenant: str,
+    wallets: list[str],
+    args: argparse.Namespace,
+    *,
+    hot: bool,
+    accounts: list[int] | None = None,
 ) -> dict[str, float]:
+    """Run `args.clients` clients for `args.seconds`: service transfers, or ledger calls when
+    `accounts` are given."""
     jobs = [
-        ClientJob(url, tenant, wallets, args.seconds, seed, hot) for seed in range(args.clients)
+        ClientJob(url, tenant, wallets, accounts or [], args.seconds, seed, hot, accounts is None)
+        for seed in range(args.clients)
     ]
     with multiprocessing.get_context("spawn").Pool(args.clients) as pool:
-        results = pool.map(transfer_client, jobs)
-    latencies = sorted(latency for _, client in results for latency in client)
-    done = sum(count for count, _ in results)
+        results = pool.map(client, jobs)
+    latencies = sorted(latency for _, timings in results for latency in timings)
     return {
-        "rate": round(done / args.seconds, 1),
+        "rate": round(sum(count for count, _ in results) / args.seconds, 1),
         "p50_ms": round(statistics.median(latencies) * 1000, 2),
         "p99_ms": round(latencies[int(len(latencies) * 0.99)] * 1000, 2),
     }
 
 
-def transfer_client(job: ClientJob) -> tuple[int, list[float]]:
-    """One client: a transfer per call, in its own unit of work, for `job.seconds`."""
+def client(job: ClientJob) -> tuple[int, list[float]]:
+    """One transfer per call, each in its own unit of work; with `hot`, all to one account."""
     rng = random.Random(job.seed)
     engine = make_engine(job.url, pool_size=1)
     sessions = make_session_factory(engine)
     catalogue = load_catalogue()
-    creator = job.wallets[0]
     latencies: list[float] = []
     deadline = time.perf_counter() + job.seconds
     while (start := time.perf_counter()) < deadline:
-        source = job.wallets[rng.randrange(1, ACCOUNTS)]
-        destination = creator if job.hot else job.wallets[rng.randrange(ACCOUNTS)]
+        source = rng.randrange(1, ACCOUNTS)
+        destination = 0 if job.hot else rng.randrange(ACCOUNTS)
         if destination == source:
             continue
-        request = TransferRequest(job.tenant, source, destination, ASSET, rng.randint(1, 100))
-        run_transaction(sessions, lambda s, r=request: transfer(s, catalogue, r))
+        amount = rng.randint(1, 100)
+        if job.through_service:
+            request = TransferRequest(
+                job.tenant, job.wallets[source], job.wallets[destination], ASSET, amount
+            )
+            run_transaction(sessions, lambda s, r=request: transfer(s, catalogue, r))
+        else:
+            posting = move(job.accounts[source], job.accounts[destination], amount)
+            run_transaction(sessions, lambda s, r=posting: postings.post(s, r))
         latencies.append(time.perf_counter() - start)
     engine.dispose()
     return len(latencies), latencies
 
 
-def batch_rate(url: str, tenant: str, wallets: list[str], seconds: float) -> float:
-    """The batch call: BATCH transfers per call, one client per core."""
+def move(source: int, destination: int, amount: int) -> TransactionRequest:
+    return TransactionRequest(
+        Reason.TRANSFER, [Posting(source, -amount), Posting(destination, amount)]
+    )
+
+
+def batch_rate(url: str, accounts: list[int], seconds: float) -> float:
+    """The batch call: BATCH ledger transactions per call, one client per core."""
     clients = os.cpu_count() or 2
-    jobs = [ClientJob(url, tenant, wallets, seconds, seed) for seed in range(clients)]
+    jobs = [ClientJob(url, "", [], accounts, seconds, seed) for seed in range(clients)]
     with multiprocessing.get_context("spawn").Pool(clients) as pool:
         counts = pool.map(batch_client, jobs)
     return round(sum(counts) / seconds, 1)
@@ -197,16 +243,13 @@ def batch_client(job: ClientJob) -> int:
     rng = random.Random(job.seed)
     engine = make_engine(job.url, pool_size=1)
     sessions = make_session_factory(engine)
-    catalogue = load_catalogue()
     done = 0
     deadline = time.perf_counter() + job.seconds
     while time.perf_counter() < deadline:
-        pairs = [rng.sample(job.wallets, 2) for _ in range(BATCH)]
-        batch = [TransferRequest(job.tenant, a, b, ASSET, rng.randint(1, 100)) for a, b in pairs]
-        results = run_transaction(
-            sessions, lambda s, b=batch: transfer_batch(s, catalogue, b, atomic=False)
-        )
-        done += sum(1 for result in results if not isinstance(result, Exception))
+        pairs = [rng.sample(job.accounts, 2) for _ in range(BATCH)]
+        batch = [move(a, b, rng.randint(1, 100)) for a, b in pairs]
+        results = run_transaction(sessions, lambda s, b=batch: postings.apply(s, b, atomic=False))
+        done += sum(1 for result in results if result.ok)
     engine.dispose()
     return done
 

@@ -1,0 +1,355 @@
+"""The watcher's step on real Anvil nodes and PostgreSQL: seen, credited, orphaned, reversed."""
+
+import logging
+import secrets
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.orm import Session, sessionmaker
+
+from chains import TraceMode
+from tests.factories import Factory
+from tests.wallet.deposits.conftest import (
+    CONFIRMATIONS,
+    IsolatedChain,
+    LiveChain,
+    deposits_of,
+    events_of,
+    settle,
+)
+from wallet.assets import Catalogue
+from wallet.database import unit_of_work
+from wallet.deposits.models import DepositStatus
+from wallet.ledger.reconcile import check_ledger
+from wallet.transfers.service import TransferRequest, transfer
+
+ETH = 10**18
+USDC = 10**6
+
+SEEN, CREDITED = DepositStatus.SEEN.value, DepositStatus.CREDITED.value
+ORPHANED, REVERSED = DepositStatus.ORPHANED.value, DepositStatus.REVERSED.value
+BELOW_MINIMUM = DepositStatus.BELOW_MINIMUM.value
+
+
+def fresh_address() -> str:
+    return "0x" + secrets.token_hex(20)
+
+
+def marker_tx(chain: LiveChain) -> dict[str, str]:
+    """A transaction that makes a re-mined block differ from the block it replaces."""
+    return {"from": chain.dev.accounts[9].address, "to": fresh_address(), "value": "0x1"}
+
+
+def external_refs(sessions: sessionmaker[Session], deposit_ids: list[str]) -> list[str]:
+    with unit_of_work(sessions) as session:
+        return list(
+            session.execute(
+                text(
+                    "SELECT external_ref FROM ledger_transactions WHERE external_kind = 'deposit' "
+                    "AND metadata ->> 'deposit_id' = ANY(:ids) ORDER BY id"
+                ),
+                {"ids": deposit_ids},
+            ).scalars()
+        )
+
+
+def test_eth_and_usdc_are_pending_at_once_then_credited_after_the_confirmations(
+    factory: Factory, any_chain: LiveChain
+) -> None:
+    chain = any_chain
+    watcher = chain.watcher()
+    settle(watcher)
+    wallet = factory.wallet()
+    address = chain.address(factory, wallet)
+    sender = chain.dev.accounts[1].address
+    eth_tx = chain.dev.send_eth(sender, address, 1_234_567_890_123_456_789)
+    usdc_tx = chain.dev.send_tokens(sender, address, 987_654_321)
+    block = chain.dev.mine()
+
+    settle(watcher)
+
+    deposits = deposits_of(chain.sessions, [wallet])
+    assert [(d["asset"], d["amount"], d["tx_hash"], d["status"]) for d in deposits] == [
+        (chain.native, 1_234_567_890_123_456_789, eth_tx, SEEN),
+        (chain.token, 987_654_321, usdc_tx, SEEN),
+    ]
+    assert [(d["log_index"], d["block_number"]) for d in deposits] == [(-1, block), (0, block)]
+    assert all(d["confirmations"] == 1 and d["hold_id"] is not None for d in deposits)
+    eth, usdc = chain.balance(wallet, chain.native), chain.balance(wallet, chain.token)
+    assert (eth.pending_in, eth.posted, eth.available) == (1_234_567_890_123_456_789, 0, 0)
+    assert (usdc.pending_in, usdc.posted, usdc.available) == (987_654_321, 0, 0)
+
+    for confirmations in range(2, CONFIRMATIONS):
+        chain.dev.mine()
+        settle(watcher)
+        assert {d["status"] for d in deposits_of(chain.sessions, [wallet])} == {SEEN}
+        assert {d["confirmations"] for d in deposits_of(chain.sessions, [wallet])} == {
+            confirmations
+        }
+
+    chain.dev.mine()
+    settle(watcher)
+
+    deposits = deposits_of(chain.sessions, [wallet])
+    assert {d["status"] for d in deposits} == {CREDITED}
+    eth, usdc = chain.balance(wallet, chain.native), chain.balance(wallet, chain.token)
+    assert (eth.pending_in, eth.posted, eth.available) == (0, 1_234_567_890_123_456_789, eth.posted)
+    assert (usdc.pending_in, usdc.posted, usdc.available) == (0, 987_654_321, usdc.posted)
+    for deposit in deposits:
+        assert events_of(chain.sessions, str(deposit["id"])) == [
+            ("deposit.seen", SEEN),
+            ("deposit.credited", CREDITED),
+        ]
+    assert sorted(external_refs(chain.sessions, [str(d["id"]) for d in deposits])) == sorted(
+        [f"{chain.name}:{eth_tx}:-1", f"{chain.name}:{usdc_tx}:0"]
+    )
+
+    chain.dev.mine(2)
+    settle(watcher)
+    assert chain.balance(wallet, chain.native).posted == 1_234_567_890_123_456_789
+
+
+def test_many_deposits_in_one_block_to_many_wallets_and_unknown_addresses_ignored(
+    factory: Factory, chain: LiveChain
+) -> None:
+    watcher = chain.watcher()
+    settle(watcher)
+    wallets = [factory.wallet() for _ in range(15)]
+    addresses = [chain.address(factory, w) for w in wallets]
+    unknown = [fresh_address() for _ in range(5)]
+    senders = [a.address for a in chain.dev.accounts[1:6]]
+    expected: dict[tuple[str, str], int] = {}
+    for i, (wallet, address) in enumerate(zip(wallets, addresses, strict=True)):
+        sender = senders[i % len(senders)]
+        chain.dev.send_eth(sender, address, (i + 1) * ETH // 100 + i)
+        chain.dev.send_tokens(sender, address, (i + 1) * USDC + i)
+        expected[(wallet, chain.native)] = (i + 1) * ETH // 100 + i
+        expected[(wallet, chain.token)] = (i + 1) * USDC + i
+    for to in unknown:
+        chain.dev.send_eth(senders[0], to, ETH)
+        chain.dev.send_tokens(senders[1], to, USDC)
+    block = chain.dev.mine()
+    chain.dev.mine(CONFIRMATIONS - 1)
+
+    settle(watcher)
+
+    deposits = deposits_of(chain.sessions, wallets)
+    assert len(deposits) == 30
+    assert {d["block_number"] for d in deposits} == {block}
+    assert {d["status"] for d in deposits} == {CREDITED}
+    for (wallet, asset), amount in expected.items():
+        balance = chain.balance(wallet, asset)
+        assert (balance.posted, balance.pending_in) == (amount, 0)
+    with unit_of_work(chain.sessions) as session:
+        strays = session.execute(
+            text("SELECT count(*) FROM deposits WHERE to_address = ANY(:a)"), {"a": unknown}
+        ).scalar_one()
+    assert strays == 0
+
+
+def test_dust_below_the_minimum_is_recorded_and_reported_but_never_credited(
+    factory: Factory, chain: LiveChain, caplog: pytest.LogCaptureFixture
+) -> None:
+    watcher = chain.watcher()
+    settle(watcher)
+    wallet = factory.wallet()
+    address = chain.address(factory, wallet)
+    sender = chain.dev.accounts[2].address
+    min_eth = chain.catalogue.asset(chain.native).min_deposit
+    min_usdc = chain.catalogue.asset(chain.token).min_deposit
+    chain.dev.send_eth(sender, address, min_eth - 1)
+    chain.dev.send_tokens(sender, address, min_usdc - 1)
+    chain.dev.send_tokens(sender, address, min_usdc)  # exactly the minimum is credited
+    chain.dev.mine(CONFIRMATIONS + 2)
+
+    with caplog.at_level(logging.WARNING, logger="wallet.deposits"):
+        settle(watcher)
+
+    deposits = deposits_of(chain.sessions, [wallet])
+    assert [(d["amount"], d["status"]) for d in deposits] == [
+        (min_eth - 1, BELOW_MINIMUM),
+        (min_usdc - 1, BELOW_MINIMUM),
+        (min_usdc, CREDITED),
+    ]
+    assert all(d["hold_id"] is None for d in deposits[:2])
+    eth, usdc = chain.balance(wallet, chain.native), chain.balance(wallet, chain.token)
+    assert (eth.posted, eth.pending_in) == (0, 0)
+    assert (usdc.posted, usdc.pending_in) == (min_usdc, 0)
+    assert events_of(chain.sessions, str(deposits[0]["id"])) == [("deposit.seen", BELOW_MINIMUM)]
+    assert sum("below the minimum" in r.getMessage() for r in caplog.records) == 2
+
+
+def test_a_reorg_before_the_confirmations_orphans_and_a_re_mined_transfer_is_credited_once(
+    factory: Factory, chain: LiveChain
+) -> None:
+    watcher = chain.watcher()
+    settle(watcher)
+    wallet = factory.wallet()
+    address = chain.address(factory, wallet)
+    sender = chain.dev.accounts[3].address
+    eth_tx = chain.dev.send_eth(sender, address, 3 * ETH)
+    usdc_tx = chain.dev.send_tokens(sender, address, 250 * USDC)
+    chain.dev.mine(CONFIRMATIONS - 1)
+    settle(watcher)
+    assert {d["status"] for d in deposits_of(chain.sessions, [wallet])} == {SEEN}
+    raw = [chain.raw_transaction(tx) for tx in (eth_tx, usdc_tx)]
+
+    chain.dev.devnet.reorg(CONFIRMATIONS - 1, [(marker_tx(chain), 0)])
+    outcomes = settle(watcher)
+
+    assert any(o.rolled_back_to is not None for o in outcomes)
+    deposits = deposits_of(chain.sessions, [wallet])
+    assert {d["status"] for d in deposits} == {ORPHANED}
+    eth = chain.balance(wallet, chain.native)
+    assert (eth.pending_in, eth.posted) == (0, 0)
+
+    chain.dev.mine(CONFIRMATIONS + 1)  # the old block would have been confirmed by now
+    settle(watcher)
+    assert {d["status"] for d in deposits_of(chain.sessions, [wallet])} == {ORPHANED}
+    assert chain.balance(wallet, chain.native).posted == 0
+
+    for tx in raw:  # the same signed transactions, mined again in a new block
+        chain.dev.rpc.call("eth_sendRawTransaction", tx)
+    block = chain.dev.mine()
+    settle(watcher)
+    again = deposits_of(chain.sessions, [wallet])
+    assert [(d["id"], d["status"], d["block_number"], d["confirmations"]) for d in again] == [
+        (deposits[0]["id"], SEEN, block, 1),
+        (deposits[1]["id"], SEEN, block, 1),
+    ]
+    assert chain.balance(wallet, chain.native).pending_in == 3 * ETH
+
+    chain.dev.mine(CONFIRMATIONS - 1)
+    settle(watcher)
+
+    assert {d["status"] for d in deposits_of(chain.sessions, [wallet])} == {CREDITED}
+    eth, usdc = chain.balance(wallet, chain.native), chain.balance(wallet, chain.token)
+    assert (eth.posted, eth.pending_in, usdc.posted, usdc.pending_in) == (3 * ETH, 0, 250 * USDC, 0)
+    assert events_of(chain.sessions, str(deposits[0]["id"])) == [
+        ("deposit.seen", SEEN),
+        ("deposit.orphaned", ORPHANED),
+        ("deposit.seen", SEEN),
+        ("deposit.credited", CREDITED),
+    ]
+    assert len(external_refs(chain.sessions, [str(d["id"]) for d in deposits])) == 2
+
+
+def test_a_reorg_deeper_than_the_confirmations_reverses_credits_and_raises_an_alert(
+    factory: Factory,
+    isolated_chain: IsolatedChain,
+    catalogue: Catalogue,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    chain = isolated_chain()
+    watcher = chain.watcher()
+    settle(watcher)
+    chain.dev.mine(2)  # blocks the reorg leaves in place
+    settle(watcher)
+    keeper, spender, friend = factory.wallet(), factory.wallet(), factory.wallet()
+    keeper_address = chain.address(factory, keeper)
+    spender_address = chain.address(factory, spender)
+    sender = chain.dev.accounts[1].address
+    eth_tx = chain.dev.send_eth(sender, keeper_address, 5 * ETH)
+    chain.dev.send_tokens(sender, spender_address, 100 * USDC)
+    chain.dev.mine(CONFIRMATIONS)
+    settle(watcher)
+    assert {d["status"] for d in deposits_of(chain.sessions, [keeper, spender])} == {CREDITED}
+    raw_eth = chain.raw_transaction(eth_tx)
+    with unit_of_work(chain.sessions) as session:  # the spender spends 60 of its 100 USDC
+        transfer(
+            session,
+            chain.catalogue,
+            TransferRequest(factory.tenant_id, spender, friend, chain.token, 60 * USDC),
+        )
+
+    chain.dev.devnet.reorg(CONFIRMATIONS + 1, [(marker_tx(chain), 0)])
+    with caplog.at_level(logging.CRITICAL, logger="wallet.deposits"):
+        settle(watcher)
+
+    deposits = deposits_of(chain.sessions, [keeper, spender])
+    assert {d["status"] for d in deposits} == {REVERSED}
+    assert chain.balance(keeper, chain.native).posted == 0
+    assert chain.balance(spender, chain.token).posted == 0
+    assert chain.balance(friend, chain.token).posted == 60 * USDC
+    with unit_of_work(chain.sessions) as session:
+        shortfall = session.execute(
+            text("SELECT posted FROM accounts WHERE system_name = :name AND asset = :asset"),
+            {"name": f"reorg-shortfall:{chain.name}", "asset": chain.token},
+        ).scalar_one()
+        assert all(check.ok for check in check_ledger(session))
+    assert shortfall == -60 * USDC
+    assert events_of(chain.sessions, str(deposits[0]["id"]))[-1] == ("deposit.reversed", REVERSED)
+    assert sum(r.getMessage().startswith("ALERT") for r in caplog.records) == 2
+
+    chain.dev.rpc.call("eth_sendRawTransaction", raw_eth)
+    chain.dev.mine(CONFIRMATIONS)
+    settle(watcher)
+
+    keeper_deposit = deposits_of(chain.sessions, [keeper])[0]
+    assert keeper_deposit["status"] == CREDITED
+    assert chain.balance(keeper, chain.native).posted == 5 * ETH
+    assert external_refs(chain.sessions, [str(keeper_deposit["id"])]) == [
+        f"{chain.name}:{eth_tx}:-1",
+        f"{chain.name}:{eth_tx}:-1:1",
+    ]
+
+
+def test_eth_sent_by_a_contract_is_found_through_traces(factory: Factory, chain: LiveChain) -> None:
+    watcher = chain.watcher(trace_mode=TraceMode.PARITY)
+    settle(watcher)
+    wallet = factory.wallet()
+    address = chain.address(factory, wallet)
+    tx = chain.dev.forward_eth(chain.dev.accounts[4].address, address, 7 * ETH // 10)
+    chain.dev.mine(CONFIRMATIONS)
+
+    settle(watcher)
+
+    [deposit] = deposits_of(chain.sessions, [wallet])
+    assert (deposit["tx_hash"], deposit["log_index"], deposit["amount"]) == (tx, -2, 7 * ETH // 10)
+    assert deposit["status"] == CREDITED
+
+
+def test_a_watcher_resumes_from_the_stored_cursor(factory: Factory, chain: LiveChain) -> None:
+    first = chain.watcher()
+    settle(first)
+    wallet = factory.wallet()
+    address = chain.address(factory, wallet)
+    chain.dev.send_eth(chain.dev.accounts[5].address, address, ETH)
+    chain.dev.mine()
+    settle(first)
+    tip = first.window[-1]
+    chain.dev.mine(CONFIRMATIONS)
+
+    second = chain.watcher()  # a new process: nothing in memory
+    outcomes = settle(second)
+
+    resumed = outcomes[0]
+    assert resumed.tip is not None and resumed.tip.number - resumed.blocks == tip.number
+    assert second.window[-1].number == tip.number + CONFIRMATIONS
+    assert [d["status"] for d in deposits_of(chain.sessions, [wallet])] == [CREDITED]
+
+
+def test_a_step_longer_than_the_header_window_credits_every_deposit_in_it(
+    factory: Factory, isolated_chain: IsolatedChain
+) -> None:
+    chain = isolated_chain()
+    watcher = chain.watcher(window_size=CONFIRMATIONS + 2, batch_blocks=60)
+    settle(watcher)
+    wallet = factory.wallet()
+    address = chain.address(factory, wallet)
+    for _ in range(10):
+        chain.dev.send_eth(chain.dev.accounts[1].address, address, ETH)
+        chain.dev.mine(5)
+
+    outcomes = settle(watcher)
+
+    assert [o.blocks for o in outcomes if o.blocks] == [50]
+    deposits = deposits_of(chain.sessions, [wallet])
+    assert [d["status"] for d in deposits] == [CREDITED] * 10
+    assert chain.balance(wallet, chain.native).posted == 10 * ETH
+    assert len(watcher.window) == CONFIRMATIONS + 2
+    with unit_of_work(chain.sessions) as session:
+        stored = session.execute(
+            text("SELECT count(*) FROM chain_headers WHERE chain = :c"), {"c": chain.name}
+        ).scalar_one()
+    assert stored == CONFIRMATIONS + 2
