@@ -17,7 +17,6 @@ import httpx
 from celery import Celery
 from pydantic import SecretStr
 
-from wallet.events.settings import EventsSettings
 from wallet.runtime import build_runtime, database_url
 from wallet.settings import Settings, load_settings
 from wallet.tasks import (
@@ -32,20 +31,20 @@ from wallet.webhooks.secrets import SecretBox
 APP_NAME: Final = "wallet"
 
 
-def create_app(settings: Settings | None = None, events: EventsSettings | None = None) -> Celery:
+def create_app(settings: Settings | None = None) -> Celery:
     """A Celery app with the service's tasks and periodic jobs.
 
     Without settings, they are read from the environment the first time the app's
     configuration is needed, never at import.
     """
-    configuration = _Configuration(settings, events)
+    configuration = _Configuration(settings)
     app = Celery(APP_NAME, set_as_current=False)
     app.add_defaults(configuration.celery_config)
     register_tasks(app, _ProcessContext(configuration))
     return app
 
 
-def celery_config(settings: Settings, events: EventsSettings) -> dict[str, Any]:
+def celery_config(settings: Settings) -> dict[str, Any]:
     """Celery's configuration for the given settings (database URL already resolved)."""
     broker = broker_url(settings)
     # kombu hands transport options of the SQL transport to create_engine: Redis's only.
@@ -59,7 +58,7 @@ def celery_config(settings: Settings, events: EventsSettings) -> dict[str, Any]:
         "broker_connection_retry_on_startup": True,
         "broker_connection_max_retries": None,
         "worker_cancel_long_running_tasks_on_connection_loss": True,
-        "task_default_queue": events.celery_queue,
+        "task_default_queue": settings.celery_queue,
         "task_ignore_result": True,
         "task_serializer": "json",
         "accept_content": ["json"],
@@ -76,13 +75,13 @@ def celery_config(settings: Settings, events: EventsSettings) -> dict[str, Any]:
         "beat_schedule": {
             "relay-outbox": {
                 "task": RELAY_OUTBOX,
-                "schedule": events.outbox_relay_interval,
-                "options": {"expires": max(10.0, 10 * events.outbox_relay_interval)},
+                "schedule": settings.outbox_relay_interval,
+                "options": {"expires": max(10.0, 10 * settings.outbox_relay_interval)},
             },
             "sweep-webhook-deliveries": {
                 "task": SWEEP_WEBHOOK_DELIVERIES,
-                "schedule": events.webhook_sweep_interval,
-                "options": {"expires": max(10.0, 10 * events.webhook_sweep_interval)},
+                "schedule": settings.webhook_sweep_interval,
+                "options": {"expires": max(10.0, 10 * settings.webhook_sweep_interval)},
             },
         },
     }
@@ -101,7 +100,6 @@ def broker_url(settings: Settings) -> str:
 def run_worker(
     settings: Settings,
     *,
-    events: EventsSettings | None = None,
     concurrency: int | None = None,
     pool: str | None = None,
     beat: bool = False,
@@ -120,14 +118,12 @@ def run_worker(
         argv.append(f"--pool={pool}")
     if beat:
         argv.append("--beat")
-    return _run(create_app(settings, events), argv)
+    return _run(create_app(settings), argv)
 
 
-def run_beat(
-    settings: Settings, *, events: EventsSettings | None = None, loglevel: str = "info"
-) -> int:
+def run_beat(settings: Settings, *, loglevel: str = "info") -> int:
     """Run Celery beat in this process (`wallet beat`): the outbox relay and delivery sweep."""
-    return _run(create_app(settings, events), ["beat", f"--loglevel={loglevel}"])
+    return _run(create_app(settings), ["beat", f"--loglevel={loglevel}"])
 
 
 def _run(app: Celery, argv: list[str]) -> int:
@@ -143,9 +139,8 @@ class _Configuration:
     profile), before the worker forks, so its processes share one URL.
     """
 
-    def __init__(self, settings: Settings | None, events: EventsSettings | None) -> None:
+    def __init__(self, settings: Settings | None) -> None:
         self._given = settings
-        self._events = events
         self._settings: Settings | None = None
         self._lock = threading.Lock()
 
@@ -157,14 +152,8 @@ class _Configuration:
                 self._settings = settings.model_copy(update={"database_url": SecretStr(url)})
             return self._settings
 
-    def events(self) -> EventsSettings:
-        with self._lock:
-            if self._events is None:
-                self._events = EventsSettings()
-            return self._events
-
     def celery_config(self) -> dict[str, Any]:
-        return celery_config(self.settings(), self.events())
+        return celery_config(self.settings())
 
 
 class _ProcessContext:
@@ -185,14 +174,13 @@ class _ProcessContext:
         # httpx logs every request's URL at INFO; endpoint URLs may carry the app's tokens.
         logging.getLogger("httpx").setLevel(logging.WARNING)
         settings = self._configuration.settings()
-        events = self._configuration.events()
         runtime = build_runtime(settings)
         return TaskContext(
             sessions=runtime.sessions,
-            secrets=SecretBox.from_settings(events),
-            client=httpx.Client(follow_redirects=False, timeout=events.webhook_timeout),
-            events=events,
-            delivery=DeliveryOptions.from_settings(events),
+            secrets=SecretBox.from_settings(settings),
+            client=httpx.Client(follow_redirects=False, timeout=settings.webhook_timeout),
+            settings=settings,
+            delivery=DeliveryOptions.from_settings(settings),
             sql_broker=settings.broker_url is None,
         )
 

@@ -1,4 +1,4 @@
-"""The `wallet` command: run the processes, migrate, reconcile."""
+"""The `wallet` command: run the processes (API, worker, beat), migrate, reconcile."""
 
 import os
 
@@ -8,6 +8,7 @@ import uvicorn
 from wallet.apikeys.models import Scope
 from wallet.apikeys.service import create_key_for_tenant, list_keys, revoke_key
 from wallet.assets import store_catalogue
+from wallet.celery_app import run_beat, run_worker
 from wallet.database import migrate, unit_of_work
 from wallet.errors import WalletError
 from wallet.ledger.reconcile import check_ledger
@@ -112,6 +113,32 @@ def serve() -> None:
         workers=settings.api_workers,
         log_level="info",
     )
+
+
+@app.command()
+def worker(
+    concurrency: int | None = typer.Option(
+        None, min=1, help="Worker processes or threads; Celery's default is one per CPU."
+    ),
+    pool: str | None = typer.Option(
+        None, help="Celery's execution pool (prefork, threads, solo, ...); prefork by default."
+    ),
+    embed_beat: bool = typer.Option(
+        False, "--beat", "-B", help="Run the scheduler in this worker too (development only)."
+    ),
+    loglevel: str = typer.Option("info", help="debug, info, warning or error."),
+) -> None:
+    """Run a Celery worker: relays the outbox and delivers webhooks."""
+    status = run_worker(
+        load_settings(), concurrency=concurrency, pool=pool, beat=embed_beat, loglevel=loglevel
+    )
+    raise typer.Exit(status)
+
+
+@app.command()
+def beat(loglevel: str = typer.Option("info", help="debug, info, warning or error.")) -> None:
+    """Run Celery beat: schedules the outbox relay and the sweep for due deliveries."""
+    raise typer.Exit(run_beat(load_settings(), loglevel=loglevel))
 
 
 @app.command()

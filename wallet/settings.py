@@ -16,7 +16,10 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(
         default=Path(".wallet"),
-        description="Where the embedded profile keeps its PostgreSQL data and Anvil state.",
+        description=(
+            "Where the embedded profile keeps its PostgreSQL data, its Anvil state and, when "
+            "none is set, its webhook secrets key."
+        ),
     )
     database_url: SecretStr | None = Field(
         default=None,
@@ -33,6 +36,39 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)
     api_workers: int = Field(default=1, ge=1)
+
+    # Events out: the outbox relay, the Celery queue and webhook deliveries.
+    webhook_secrets_key: SecretStr | None = Field(
+        default=None,
+        description=(
+            "32 bytes in base64: encrypts the webhook signing secrets at rest. Required when "
+            "processes run on more than one machine; when unset, a key is generated once in "
+            "data_dir/webhook-secrets.key."
+        ),
+    )
+    celery_queue: str = Field(default="wallet", description="The Celery queue of our tasks.")
+    outbox_relay_interval: float = Field(default=1.0, gt=0, description="Seconds between relays.")
+    outbox_relay_batch: int = Field(default=200, ge=1, le=10_000)
+    webhook_sweep_interval: float = Field(
+        default=2.0, gt=0, description="Seconds between sweeps for due deliveries."
+    )
+    webhook_timeout: float = Field(default=10.0, gt=0, description="Seconds per HTTP attempt.")
+    webhook_lease: float = Field(
+        default=60.0, gt=0, description="Seconds a worker owns a delivery it is attempting."
+    )
+    webhook_requeue_after: float = Field(
+        default=120.0,
+        gt=0,
+        description="Seconds after which a due delivery whose task never ran is sent again.",
+    )
+    webhook_retry_base: float = Field(default=5.0, gt=0, description="First retry delay.")
+    webhook_retry_factor: float = Field(default=6.0, ge=1, description="Growth per retry.")
+    webhook_retry_max: float = Field(default=3600.0, gt=0, description="Longest retry delay.")
+    webhook_give_up_after: float = Field(
+        default=86_400.0,
+        ge=0,
+        description="Seconds after the first attempt before a failing delivery is given up.",
+    )
 
 
 def load_settings() -> Settings:

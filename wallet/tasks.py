@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from wallet.database import unit_of_work
 from wallet.events.relay import relay_outbox
-from wallet.events.settings import EventsSettings
+from wallet.settings import Settings
 from wallet.webhooks.delivery import DeliveryOptions, SendDelivery, deliver, sweep_due_deliveries
 from wallet.webhooks.secrets import SecretBox
 
@@ -43,7 +43,7 @@ class TaskContext:
     sessions: sessionmaker[Session]
     secrets: SecretBox
     client: httpx.Client
-    events: EventsSettings
+    settings: Settings
     delivery: DeliveryOptions
     sql_broker: bool = False  # kombu's SQL transport on our database (the embedded profile)
 
@@ -55,7 +55,7 @@ def register_tasks(app: Celery, context: Callable[[], TaskContext]) -> None:
     def relay_outbox_task() -> None:
         current = context()
         report = relay_outbox(
-            current.sessions, send_delivery, batch_size=current.events.outbox_relay_batch
+            current.sessions, send_delivery, batch_size=current.settings.outbox_relay_batch
         )
         if report.events:
             log.info(
@@ -88,7 +88,7 @@ def register_tasks(app: Celery, context: Callable[[], TaskContext]) -> None:
         sweep_due_deliveries(
             current.sessions,
             send_delivery,
-            requeue_after=current.events.webhook_requeue_after,
+            requeue_after=current.settings.webhook_requeue_after,
         )
         if current.sql_broker:
             purge_consumed_messages(current.sessions)

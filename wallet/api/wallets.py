@@ -1,28 +1,37 @@
 """Wallets: create, find, list by owner, freeze; their balances and ledger history."""
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
-from sqlalchemy import select, tuple_
-from sqlalchemy.orm import Session
 
-from wallet.api.auth import Operator, Principal, Reader, Transferer
+from wallet.api.auth import Operator, Reader, Transferer
 from wallet.api.dependencies import CatalogueDep, DbSession, known_query_parameters
 from wallet.api.fields import AssetCode, Metadata, OwnerRef, WalletIdPath
-from wallet.api.history import HistoryEntry, HistoryFilter, wallet_history
 from wallet.api.idempotent import REPLAY_HEADERS, OptionalIdempotencyKey, respond_once
-from wallet.api.pagination import Cursor, Limit, Page, Position, decode_cursor, encode_cursor
+from wallet.api.pagination import (
+    Cursor,
+    InvalidCursor,
+    Limit,
+    Page,
+    Position,
+    decode_cursor,
+    encode_cursor,
+)
 from wallet.api.problems import problem_responses
 from wallet.assets import Catalogue
 from wallet.ledger.accounts import wallet_balances
+from wallet.ledger.history import HistoryEntry, HistoryFilter, PostingKey, wallet_history
 from wallet.transfers.service import PREFIX as TRANSFER_PREFIX
 from wallet.wallets.models import Wallet, WalletStatus
-from wallet.wallets.service import create_wallet, get_wallet, set_status
+from wallet.wallets.service import create_wallet, get_wallet, set_status, tenant_wallets
 
 LEDGER_TRANSACTION_PREFIX = "ltx_"
+# A history cursor names a posting by its account and the account's version: `<account>.<version>`.
+_POSTING_ID = re.compile(r"(?P<account>[0-9]{1,18})\.(?P<version>[0-9]{1,18})")
 
 router = APIRouter(
     dependencies=[Depends(known_query_parameters)],
@@ -143,7 +152,13 @@ def list_wallets(
 ) -> Page[WalletOut]:
     """The tenant's wallets, newest first, optionally only those of one owner."""
     after = decode_cursor(cursor) if cursor is not None else None
-    wallets = _wallets_page(session, principal, owner_ref, after, limit + 1)
+    wallets = tenant_wallets(
+        session,
+        principal.tenant_id,
+        owner_ref=owner_ref,
+        after=None if after is None else (after.created_at, after.id),
+        limit=limit + 1,
+    )
     return Page(
         data=[WalletOut.of(wallet) for wallet in wallets[:limit]],
         next_cursor=(
@@ -226,26 +241,25 @@ def transactions(
         session,
         wallet_id,
         HistoryFilter(asset, created_after, created_before),
-        after=decode_cursor(cursor) if cursor is not None else None,
+        after=_posting_key(decode_cursor(cursor)) if cursor is not None else None,
         limit=limit + 1,
     )
     return Page(
         data=[HistoryItem.of(entry, catalogue) for entry in entries[:limit]],
-        next_cursor=encode_cursor(entries[limit - 1].position) if len(entries) > limit else None,
+        next_cursor=(
+            encode_cursor(_posting_position(entries[limit - 1].key))
+            if len(entries) > limit
+            else None
+        ),
     )
 
 
-def _wallets_page(
-    session: Session,
-    principal: Principal,
-    owner_ref: str | None,
-    after: Position | None,
-    limit: int,
-) -> list[Wallet]:
-    query = select(Wallet).where(Wallet.tenant_id == principal.tenant_id)
-    if owner_ref is not None:
-        query = query.where(Wallet.owner_ref == owner_ref)
-    if after is not None:
-        query = query.where(tuple_(Wallet.created_at, Wallet.id) < (after.created_at, after.id))
-    query = query.order_by(Wallet.created_at.desc(), Wallet.id.desc()).limit(limit)
-    return list(session.scalars(query))
+def _posting_position(key: PostingKey) -> Position:
+    return Position(key.created_at, f"{key.account_id}.{key.account_version}")
+
+
+def _posting_key(position: Position) -> PostingKey:
+    posting = _POSTING_ID.fullmatch(position.id)
+    if posting is None:
+        raise InvalidCursor("the cursor does not name a history entry")
+    return PostingKey(position.created_at, int(posting["account"]), int(posting["version"]))

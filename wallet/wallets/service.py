@@ -1,9 +1,10 @@
 """Creating, finding and changing the state of wallets, always within one tenant."""
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
 from wallet.errors import Conflict, NotFound
@@ -60,6 +61,25 @@ def wallets_of_owner(session: Session, tenant_id: str, owner_ref: str) -> Sequen
         .where(Wallet.tenant_id == tenant_id, Wallet.owner_ref == owner_ref)
         .order_by(Wallet.created_at, Wallet.id)
     ).all()
+
+
+def tenant_wallets(
+    session: Session,
+    tenant_id: str,
+    *,
+    owner_ref: str | None = None,
+    after: tuple[datetime, str] | None = None,
+    limit: int,
+) -> list[Wallet]:
+    """Up to `limit` of the tenant's wallets (only `owner_ref`'s when given), newest first,
+    starting after the wallet at `after` (its created_at and id)."""
+    query = select(Wallet).where(Wallet.tenant_id == tenant_id)
+    if owner_ref is not None:
+        query = query.where(Wallet.owner_ref == owner_ref)
+    if after is not None:
+        query = query.where(tuple_(Wallet.created_at, Wallet.id) < tuple_(*after))
+    query = query.order_by(Wallet.created_at.desc(), Wallet.id.desc()).limit(limit)
+    return list(session.scalars(query))
 
 
 def set_status(session: Session, tenant_id: str, wallet_id: str, status: WalletStatus) -> Wallet:

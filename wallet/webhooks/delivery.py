@@ -25,9 +25,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from standardwebhooks import Webhook
 
 from wallet.database import run_transaction
-from wallet.events.settings import EventsSettings
 from wallet.events.types import matches
 from wallet.ids import new_id
+from wallet.settings import Settings
 from wallet.webhooks.secrets import SecretBox, SecretUnreadable
 from wallet.webhooks.service import DELIVERY_PREFIX, DeliveryStatus
 
@@ -67,7 +67,7 @@ class DeliveryOptions:
     lease: float = 60.0
 
     @classmethod
-    def from_settings(cls, settings: EventsSettings) -> "DeliveryOptions":
+    def from_settings(cls, settings: Settings) -> "DeliveryOptions":
         return cls(
             retry=RetryPolicy(
                 base=settings.webhook_retry_base,

@@ -16,7 +16,7 @@ from typing import Final
 
 from Crypto.Cipher import AES
 
-from wallet.events.settings import EventsSettings
+from wallet.settings import Settings, load_settings
 
 SECRET_PREFIX: Final = "whsec_"  # noqa: S105 - the prefix of the form, not a secret
 SECRET_BYTES: Final = 32
@@ -40,7 +40,7 @@ class SecretBox:
         self._key = key
 
     @classmethod
-    def from_settings(cls, settings: EventsSettings) -> "SecretBox":
+    def from_settings(cls, settings: Settings) -> "SecretBox":
         """The configured key, or (single machine) the one kept in the data directory."""
         if settings.webhook_secrets_key is not None:
             return cls(parse_key(settings.webhook_secrets_key.get_secret_value()))
@@ -101,7 +101,7 @@ def parse_key(encoded: str) -> bytes:
 @cache
 def process_secret_box() -> SecretBox:
     """The box of this process, from its environment, made on first use (never at import)."""
-    return SecretBox.from_settings(EventsSettings())
+    return SecretBox.from_settings(load_settings())
 
 
 def _key_file(path: Path) -> str:

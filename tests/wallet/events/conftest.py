@@ -203,8 +203,8 @@ FAST_EVENTS_ENV = {
 
 
 class CeleryProcesses:
-    """A real worker (through `run_worker`, as `wallet worker` runs it) and a real beat
-    (through Celery's own command line on `wallet.celery_app`), on one broker and queue.
+    """A real worker (through `wallet worker`) and a real beat (through Celery's own command
+    line on `wallet.celery_app`), on one broker and queue.
 
     Like the supervisor of a deployment (systemd, compose), it starts a process again if it
     exits on its own: Celery's worker occasionally dies when the broker vanishes under it
@@ -232,12 +232,10 @@ class CeleryProcesses:
         self._supervisor = threading.Thread(target=self._supervise, daemon=True)
 
     def start(self) -> None:
-        worker = (
-            "from wallet.celery_app import run_worker; from wallet.settings import load_settings; "
-            "raise SystemExit(run_worker(load_settings(), pool='threads', concurrency=4))"
-        )
+        wallet_cli = [sys.executable, "-c", "from wallet.cli import app; app()"]
+        worker = [*wallet_cli, "worker", "--pool=threads", "--concurrency=4"]
         beat = [sys.executable, "-m", "celery", "-A", "wallet.celery_app", "beat", "-l", "info"]
-        self._start({"worker": [sys.executable, "-c", worker], "beat": beat})
+        self._start({"worker": worker, "beat": beat})
         self._supervisor.start()
 
     def log(self, name: str) -> str:

@@ -22,7 +22,6 @@ from wallet.celery_app import create_app
 from wallet.database import unit_of_work
 from wallet.events.outbox import emit
 from wallet.events.relay import relay_outbox
-from wallet.events.settings import EventsSettings
 from wallet.settings import Settings
 from wallet.tasks import delivery_sender, request_relay
 from wallet.webhooks.secrets import SecretBox
@@ -80,8 +79,8 @@ def test_events_emitted_while_the_broker_is_down_arrive_once_it_is_back(
         Settings(
             database_url=SecretStr(celery.env["WALLET_DATABASE_URL"]),
             broker_url=SecretStr(own_redis.url),
-        ),
-        EventsSettings(celery_queue=celery.env["WALLET_CELERY_QUEUE"]),
+            celery_queue=celery.env["WALLET_CELERY_QUEUE"],
+        )
     )
     try:
         report = relay_outbox(sessions, delivery_sender(app))

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from standardwebhooks import Webhook, WebhookVerificationError
 
-from wallet.events.settings import EventsSettings
 from wallet.events.types import EVENT_TYPES, is_subscription, matches
+from wallet.settings import Settings
 from wallet.webhooks.delivery import RetryPolicy, event_body, signed_headers
 from wallet.webhooks.secrets import (
     SecretBox,
@@ -96,7 +96,7 @@ def test_signed_headers_verify_with_the_standard_webhooks_library() -> None:
 def test_without_a_configured_key_one_is_made_once_in_the_data_directory(
     tmp_path: Path,
 ) -> None:
-    settings = EventsSettings(data_dir=tmp_path / "data", webhook_secrets_key=None)
+    settings = Settings(data_dir=tmp_path / "data", webhook_secrets_key=None)
     boxes: list[SecretBox] = []
     makers = [
         threading.Thread(target=lambda: boxes.append(SecretBox.from_settings(settings)))
@@ -111,7 +111,7 @@ def test_without_a_configured_key_one_is_made_once_in_the_data_directory(
     key_file = tmp_path / "data" / "webhook-secrets.key"
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     assert [path.name for path in key_file.parent.iterdir()] == [key_file.name]
-    configured = EventsSettings(data_dir=tmp_path / "other", webhook_secrets_key=new_key())
+    configured = Settings(data_dir=tmp_path / "other", webhook_secrets_key=new_key())
     with pytest.raises(SecretUnreadable):
         SecretBox.from_settings(configured).open(sealed, "whe_x")
     assert not (tmp_path / "other").exists()

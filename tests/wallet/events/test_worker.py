@@ -14,7 +14,6 @@ from tests.wallet.events.conftest import CeleryProcesses, WebhookReceiver, wait_
 from wallet.celery_app import create_app
 from wallet.database import unit_of_work
 from wallet.events.outbox import emit
-from wallet.events.settings import EventsSettings
 from wallet.settings import Settings
 from wallet.tasks import request_relay
 from wallet.webhooks.secrets import SecretBox
@@ -131,8 +130,11 @@ def test_a_relay_can_be_requested_right_after_a_commit(
     celery: CeleryProcesses, database_url: str, redis_url: str
 ) -> None:
     app = create_app(
-        Settings(database_url=SecretStr(database_url), broker_url=SecretStr(redis_url)),
-        EventsSettings(celery_queue=celery.env["WALLET_CELERY_QUEUE"]),
+        Settings(
+            database_url=SecretStr(database_url),
+            broker_url=SecretStr(redis_url),
+            celery_queue=celery.env["WALLET_CELERY_QUEUE"],
+        )
     )
     try:
         assert request_relay(app) is True

@@ -1,9 +1,8 @@
-"""A wallet's ledger history: its accounts' postings, newest first, a page at a time.
+"""A wallet's ledger history: its accounts' postings, newest first, a slice at a time.
 
-This is a read model over the ledger's tables for the API; it writes nothing.
+A read model over the ledger's tables; it writes nothing.
 """
 
-import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -11,7 +10,14 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from wallet.api.pagination import InvalidCursor, Position
+
+@dataclass(frozen=True)
+class PostingKey:
+    """Where a posting sits in a history, newest first: its time, then account and version."""
+
+    created_at: datetime
+    account_id: int
+    account_version: int
 
 
 @dataclass(frozen=True)
@@ -30,8 +36,8 @@ class HistoryEntry:
     metadata: dict[str, Any]
 
     @property
-    def position(self) -> Position:
-        return Position(self.created_at, f"{self.account_id}.{self.account_version}")
+    def key(self) -> PostingKey:
+        return PostingKey(self.created_at, self.account_id, self.account_version)
 
 
 @dataclass(frozen=True)
@@ -41,16 +47,12 @@ class HistoryFilter:
     created_before: datetime | None = None
 
 
-# A posting is named by its account and the account's version: `<account id>.<version>`.
-_POSTING_KEY = re.compile(r"(?P<account>[0-9]{1,18})\.(?P<version>[0-9]{1,18})")
-
-
 def wallet_history(
     session: Session,
     wallet_id: str,
     history_filter: HistoryFilter,
     *,
-    after: Position | None,
+    after: PostingKey | None,
     limit: int,
 ) -> list[HistoryEntry]:
     """Up to `limit` entries older than `after` (from the newest when `after` is None)."""
@@ -66,16 +68,13 @@ def wallet_history(
         conditions.append("p.created_at < :created_before")
         params["created_before"] = history_filter.created_before
     if after is not None:
-        posting = _POSTING_KEY.fullmatch(after.id)
-        if posting is None:
-            raise InvalidCursor("the cursor does not name a history entry")
         conditions.append(
             "(p.created_at, p.account_id, p.account_version) < (:after_time, :after_account, "
             ":after_version)"
         )
         params["after_time"] = after.created_at
-        params["after_account"] = int(posting["account"])
-        params["after_version"] = int(posting["version"])
+        params["after_account"] = after.account_id
+        params["after_version"] = after.account_version
     # Each condition is one of the fixed fragments above; the values are bound parameters.
     query = f"""
         SELECT p.account_id, p.account_version, p.transaction_id, p.asset, p.amount,
