@@ -1,19 +1,29 @@
 """The `wallet` command: run the processes (API, worker, beat), migrate, reconcile."""
 
+import logging
 import os
+import signal
+import threading
+from typing import Annotated
 
 import typer
 import uvicorn
 
+from chains import TraceMode
 from wallet.apikeys.models import Scope
 from wallet.apikeys.service import create_key_for_tenant, list_keys, revoke_key
-from wallet.assets import store_catalogue
+from wallet.assets import load_catalogue, store_catalogue
 from wallet.celery_app import run_beat, run_worker
 from wallet.database import migrate, unit_of_work
+from wallet.deposits.recording import InconsistentChainState
+from wallet.deposits.watcher import WatcherHalted, WatcherOptions, configure_logging
+from wallet.deposits.watcher import watch as run_watch
+from wallet.devnet import DevnetError, local_chains, run_devnets
 from wallet.errors import WalletError
 from wallet.ledger.reconcile import check_ledger
 from wallet.runtime import database_url, open_runtime
 from wallet.settings import load_settings
+from wallet.supervisor import Process, supervise
 from wallet.wallets.service import tenant_by_name
 
 app = typer.Typer(help="Custodial hybrid wallet service.", no_args_is_help=True)
@@ -142,11 +152,83 @@ def beat(loglevel: str = typer.Option("info", help="debug, info, warning or erro
 
 
 @app.command()
-def run() -> None:
-    """Start everything on the embedded defaults: PostgreSQL, migrations, the API."""
+def watch(
+    chain: str = typer.Option(..., "--chain", help="A chain of the asset catalogue."),
+    start_block: int | None = typer.Option(
+        None, help="Where a chain with no cursor yet starts (default: the node's head)."
+    ),
+    poll_interval: float = typer.Option(0.5, help="Seconds between polls once caught up."),
+    batch_blocks: int = typer.Option(500, help="At most this many blocks per step."),
+    traces: Annotated[
+        TraceMode,
+        typer.Option(help="How to find ETH sent by contracts: none, parity, call_tracer."),
+    ] = TraceMode.NONE,
+) -> None:
+    """Follow a chain and record its deposits; one active per chain, others wait (lease)."""
+    configure_logging()
+    options = WatcherOptions(
+        poll_interval=poll_interval,
+        batch_blocks=batch_blocks,
+        start_block=start_block,
+        trace_mode=traces,
+    )
+    with open_runtime(load_settings()) as runtime:
+        try:
+            run_watch(runtime, chain, options)
+        except (WatcherHalted, InconsistentChainState) as error:
+            logging.getLogger("wallet.deposits").critical("watcher halted: %s", error)
+            raise typer.Exit(2) from None
+
+
+@app.command()
+def devnet(
+    fresh: bool = typer.Option(False, help="Forget the chains kept in data_dir/anvil."),
+) -> None:
+    """Run an Anvil node (from npm) per local chain of the catalogue, test stablecoin deployed.
+
+    The chains are kept in data_dir/anvil between runs; Ctrl-C or SIGTERM stops them.
+    """
     settings = load_settings()
-    url = database_url(settings)
-    os.environ["WALLET_DATABASE_URL"] = url
-    typer.echo(f"database: {url}")
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    try:
+        run_devnets(
+            load_catalogue(settings.assets_file),
+            settings.data_dir / "anvil",
+            stop,
+            typer.echo,
+            fresh=fresh,
+        )
+    except DevnetError as error:
+        typer.echo(str(error), err=True)
+        raise typer.Exit(1) from None
+
+
+# The embedded profile's deposit addresses come from this development mnemonic unless a seed
+# or xpubs are configured; it is public, so nothing of value may ever be sent to them.
+DEV_MNEMONIC = "test test test test test test test test test test test junk"
+
+
+@app.command()
+def run() -> None:
+    """Everything on the embedded defaults: PostgreSQL, migrations, the Anvil devnets, the API,
+    a worker with the periodic jobs, and a watcher per chain."""
+    settings = load_settings()
+    environment = {"WALLET_DATABASE_URL": database_url(settings)}
+    if not (settings.deposit_xpubs or settings.seed_keystore or settings.dev_mnemonic):
+        environment["WALLET_DEV_MNEMONIC"] = DEV_MNEMONIC
+    os.environ.update(environment)
     db_migrate()
-    serve()
+    catalogue = load_catalogue(settings.assets_file)
+    processes = [
+        Process("devnet", ["devnet"]),
+        Process("api", ["serve"]),
+        Process("worker", ["worker", "--beat", "--concurrency", "2"]),
+        *(
+            Process(f"watcher {chain.name}", ["watch", "--chain", chain.name, "--traces", "parity"])
+            for chain in local_chains(catalogue)
+        ),
+    ]
+    typer.echo(f"API on http://{settings.api_host}:{settings.api_port} (OpenAPI at /docs)")
+    raise typer.Exit(supervise(processes, environment))

@@ -37,6 +37,27 @@ class Settings(BaseSettings):
     api_port: int = Field(default=8000, ge=1, le=65535)
     api_workers: int = Field(default=1, ge=1)
 
+    # Deposit addresses: account xpubs per chain, else the seed from its keystore, else (the
+    # embedded profile only) a mnemonic in the environment.
+    deposit_xpubs: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            "JSON object of chain name to account-level xpub (m/44'/60'/{chain_id}'): lets a "
+            "process issue deposit addresses without the seed. Preferred for the API."
+        ),
+    )
+    seed_keystore: Path | None = Field(
+        default=None, description="The encrypted master seed keystore (custody.create_keystore)."
+    )
+    seed_password: SecretStr | None = Field(default=None, description="The keystore's password.")
+    dev_mnemonic: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Embedded profile only: a BIP-39 mnemonic in the environment instead of a keystore. "
+            "Never use it for real funds."
+        ),
+    )
+
     # Events out: the outbox relay, the Celery queue and webhook deliveries.
     webhook_secrets_key: SecretStr | None = Field(
         default=None,

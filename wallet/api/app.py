@@ -5,6 +5,8 @@ from sqlalchemy import text
 
 from wallet.api import assets, transfers, wallets, webhook_endpoints
 from wallet.api.handlers import install_problem_handlers
+from wallet.deposits import endpoints as deposits
+from wallet.deposits.addresses import load_address_book
 from wallet.runtime import Runtime
 
 DESCRIPTION = """
@@ -25,8 +27,16 @@ The app's API to the wallet service.
 def create_app(runtime: Runtime) -> FastAPI:
     app = FastAPI(title="Hybrid wallet API", version="1", description=DESCRIPTION)
     app.state.runtime = runtime
+    app.state.deposit_address_book = load_address_book(runtime.settings, runtime.catalogue)
     install_problem_handlers(app)
-    for router in (wallets.router, transfers.router, assets.router, webhook_endpoints.router):
+    routers = (
+        wallets.router,
+        transfers.router,
+        deposits.router,
+        assets.router,
+        webhook_endpoints.router,
+    )
+    for router in routers:
         app.include_router(router)
 
     @app.get("/healthz", tags=["health"])

@@ -7,12 +7,16 @@ never be reused for another chain; the account a chain first issued addresses un
 recorded in the database and checked on every allocation.
 """
 
+import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from custody import DepositKeyTree, MasterSeed, XpubAddressDeriver
+from custody import DepositKeyTree, MasterSeed, XpubAddressDeriver, load_seed
 from custody.hd import MAX_INDEX
-from wallet.assets import Chain
+from wallet.assets import Catalogue, Chain
+from wallet.settings import Settings
+
+logger = logging.getLogger(__name__)
 
 
 class AddressBookError(ValueError):
@@ -76,3 +80,28 @@ class DepositAddressBook:
             return self.derivers[chain]
         except KeyError:
             raise AddressBookError(f"no deposit address deriver for chain {chain!r}") from None
+
+
+def load_address_book(settings: Settings, catalogue: Catalogue) -> DepositAddressBook:
+    """The deposit address book of this process: xpubs, else the keystore, else a dev mnemonic.
+
+    With none of them configured the book is empty and issuing an address is refused.
+    """
+    chains = catalogue.chains.values()
+    if settings.deposit_xpubs:
+        return DepositAddressBook.from_xpubs(settings.deposit_xpubs, chains)
+    if settings.seed_keystore is not None:
+        if settings.seed_password is None:
+            raise ValueError("WALLET_SEED_KEYSTORE is set but WALLET_SEED_PASSWORD is not")
+        seed = load_seed(settings.seed_keystore, settings.seed_password.get_secret_value())
+        return DepositAddressBook.from_seed(seed, chains)
+    if settings.dev_mnemonic is not None:
+        logger.warning(
+            "!!! DEPOSIT ADDRESSES COME FROM WALLET_DEV_MNEMONIC, A SEED IN THE ENVIRONMENT. "
+            "This is for the embedded development profile only: never send real funds to "
+            "these addresses. Use WALLET_SEED_KEYSTORE or WALLET_DEPOSIT_XPUBS in production. !!!"
+        )
+        seed = MasterSeed.from_mnemonic(settings.dev_mnemonic.get_secret_value())
+        return DepositAddressBook.from_seed(seed, chains)
+    logger.warning("no deposit address seed or xpubs configured: deposit addresses are disabled")
+    return DepositAddressBook({})

@@ -1,18 +1,18 @@
 """Deposit addresses and crypto deposits over HTTP.
 
 Mounted by `wallet.api.app.create_app`, which also puts the process's `DepositAddressBook`
-(from `wallet.deposits.settings.load_address_book`) on `app.state.deposit_address_book`.
+(from `wallet.deposits.addresses.load_address_book`) on `app.state.deposit_address_book`.
 """
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, cast
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from custody import checksum_address
 from wallet.api.auth import Reader, Transferer
-from wallet.api.dependencies import CatalogueDep, DbSession
+from wallet.api.dependencies import CatalogueDep, DbSession, known_query_parameters
 from wallet.api.fields import ID_PATTERN, WalletIdPath
 from wallet.api.pagination import Cursor, Limit, Page, Position, decode_cursor, encode_cursor
 from wallet.api.problems import problem_responses
@@ -28,12 +28,15 @@ from wallet.deposits.service import (
 )
 from wallet.wallets.service import get_wallet
 
-router = APIRouter(tags=["deposits"], responses=problem_responses(401, 403, 422, 500))
+router = APIRouter(
+    dependencies=[Depends(known_query_parameters)],
+    tags=["deposits"],
+    responses=problem_responses(400, 401, 403, 422, 500),
+)
 
 
 def address_book(request: Request) -> DepositAddressBook:
-    book = getattr(request.app.state, "deposit_address_book", None)
-    return book if isinstance(book, DepositAddressBook) else DepositAddressBook({})
+    return cast(DepositAddressBook, request.app.state.deposit_address_book)
 
 
 AddressBookDep = Annotated[DepositAddressBook, Depends(address_book)]

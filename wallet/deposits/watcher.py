@@ -8,7 +8,6 @@ holding the chain's lease; node and database failures are logged and retried, ne
 for "no deposits". `wallet watch --chain NAME` runs `watch`.
 """
 
-import argparse
 import logging
 import signal
 import threading
@@ -39,14 +38,12 @@ from wallet.deposits.lease import ChainLease, LeaseLost
 from wallet.deposits.recording import (
     ChainAssets,
     DepositChanges,
-    InconsistentChainState,
     load_window,
     lock_cursor,
     record_advance,
     record_rollback,
 )
-from wallet.runtime import Runtime, build_runtime
-from wallet.settings import load_settings
+from wallet.runtime import Runtime
 
 logger = logging.getLogger(__name__)
 
@@ -340,32 +337,3 @@ def configure_logging() -> None:
     )
     logging.Formatter.converter = time.gmtime
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per RPC request otherwise
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    """`python -m wallet.deposits.watcher --chain NAME`: the same as `wallet watch`."""
-    parser = argparse.ArgumentParser(description="Follow a chain and record its deposits.")
-    parser.add_argument("--chain", required=True)
-    parser.add_argument("--start-block", type=int, default=None)
-    parser.add_argument("--poll-interval", type=float, default=WatcherOptions.poll_interval)
-    parser.add_argument("--batch-blocks", type=int, default=WatcherOptions.batch_blocks)
-    parser.add_argument(
-        "--traces", choices=[m.value for m in TraceMode], default=TraceMode.NONE.value
-    )
-    args = parser.parse_args(argv)
-    configure_logging()
-    options = WatcherOptions(
-        poll_interval=args.poll_interval,
-        batch_blocks=args.batch_blocks,
-        start_block=args.start_block,
-        trace_mode=TraceMode(args.traces),
-    )
-    try:
-        watch(build_runtime(load_settings()), args.chain, options)
-    except (WatcherHalted, InconsistentChainState):
-        logger.critical("watcher halted", exc_info=True)
-        raise SystemExit(2) from None
-
-
-if __name__ == "__main__":
-    main()

@@ -41,6 +41,7 @@ def api_url(
         "WALLET_DATABASE_URL": database_url,
         "WALLET_DATA_DIR": str(data_dir),
         "WALLET_DATABASE_POOL_SIZE": "20",
+        "WALLET_DEV_MNEMONIC": "test test test test test test test test test test test junk",
     }
     command = [sys.executable, "-m", "uvicorn", "wallet.api.main:build", "--factory"]
     command += ["--host", "127.0.0.1", "--port", str(port), "--no-access-log"]

@@ -19,7 +19,6 @@ from wallet.apikeys.models import Scope
 from wallet.apikeys.service import create_key
 from wallet.assets import Catalogue
 from wallet.database import unit_of_work
-from wallet.deposits.endpoints import router
 from wallet.runtime import Runtime
 from wallet.settings import Settings
 
@@ -33,8 +32,6 @@ def app(
 ) -> FastAPI:
     runtime = Runtime(Settings(), engine, sessions, live_catalogue)
     app = create_app(runtime)
-    if not any(getattr(r, "path", "").startswith("/v1/deposits") for r in app.routes):
-        app.include_router(router)
     app.state.deposit_address_book = chain.book
     return app
 

@@ -9,8 +9,8 @@ import pytest
 from custody import MasterSeed, create_keystore
 from tests.wallet.deposits.conftest import TEST_MNEMONIC
 from wallet.assets import Catalogue
-from wallet.deposits.addresses import DepositAddressBook
-from wallet.deposits.settings import DepositSettings, load_address_book
+from wallet.deposits.addresses import DepositAddressBook, load_address_book
+from wallet.settings import Settings
 
 SETTINGS = ("DEPOSIT_XPUBS", "SEED_KEYSTORE", "SEED_PASSWORD", "DEV_MNEMONIC")
 
@@ -34,14 +34,14 @@ def test_every_source_gives_the_same_addresses(
 
     monkeypatch.setenv("WALLET_SEED_KEYSTORE", str(keystore))
     monkeypatch.setenv("WALLET_SEED_PASSWORD", "pw")
-    from_keystore = load_address_book(DepositSettings(), catalogue)
+    from_keystore = load_address_book(Settings(), catalogue)
     monkeypatch.delenv("WALLET_SEED_KEYSTORE")
     monkeypatch.setenv("WALLET_DEV_MNEMONIC", TEST_MNEMONIC)
     with caplog.at_level(logging.WARNING):
-        from_mnemonic = load_address_book(DepositSettings(), catalogue)
+        from_mnemonic = load_address_book(Settings(), catalogue)
     xpubs = {name: d.account_xpub for name, d in expected.derivers.items()}
     monkeypatch.setenv("WALLET_DEPOSIT_XPUBS", json.dumps(xpubs))
-    from_xpubs = load_address_book(DepositSettings(), catalogue)
+    from_xpubs = load_address_book(Settings(), catalogue)
 
     for book in (from_keystore, from_mnemonic, from_xpubs):
         assert set(book.derivers) == {"devnet", "devnet-l2"}
@@ -53,7 +53,7 @@ def test_every_source_gives_the_same_addresses(
 
 
 def test_without_keys_no_chain_issues_addresses(catalogue: Catalogue) -> None:
-    assert load_address_book(DepositSettings(), catalogue).derivers == {}
+    assert load_address_book(Settings(), catalogue).derivers == {}
 
 
 def test_a_keystore_without_its_password_is_a_start_error(
@@ -61,4 +61,4 @@ def test_a_keystore_without_its_password_is_a_start_error(
 ) -> None:
     monkeypatch.setenv("WALLET_SEED_KEYSTORE", str(tmp_path / "seed.json"))
     with pytest.raises(ValueError, match="WALLET_SEED_PASSWORD"):
-        load_address_book(DepositSettings(), catalogue)
+        load_address_book(Settings(), catalogue)

@@ -36,16 +36,8 @@ USDC = 10**6
 
 
 def watcher_command(chain: str, *options: str) -> list[str]:
-    """`wallet watch --chain NAME ...`, or the same entry point as a module until the
-    command is registered in wallet.cli."""
-    from wallet import cli  # noqa: PLC0415 - only to see whether the command exists
-
-    names = {
-        c.name or (c.callback.__name__ if c.callback else "") for c in cli.app.registered_commands
-    }
-    if "watch" in names:
-        return [str(Path(sys.executable).parent / "wallet"), "watch", "--chain", chain, *options]
-    return [sys.executable, "-m", "wallet.deposits.watcher", "--chain", chain, *options]
+    """`wallet watch --chain NAME ...`, as an operator runs it."""
+    return [sys.executable, "-m", "wallet", "watch", "--chain", chain, *options]
 
 
 class WatcherProcess:

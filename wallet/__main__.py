@@ -1,0 +1,5 @@
+"""`python -m wallet ...`: the same as the `wallet` command."""
+
+from wallet.cli import app
+
+app()

@@ -1,0 +1,89 @@
+"""`wallet devnet`: an Anvil node (from npm) for each local chain of the catalogue."""
+
+import socket
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from chains.devnet import Devnet, start_dev_chain
+from wallet.assets import AssetKind, Catalogue, Chain
+
+
+class DevnetError(RuntimeError):
+    """The devnet cannot start as configured."""
+
+
+def run_devnets(
+    catalogue: Catalogue,
+    state_dir: Path,
+    stop: threading.Event,
+    report: Callable[[str], None],
+    *,
+    fresh: bool,
+) -> None:
+    """Run the nodes until `stop` is set; each chain's state is kept in `state_dir`.
+
+    A new chain gets the test stablecoin deployed by Anvil's first account, at the address the
+    catalogue expects; a kept chain is resumed as it was.
+    """
+    state_dir.mkdir(parents=True, exist_ok=True)
+    nodes: list[Devnet] = []
+    try:
+        for chain in local_chains(catalogue):
+            nodes.append(
+                start_node(catalogue, chain, state_dir / f"{chain.name}.json", report, fresh)
+            )
+        if not nodes:
+            raise DevnetError("no chain of the catalogue has a local rpc_url")
+        report(f"devnet running; chains kept in {state_dir}")
+        while not stop.wait(0.5):
+            if not all(node.is_running for node in nodes):
+                raise DevnetError("an Anvil node exited")
+    finally:
+        for node in nodes:
+            node.stop()  # SIGTERM: Anvil writes its state file
+
+
+def local_chains(catalogue: Catalogue) -> list[Chain]:
+    return [
+        chain
+        for chain in catalogue.chains.values()
+        if urlsplit(chain.rpc_url).hostname in {"127.0.0.1", "localhost"}
+    ]
+
+
+def start_node(
+    catalogue: Catalogue, chain: Chain, state: Path, report: Callable[[str], None], fresh: bool
+) -> Devnet:
+    port = urlsplit(chain.rpc_url).port
+    if port is None:
+        raise DevnetError(f"{chain.name}: rpc_url {chain.rpc_url} names no port")
+    if port_taken(port):
+        raise DevnetError(f"{chain.name}: port {port} is in use; is a devnet running already?")
+    if fresh:
+        state.unlink(missing_ok=True)
+    if state.exists():
+        node = Devnet(port=port, chain_id=chain.chain_id, load_state=state, dump_state=state)
+        node.start()
+        report(f"{chain.name}: chain id {chain.chain_id} on {node.rpc_url} (resumed)")
+        return node
+    dev = start_dev_chain(
+        chain_id=chain.chain_id, port=port, extra_args=("--dump-state", str(state))
+    )
+    report(f"{chain.name}: chain id {chain.chain_id} on {dev.rpc_url}")
+    for asset in catalogue.assets_on(chain.name):
+        if (
+            asset.kind is AssetKind.ERC20
+            and (asset.contract_address or "").lower() != dev.token_address
+        ):
+            report(
+                f"warning: the catalogue gives {asset.code} the contract "
+                f"{asset.contract_address}, but the test stablecoin is at {dev.token_address}"
+            )
+    return dev.devnet
+
+
+def port_taken(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
