@@ -1,6 +1,6 @@
 """Creating, finding and changing the state of wallets, always within one tenant."""
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -53,14 +53,6 @@ def get_wallet(session: Session, tenant_id: str, wallet_id: str, *, lock: bool =
     if wallet is None:
         raise UnknownWallet(f"no wallet {wallet_id}")
     return wallet
-
-
-def wallets_of_owner(session: Session, tenant_id: str, owner_ref: str) -> Sequence[Wallet]:
-    return session.scalars(
-        select(Wallet)
-        .where(Wallet.tenant_id == tenant_id, Wallet.owner_ref == owner_ref)
-        .order_by(Wallet.created_at, Wallet.id)
-    ).all()
 
 
 def tenant_wallets(
