@@ -31,3 +31,7 @@ test: lint
 
 bench: deps
 	$(BIN)/python bench/ledger.py
+	$(BIN)/python bench/api.py
+	$(BIN)/python bench/watcher.py
+	$(BIN)/python bench/derivation.py
+	$(BIN)/python bench/chain_fetch.py
