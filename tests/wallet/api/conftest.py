@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,12 +30,11 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
-def api_url(
-    database_url: str, engine: Engine, tmp_path_factory: pytest.TempPathFactory
+@contextmanager
+def running_api(
+    database_url: str, data_dir: Path, extra_env: dict[str, str] | None = None
 ) -> Iterator[str]:
-    """The base URL of `uvicorn wallet.api.main:build` on the migrated test database."""
-    data_dir = tmp_path_factory.mktemp("api")
+    """`uvicorn wallet.api.main:build` on the database, as a process; yields its base URL."""
     port = free_port()
     env = {
         **os.environ,
@@ -42,6 +42,7 @@ def api_url(
         "WALLET_DATA_DIR": str(data_dir),
         "WALLET_DATABASE_POOL_SIZE": "20",
         "WALLET_DEV_MNEMONIC": "test test test test test test test test test test test junk",
+        **(extra_env or {}),
     }
     command = [sys.executable, "-m", "uvicorn", "wallet.api.main:build", "--factory"]
     command += ["--host", "127.0.0.1", "--port", str(port), "--no-access-log"]
@@ -55,6 +56,15 @@ def api_url(
     finally:
         server.terminate()
         server.wait(timeout=20)
+
+
+@pytest.fixture(scope="session")
+def api_url(
+    database_url: str, engine: Engine, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """The base URL of the API serving the migrated test database."""
+    with running_api(database_url, tmp_path_factory.mktemp("api")) as url:
+        yield url
 
 
 def _wait_until_ready(server: subprocess.Popen[bytes], url: str, log_path: Path) -> None:
