@@ -3,7 +3,9 @@
 `DepositWatcher.step` is the unit of work: ask the node for its head, load deposit addresses
 issued since the last step, let the follower fetch and link the next blocks (or report a
 reorg), then write headers, deposits, ledger entries, events and the cursor in one database
-transaction, fenced by the cursor it started from. `DepositWatcher.run` loops over steps while
+transaction, fenced by the cursor it started from. While catching up, the next step's fetch
+runs on a thread during this step's write; it only reads, and is used only by a step that
+starts from the window it was fetched for. `DepositWatcher.run` loops over steps while
 holding the chain's lease; node and database failures are logged and retried, never taken
 for "no deposits". `wallet watch --chain NAME` runs `watch`.
 """
@@ -29,6 +31,7 @@ from chains import (
     RpcClient,
     RpcError,
     ScannedBlock,
+    StepResult,
     TraceMode,
     fetch_header,
 )
@@ -96,6 +99,45 @@ class StepOutcome:
         return self.rolled_back_to is None and (self.tip is None or self.tip.number >= self.head)
 
 
+@dataclass(frozen=True)
+class _Fetched:
+    """The node's head when a fetch began, and what the follower found after the window."""
+
+    head: int
+    result: StepResult
+
+
+class _Prefetch:
+    """A fetch for the blocks after `window`, run on a thread of its own."""
+
+    def __init__(
+        self, window: list[BlockHeader], fetch: Callable[[list[BlockHeader]], _Fetched]
+    ) -> None:
+        self.window = window
+        self._fetched: _Fetched | None = None
+        self._error: Exception | None = None
+        self._thread = threading.Thread(
+            target=self._run, args=(fetch,), name="deposit-prefetch", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, fetch: Callable[[list[BlockHeader]], _Fetched]) -> None:
+        try:
+            self._fetched = fetch(self.window)
+        except Exception as error:  # raised by the step that uses the fetch, as its own
+            self._error = error
+
+    def wait(self) -> None:
+        self._thread.join()
+
+    def result(self) -> _Fetched:
+        self.wait()
+        if self._error is not None:
+            raise self._error
+        assert self._fetched is not None
+        return self._fetched
+
+
 class DepositWatcher:
     """Follows one chain and records the deposits to its deposit addresses."""
 
@@ -118,6 +160,7 @@ class DepositWatcher:
         self._window: list[BlockHeader] | None = None
         self._follower: ChainFollower | None = None
         self._start_block = 0
+        self._prefetch: _Prefetch | None = None
         self.lease: ChainLease | None = None
         """When set, every write first checks that the lease is still held."""
 
@@ -135,6 +178,8 @@ class DepositWatcher:
 
     def load(self) -> None:
         """(Re)load the stored header window; check that the node serves the configured chain."""
+        if self._prefetch is not None:
+            self._prefetch.wait()  # kept: the window reloaded may be the one it was for
         chain_id = int(self._rpc.call("eth_chainId"), 16)
         if chain_id != self.assets.chain.chain_id:
             raise WrongChain(
@@ -161,25 +206,23 @@ class DepositWatcher:
         """One follower step, recorded in one database transaction."""
         if self._window is None or self._follower is None:
             self.load()
-        assert self._window is not None and self._follower is not None
+        assert self._window is not None
         window = self._window
-        # The head is read before the address set is loaded: every block up to it was mined
-        # before any address issued after the load, so no block scanned here can pay an
-        # address the set lacks. Blocks above it wait for the next step.
-        head = int(self._rpc.call("eth_blockNumber"), 16)
-        self._load_new_addresses()
+        fetched = self._prefetched(window) or self._fetch(window)
+        head, result = fetched.head, fetched.result
         tip = window[-1] if window else None
-        first = tip.number + 1 if tip is not None else self._start_block
-        max_blocks = max(1, min(self.options.batch_blocks, head - first + 1))
-        result = self._follower.step(window, self._watched, max_blocks)
 
         if isinstance(result, Advance):
             blocks = tuple(b for b in result.blocks if b.header.number <= head)
             if not blocks:
                 return StepOutcome(head=head, tip=tip)
+            advanced = [*window, *(b.header for b in blocks)][-self.options.window_size :]
+            if blocks[-1].header.number < head:
+                # Catching up: the next blocks are fetched while these are written. Should the
+                # write fail, the window stays as it was and the fetch is not used.
+                self._prefetch = _Prefetch(advanced, self._fetch)
             changes = self._write(tip, lambda s: self._advance(s, blocks))
-            size = self.options.window_size
-            self._window = [*window, *(b.header for b in blocks)][-size:]
+            self._window = advanced
             return StepOutcome(head, blocks[-1].header, blocks=len(blocks), changes=changes)
 
         ancestor = result.ancestor
@@ -191,6 +234,27 @@ class DepositWatcher:
         changes = self._write(tip, lambda s: record_rollback(s, self.assets, ancestor))
         self._window = [h for h in window if h.number <= ancestor.number]
         return StepOutcome(head, ancestor, rolled_back_to=ancestor, changes=changes)
+
+    def _fetch(self, window: list[BlockHeader]) -> _Fetched:
+        """Read the node's head and new deposit addresses, then let the follower step."""
+        assert self._follower is not None
+        # The head is read before the address set is loaded: every block up to it was mined
+        # before any address issued after the load, so no block scanned here can pay an
+        # address the set lacks. Blocks above it wait for the next step.
+        head = int(self._rpc.call("eth_blockNumber"), 16)
+        self._load_new_addresses()
+        tip = window[-1] if window else None
+        first = tip.number + 1 if tip is not None else self._start_block
+        max_blocks = max(1, min(self.options.batch_blocks, head - first + 1))
+        return _Fetched(head, self._follower.step(window, self._watched, max_blocks))
+
+    def _prefetched(self, window: list[BlockHeader]) -> _Fetched | None:
+        """The fetch started by the last step, if it was for `window` (its write succeeded)."""
+        prefetch, self._prefetch = self._prefetch, None
+        if prefetch is None:
+            return None
+        prefetch.wait()  # it uses the follower and the address set: never two at once
+        return prefetch.result() if prefetch.window == window else None
 
     def _advance(self, session: Session, blocks: Sequence[ScannedBlock]) -> DepositChanges:
         return record_advance(session, self.assets, blocks, window_size=self.options.window_size)

@@ -1,5 +1,6 @@
 """Ledger accounts: one per (wallet, asset) and one per (system name, asset); balances."""
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -73,6 +74,54 @@ def _get_or_create(session: Session, statement: TextClause, params: dict[str, An
         # the insert saw the conflict, the select could not see the row; the next one can.
         found = session.execute(statement, params).scalar_one()
     return int(found)
+
+
+# Many wallets' accounts in one statement. Only the pairs the statement's snapshot lacks are
+# inserted (existing accounts use up no ids), in key order, so two concurrent first uses of the
+# same accounts wait for each other instead of deadlocking.
+_USER_ACCOUNTS = text(
+    """
+    WITH wanted AS (
+        SELECT DISTINCT k.wallet_id, k.asset
+        FROM unnest(CAST(:wallets AS text[]), CAST(:assets AS text[])) AS k(wallet_id, asset)
+    ),
+    found AS (
+        SELECT a.id, a.wallet_id, a.asset FROM accounts a JOIN wanted w USING (wallet_id, asset)
+    ),
+    created AS (
+        INSERT INTO accounts (wallet_id, asset)
+        SELECT w.wallet_id, w.asset FROM wanted w
+        WHERE NOT EXISTS (
+            SELECT 1 FROM found f WHERE f.wallet_id = w.wallet_id AND f.asset = w.asset
+        )
+        ORDER BY w.wallet_id, w.asset
+        ON CONFLICT (wallet_id, asset) DO NOTHING
+        RETURNING id, wallet_id, asset
+    )
+    SELECT id, wallet_id, asset FROM found UNION ALL SELECT id, wallet_id, asset FROM created
+    """
+)
+
+
+def user_accounts(session: Session, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """The accounts of many (wallet, asset) pairs, those missing created, in one statement."""
+    wanted = sorted(set(keys))
+    found: dict[tuple[str, str], int] = {}
+    # As in `_get_or_create`: a pair a concurrent first use inserted after the first
+    # statement's snapshot was taken is missing from its answer, and visible to the second.
+    for _ in range(2):
+        missing = [key for key in wanted if key not in found]
+        if not missing:
+            return found
+        rows = session.execute(
+            _USER_ACCOUNTS,
+            {"wallets": [wallet for wallet, _ in missing], "assets": [a for _, a in missing]},
+        )
+        found.update(((row.wallet_id, row.asset), int(row.id)) for row in rows)
+    missing = [key for key in wanted if key not in found]
+    if missing:
+        raise RuntimeError(f"the accounts of {missing} were neither found nor created")
+    return found
 
 
 _BALANCE_COLUMNS = "id AS account_id, asset, posted, pending_in, pending_out, version"

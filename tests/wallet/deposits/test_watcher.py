@@ -20,6 +20,7 @@ from tests.wallet.deposits.conftest import (
 from wallet.assets import Catalogue
 from wallet.database import unit_of_work
 from wallet.deposits.models import DepositStatus
+from wallet.deposits.watcher import StaleWindow
 from wallet.ledger.reconcile import check_ledger
 from wallet.transfers.service import TransferRequest, transfer
 
@@ -353,3 +354,68 @@ def test_a_step_longer_than_the_header_window_credits_every_deposit_in_it(
             text("SELECT count(*) FROM chain_headers WHERE chain = :c"), {"c": chain.name}
         ).scalar_one()
     assert stored == CONFIRMATIONS + 2
+
+
+def test_a_catch_up_over_many_steps_credits_each_deposit_once(
+    factory: Factory, isolated_chain: IsolatedChain
+) -> None:
+    # Each step's write overlaps the next step's fetch: every deposit must still be recorded
+    # once, with one credit and one event, and the window must end at the head.
+    chain = isolated_chain()
+    watcher = chain.watcher(batch_blocks=7)
+    settle(watcher)
+    wallets = [factory.wallet() for _ in range(4)]
+    addresses = [chain.address(factory, w) for w in wallets]
+    sender = chain.dev.accounts[1].address
+    for i in range(12):
+        chain.dev.send_eth(sender, addresses[i % 4], ETH + i)
+        chain.dev.send_tokens(sender, addresses[(i + 1) % 4], USDC + i)
+        chain.dev.mine(3)
+
+    outcomes = settle(watcher)
+
+    assert len([o for o in outcomes if o.blocks]) >= 5
+    deposits = deposits_of(chain.sessions, wallets)
+    assert len(deposits) == 24
+    assert {d["status"] for d in deposits} == {CREDITED}
+    ids = [str(d["id"]) for d in deposits]
+    assert len(external_refs(chain.sessions, ids)) == 24
+    assert all(events_of(chain.sessions, i)[-1] == ("deposit.credited", CREDITED) for i in ids)
+    assert all(
+        [e for e, _ in events_of(chain.sessions, i)].count("deposit.credited") == 1 for i in ids
+    )
+    for i, wallet in enumerate(wallets):
+        eth = sum(ETH + j for j in range(12) if j % 4 == i)
+        usdc = sum(USDC + j for j in range(12) if (j + 1) % 4 == i)
+        assert chain.balance(wallet, chain.native).posted == eth
+        assert chain.balance(wallet, chain.token).posted == usdc
+    assert watcher.window[-1].number == chain.dev.devnet.block_number()
+    with unit_of_work(chain.sessions) as session:
+        assert all(check.ok for check in check_ledger(session))
+
+
+def test_a_watcher_fenced_out_while_catching_up_drops_what_it_fetched_ahead(
+    factory: Factory, isolated_chain: IsolatedChain
+) -> None:
+    chain = isolated_chain()
+    first = chain.watcher(batch_blocks=5)
+    settle(first)
+    wallet = factory.wallet()
+    address = chain.address(factory, wallet)
+    chain.dev.mine(4)
+    chain.dev.send_eth(chain.dev.accounts[1].address, address, ETH)
+    chain.dev.mine(20)
+    first.step()  # writes 5 blocks and fetches the next 5 meanwhile
+    second = chain.watcher(batch_blocks=50)
+    settle(second)  # another watcher records everything, past what `first` fetched
+
+    with pytest.raises(StaleWindow):
+        first.step()  # the fetched blocks are no longer after the stored cursor
+    first.load()
+    outcomes = settle(first)
+
+    assert [o.blocks for o in outcomes] == [0]
+    [deposit] = deposits_of(chain.sessions, [wallet])
+    assert deposit["status"] == CREDITED
+    assert chain.balance(wallet, chain.native).posted == ETH
+    assert len(external_refs(chain.sessions, [str(deposit["id"])])) == 1

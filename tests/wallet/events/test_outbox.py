@@ -4,12 +4,12 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import Connection, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.factories import Factory
 from wallet.database import unit_of_work
-from wallet.events.outbox import UnknownEventType, emit
+from wallet.events.outbox import Event, UnknownEventType, emit, emit_many
 
 
 def outbox_rows(sessions: sessionmaker[Session], tenant_id: str) -> list[dict[str, object]]:
@@ -79,3 +79,45 @@ def test_data_must_be_json_with_dates_and_decimals_written_as_strings(
     assert row["payload"] == {"at": "2025-01-02T00:00:00+00:00", "amount": "0.10"}
     with pytest.raises(TypeError), unit_of_work(sessions) as session:
         emit(session, tenant_id=factory.tenant_id, event_type="deposit.seen", data={"x": {1, 2}})
+
+
+def test_a_batch_of_events_is_written_in_its_order_by_one_statement(
+    factory: Factory, sessions: sessionmaker[Session]
+) -> None:
+    other = Factory(sessions, factory.catalogue)
+    events = [
+        Event(factory.tenant_id if i % 3 else other.tenant_id, "deposit.seen", {"n": i})
+        for i in range(50)
+    ]
+    statements: list[str] = []
+
+    def record(conn: Connection, cursor: object, statement: str, *args: object) -> None:
+        statements.append(statement)
+
+    with unit_of_work(sessions) as session:
+        connection = session.connection()
+        event.listen(connection, "before_cursor_execute", record)
+        event_ids = emit_many(session, events)
+        event.remove(connection, "before_cursor_execute", record)
+    assert len(statements) == 1
+    assert len(set(event_ids)) == 50 and all(e.startswith("evt_") for e in event_ids)
+    mine = outbox_rows(sessions, factory.tenant_id)
+    assert [row["payload"] for row in mine] == [{"n": i} for i in range(50) if i % 3]
+    assert [row["event_id"] for row in mine] == [e for i, e in enumerate(event_ids) if i % 3]
+    assert [row["payload"] for row in outbox_rows(sessions, other.tenant_id)] == [
+        {"n": i} for i in range(0, 50, 3)
+    ]
+
+
+def test_a_batch_with_an_unregistered_event_type_writes_nothing(
+    factory: Factory, sessions: sessionmaker[Session]
+) -> None:
+    events = [
+        Event(factory.tenant_id, "deposit.seen", {}),
+        Event(factory.tenant_id, "deposit.teleported", {}),
+    ]
+    with pytest.raises(UnknownEventType), unit_of_work(sessions) as session:
+        emit_many(session, events)
+    with unit_of_work(sessions) as session:
+        assert emit_many(session, []) == []
+    assert outbox_rows(sessions, factory.tenant_id) == []
