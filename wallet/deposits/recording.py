@@ -171,8 +171,11 @@ def record_advance(
         return DepositChanges()
     chain = assets.name
     tip = blocks[-1].header
+    # Only the headers the window keeps: a step may be longer than the window.
     headers = [
-        [b.header.number, b.header.hash, b.header.parent_hash, b.header.timestamp] for b in blocks
+        [b.header.number, b.header.hash, b.header.parent_hash, b.header.timestamp]
+        for b in blocks
+        if b.header.number > tip.number - window_size
     ]
     session.execute(_INSERT_HEADERS, {"chain": chain, "headers": json.dumps(headers)})
     _move_cursor(session, chain, tip)
@@ -196,8 +199,7 @@ def record_advance(
         for deposit in confirmed
     ]
     emit_many(session, events)
-    # Only now: a batch may be longer than the window, and its early blocks' deposits are
-    # confirmed against their headers above.
+    # Last: waiting deposits of earlier steps are confirmed against their stored headers.
     session.execute(
         delete(ChainHeader).where(
             ChainHeader.chain == chain, ChainHeader.number <= tip.number - window_size
