@@ -8,6 +8,7 @@ from wallet.api.handlers import install_problem_handlers
 from wallet.deposits import endpoints as deposits
 from wallet.deposits.addresses import load_address_book
 from wallet.runtime import Runtime
+from wallet.webhooks.secrets import SecretBox
 
 DESCRIPTION = """
 The app's API to the wallet service.
@@ -28,6 +29,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app = FastAPI(title="Hybrid wallet API", version="1", description=DESCRIPTION)
     app.state.runtime = runtime
     app.state.deposit_address_book = load_address_book(runtime.settings, runtime.catalogue)
+    app.state.secret_box = SecretBox.from_settings(runtime.settings)
     install_problem_handlers(app)
     routers = (
         wallets.router,

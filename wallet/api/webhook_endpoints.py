@@ -2,9 +2,9 @@
 
 import re
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, cast
 
-from fastapi import APIRouter, Depends, Path, Response
+from fastapi import APIRouter, Depends, Path, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from wallet.api.auth import Operator, Reader
@@ -21,6 +21,7 @@ from wallet.api.pagination import (
 )
 from wallet.api.problems import problem_responses
 from wallet.events.types import EVENT_TYPES
+from wallet.webhooks.secrets import SecretBox
 from wallet.webhooks.service import (
     MAX_URL_LENGTH,
     DeliveryStatus,
@@ -121,9 +122,12 @@ class WebhookDeliveryOut(BaseModel):
 
 @router.post("", status_code=201, summary="Add a webhook endpoint")
 def create(
-    body: WebhookEndpointCreate, principal: Operator, session: DbSession
+    body: WebhookEndpointCreate, principal: Operator, session: DbSession, request: Request
 ) -> CreatedWebhookEndpoint:
-    endpoint, secret = create_endpoint(session, principal.tenant_id, body.url, body.event_types)
+    secrets = cast(SecretBox, request.app.state.secret_box)
+    endpoint, secret = create_endpoint(
+        session, principal.tenant_id, body.url, body.event_types, secrets=secrets
+    )
     return CreatedWebhookEndpoint(**WebhookEndpointOut.of(endpoint).model_dump(), secret=secret)
 
 

@@ -10,13 +10,12 @@ import base64
 import binascii
 import os
 import secrets
-from functools import cache
 from pathlib import Path
 from typing import Final
 
 from Crypto.Cipher import AES
 
-from wallet.settings import Settings, load_settings
+from wallet.settings import Settings
 
 SECRET_PREFIX: Final = "whsec_"  # noqa: S105 - the prefix of the form, not a secret
 SECRET_BYTES: Final = 32
@@ -96,12 +95,6 @@ def parse_key(encoded: str) -> bytes:
     if len(key) != KEY_BYTES:
         raise ValueError(f"the webhook secrets key must be {KEY_BYTES} bytes in base64")
     return key
-
-
-@cache
-def process_secret_box() -> SecretBox:
-    """The box of this process, from its environment, made on first use (never at import)."""
-    return SecretBox.from_settings(load_settings())
 
 
 def _key_file(path: Path) -> str:

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from wallet.errors import InvalidRequest, NotFound
 from wallet.events.types import is_subscription
 from wallet.ids import new_id
-from wallet.webhooks.secrets import SecretBox, new_signing_secret, process_secret_box
+from wallet.webhooks.secrets import SecretBox, new_signing_secret
 
 ENDPOINT_PREFIX: Final = "whe"
 DELIVERY_PREFIX: Final = "whd"
@@ -93,14 +93,14 @@ def create_endpoint(
     url: str,
     event_types: Sequence[str],
     *,
-    secrets: SecretBox | None = None,
+    secrets: SecretBox,
 ) -> tuple[WebhookEndpoint, str]:
     """A new endpoint and its signing secret (`whsec_...`), which is shown only this once."""
     _check_url(url)
     subscribed = _check_event_types(event_types)
     endpoint_id = new_id(ENDPOINT_PREFIX)
     raw_secret, shown_secret = new_signing_secret()
-    sealed = (secrets or process_secret_box()).seal(raw_secret, endpoint_id)
+    sealed = secrets.seal(raw_secret, endpoint_id)
     row = session.execute(
         text(
             """
