@@ -3,6 +3,7 @@
 import base64
 import binascii
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Generic, TypeVar
@@ -15,6 +16,7 @@ from wallet.errors import InvalidRequest
 MAX_LIMIT = 100
 
 T = TypeVar("T")
+Item = TypeVar("Item")
 
 
 class InvalidCursor(InvalidRequest):
@@ -61,3 +63,11 @@ def decode_cursor(cursor: str) -> Position:
     if position.created_at.tzinfo is None:
         raise InvalidCursor(f"cursor {cursor!r} is not valid")
     return position
+
+
+def page_and_cursor(
+    found: Sequence[Item], limit: int, position: Callable[[Item], Position]
+) -> tuple[Sequence[Item], str | None]:
+    """Split the `limit + 1` items a query fetched into the page and the next page's cursor."""
+    page = found[:limit]
+    return page, encode_cursor(position(page[-1])) if len(found) > limit else None

@@ -19,7 +19,7 @@ from wallet.api.pagination import (
     Page,
     Position,
     decode_cursor,
-    encode_cursor,
+    page_and_cursor,
 )
 from wallet.api.problems import problem_responses
 from wallet.assets import Catalogue
@@ -159,14 +159,8 @@ def list_wallets(
         after=None if after is None else (after.created_at, after.id),
         limit=limit + 1,
     )
-    return Page(
-        data=[WalletOut.of(wallet) for wallet in wallets[:limit]],
-        next_cursor=(
-            encode_cursor(Position(wallets[limit - 1].created_at, wallets[limit - 1].id))
-            if len(wallets) > limit
-            else None
-        ),
-    )
+    page, next_cursor = page_and_cursor(wallets, limit, lambda w: Position(w.created_at, w.id))
+    return Page(data=[WalletOut.of(wallet) for wallet in page], next_cursor=next_cursor)
 
 
 @router.get("/{wallet_id}", summary="Get a wallet", responses=problem_responses(404))
@@ -244,14 +238,8 @@ def transactions(
         after=_posting_key(decode_cursor(cursor)) if cursor is not None else None,
         limit=limit + 1,
     )
-    return Page(
-        data=[HistoryItem.of(entry, catalogue) for entry in entries[:limit]],
-        next_cursor=(
-            encode_cursor(_posting_position(entries[limit - 1].key))
-            if len(entries) > limit
-            else None
-        ),
-    )
+    page, next_cursor = page_and_cursor(entries, limit, lambda e: _posting_position(e.key))
+    return Page(data=[HistoryItem.of(entry, catalogue) for entry in page], next_cursor=next_cursor)
 
 
 def _posting_position(key: PostingKey) -> Position:

@@ -17,7 +17,7 @@ from wallet.api.pagination import (
     Page,
     Position,
     decode_cursor,
-    encode_cursor,
+    page_and_cursor,
 )
 from wallet.api.problems import problem_responses
 from wallet.events.types import EVENT_TYPES
@@ -174,14 +174,8 @@ def deliveries(
     found = list_deliveries(
         session, principal.tenant_id, endpoint_id, limit=limit + 1, before=before
     )
-    return Page(
-        data=[WebhookDeliveryOut.of(delivery) for delivery in found[:limit]],
-        next_cursor=(
-            encode_cursor(Position(found[limit - 1].created_at, found[limit - 1].id))
-            if len(found) > limit
-            else None
-        ),
-    )
+    page, next_cursor = page_and_cursor(found, limit, lambda d: Position(d.created_at, d.id))
+    return Page(data=[WebhookDeliveryOut.of(d) for d in page], next_cursor=next_cursor)
 
 
 def _utc(moment: datetime | None) -> datetime | None:

@@ -14,7 +14,14 @@ from custody import checksum_address
 from wallet.api.auth import Reader, Transferer
 from wallet.api.dependencies import CatalogueDep, DbSession, known_query_parameters
 from wallet.api.fields import ID_PATTERN, WalletIdPath
-from wallet.api.pagination import Cursor, Limit, Page, Position, decode_cursor, encode_cursor
+from wallet.api.pagination import (
+    Cursor,
+    Limit,
+    Page,
+    Position,
+    decode_cursor,
+    page_and_cursor,
+)
 from wallet.api.problems import problem_responses
 from wallet.assets import Catalogue
 from wallet.deposits.addresses import DepositAddressBook
@@ -177,16 +184,10 @@ def list_(
         after=None if after is None else (after.created_at, after.id),
         limit=limit + 1,
     )
-    page = deposits[:limit]
+    page, next_cursor = page_and_cursor(deposits, limit, lambda d: Position(d.seen_at, d.id))
     counts = current_confirmations(session, page)
-    last = page[-1] if page else None
     return Page(
-        data=[DepositOut.of(d, catalogue, counts[d.id]) for d in page],
-        next_cursor=(
-            encode_cursor(Position(last.seen_at, last.id))
-            if last is not None and len(deposits) > limit
-            else None
-        ),
+        data=[DepositOut.of(d, catalogue, counts[d.id]) for d in page], next_cursor=next_cursor
     )
 
 
