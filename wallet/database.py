@@ -7,8 +7,10 @@ from contextlib import contextmanager
 from importlib import resources
 from typing import TypeVar
 
+import psycopg
 from alembic import command
 from alembic.config import Config
+from psycopg_pool import ConnectionPool
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
@@ -41,19 +43,47 @@ def run_transaction(
     sessions: sessionmaker[Session], work: Callable[[Session], T], attempts: int = 8
 ) -> T:
     """Run `work` in its own unit of work, again (after a jittered pause) if it lost a race."""
+
+    def attempt() -> T:
+        with unit_of_work(sessions) as session:
+            return work(session)
+
+    return retrying(attempt, attempts)
+
+
+def retrying(
+    work: Callable[[], T], attempts: int = 8, before_retry: Callable[[], object] | None = None
+) -> T:
+    """Run `work`, again after a jittered pause while it loses a race (a deadlock or a
+    serialization failure), up to `attempts` times; `before_retry` cleans up in between."""
     for attempt in range(1, attempts + 1):
         try:
-            with unit_of_work(sessions) as session:
-                return work(session)
-        except DBAPIError as error:
+            return work()
+        except (DBAPIError, psycopg.Error) as error:
             if attempt == attempts or sqlstate(error) not in RETRYABLE_SQLSTATES:
                 raise
+            if before_retry is not None:
+                before_retry()
             time.sleep(random.uniform(0, 0.002 * 2**attempt))  # noqa: S311 - jitter, not crypto
     raise AssertionError("unreachable")
 
 
-def sqlstate(error: DBAPIError) -> str | None:
-    return getattr(error.orig, "sqlstate", None)
+def sqlstate(error: DBAPIError | psycopg.Error) -> str | None:
+    """The SQLSTATE of a database error, raised by psycopg or wrapped by SQLAlchemy."""
+    cause = error.orig if isinstance(error, DBAPIError) else error
+    return getattr(cause, "sqlstate", None)
+
+
+def statement_pool(engine: Engine, size: int) -> ConnectionPool:
+    """Plain psycopg connections in autocommit mode, for hot paths whose work is a single
+    statement (an API key lookup, a whole transfer): no ORM, no BEGIN and COMMIT round trips.
+
+    It is opened and closed by its owner (`open()`, `close()`).
+    """
+    url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    return ConnectionPool(
+        url, min_size=1, max_size=size, kwargs={"autocommit": True}, open=False, name="statements"
+    )
 
 
 def migrate(engine: Engine) -> None:

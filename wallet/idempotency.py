@@ -90,8 +90,26 @@ def run_once(
     return outcome
 
 
+def record_failure(session: Session, key: IdempotencyKey, error: WalletError) -> Outcome:
+    """Keep `error` as the outcome under `key`, unless the key has one already (then that)."""
+
+    def fail() -> dict[str, Any]:
+        raise error
+
+    return run_once(session, key, fail)
+
+
+def replayed(key: IdempotencyKey, request_hash: str, stored: dict[str, Any] | None) -> Outcome:
+    """The outcome stored under `key` for a request with `request_hash`, for a retry of `key`.
+
+    Raises `IdempotencyConflict` if the stored request is another one (or, for a key claimed
+    without an outcome, may be).
+    """
+    if request_hash != key.request_hash or stored is None:
+        raise IdempotencyConflict(f"idempotency key {key.key!r} was used for another request")
+    return Outcome(value=stored["value"], problem=stored["problem"], replayed=True)
+
+
 def _replay(session: Session, key: IdempotencyKey) -> Outcome:
     stored = session.execute(_READ, {"scope": key.scope, "key": key.key}).one()
-    if stored.request_hash != key.request_hash or stored.outcome is None:
-        raise IdempotencyConflict(f"idempotency key {key.key!r} was used for another request")
-    return Outcome(value=stored.outcome["value"], problem=stored.outcome["problem"], replayed=True)
+    return replayed(key, stored.request_hash, stored.outcome)

@@ -1,10 +1,14 @@
 """The FastAPI application, built from a runtime by `create_app`."""
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 from sqlalchemy import text
 
 from wallet.api import assets, transfers, wallets, webhook_endpoints
 from wallet.api.handlers import install_problem_handlers
+from wallet.database import statement_pool
 from wallet.deposits import endpoints as deposits
 from wallet.deposits.addresses import load_address_book
 from wallet.runtime import Runtime
@@ -26,8 +30,21 @@ The app's API to the wallet service.
 
 
 def create_app(runtime: Runtime) -> FastAPI:
-    app = FastAPI(title="Hybrid wallet API", version="1", description=DESCRIPTION)
+    statements = statement_pool(runtime.engine, runtime.settings.database_pool_size)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        statements.open()
+        try:
+            yield
+        finally:
+            statements.close()
+
+    app = FastAPI(
+        title="Hybrid wallet API", version="1", description=DESCRIPTION, lifespan=lifespan
+    )
     app.state.runtime = runtime
+    app.state.statements = statements
     app.state.deposit_address_book = load_address_book(runtime.settings, runtime.catalogue)
     app.state.secret_box = SecretBox.from_settings(runtime.settings)
     install_problem_handlers(app)

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from wallet.api.dependencies import DbSession
+from wallet.api.dependencies import StatementPool
 from wallet.apikeys.models import Scope
 from wallet.apikeys.service import find_active_key, is_well_formed
 from wallet.errors import WalletError
@@ -43,7 +43,7 @@ class Principal:
 
 def authenticate(
     request: Request,
-    session: DbSession,
+    statements: StatementPool,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
     """The key named by the `Authorization` header; anything else is answered with 401."""
@@ -53,7 +53,8 @@ def authenticate(
         raise Unauthenticated("send an API key: `Authorization: Bearer <API key>`")
     if not is_well_formed(credentials.credentials):
         raise Unauthenticated("the bearer token is not an API key of this service")
-    key = find_active_key(session, credentials.credentials)
+    with statements.connection() as connection:
+        key = find_active_key(connection, credentials.credentials)
     if key is None:
         raise Unauthenticated("the API key is unknown or revoked")
     return Principal(tenant_id=key.tenant_id, key_id=key.id, scopes=key.scopes)

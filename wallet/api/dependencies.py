@@ -1,18 +1,16 @@
 """Per-request dependencies: the runtime's parts and the request's unit of work."""
 
-import random
-import time
 from collections.abc import Callable, Iterator
 from typing import Annotated, TypeVar, cast
 
 from fastapi import Depends, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
-from sqlalchemy.exc import DBAPIError
+from psycopg_pool import ConnectionPool
 from sqlalchemy.orm import Session
 
 from wallet.assets import Catalogue
-from wallet.database import RETRYABLE_SQLSTATES, sqlstate
+from wallet.database import retrying
 from wallet.errors import InvalidRequest
 from wallet.runtime import Runtime
 
@@ -21,6 +19,10 @@ T = TypeVar("T")
 
 def runtime(request: Request) -> Runtime:
     return cast(Runtime, request.app.state.runtime)
+
+
+async def current_runtime(request: Request) -> Runtime:
+    return runtime(request)
 
 
 async def catalogue(request: Request) -> Catalogue:
@@ -38,10 +40,17 @@ def unit_of_work(request: Request) -> Iterator[Session]:
         session.commit()
 
 
+async def statements(request: Request) -> ConnectionPool:
+    """The app's pool of autocommit connections for single-statement work."""
+    return cast(ConnectionPool, request.app.state.statements)
+
+
 # Scope "function": the commit happens before the response is sent, so a client that has
 # its answer can read what the request wrote, and a failed commit is answered as a failure.
 DbSession = Annotated[Session, Depends(unit_of_work, scope="function")]
+StatementPool = Annotated[ConnectionPool, Depends(statements)]
 CatalogueDep = Annotated[Catalogue, Depends(catalogue)]
+RuntimeDep = Annotated[Runtime, Depends(current_runtime)]
 
 
 async def known_query_parameters(request: Request) -> None:
@@ -65,18 +74,10 @@ def _query_parameters(dependant: Dependant) -> Iterator[str]:
         yield from _query_parameters(dependency)
 
 
-def retry_lost_races(session: Session, work: Callable[[], T], attempts: int = 8) -> T:
+def retry_lost_races(session: Session, work: Callable[[], T]) -> T:
     """Run `work` in the request's transaction, again in a fresh one if it lost a race.
 
     A deadlock or serialization failure aborts the whole transaction, so the retry starts
     over: call this for all of a request's writes, with nothing before it worth keeping.
     """
-    for attempt in range(1, attempts + 1):
-        try:
-            return work()
-        except DBAPIError as error:
-            if attempt == attempts or sqlstate(error) not in RETRYABLE_SQLSTATES:
-                raise
-            session.rollback()
-            time.sleep(random.uniform(0, 0.002 * 2**attempt))  # noqa: S311 - jitter, not crypto
-    raise AssertionError("unreachable")
+    return retrying(work, before_retry=session.rollback)

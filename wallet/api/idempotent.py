@@ -18,7 +18,7 @@ from wallet.api.auth import Principal
 from wallet.api.dependencies import retry_lost_races
 from wallet.api.problems import problem_response
 from wallet.errors import WalletError
-from wallet.idempotency import IdempotencyKey, run_once
+from wallet.idempotency import IdempotencyKey, Outcome, run_once
 
 IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -72,10 +72,20 @@ def respond_once(
     """
     if key is None:
         return JSONResponse(retry_lost_races(session, action), status_code=status_code)
-    idempotency_key = IdempotencyKey.for_request(
+    idempotency_key = request_key(principal, key, operation, body)
+    outcome = retry_lost_races(session, lambda: run_once(session, idempotency_key, action))
+    return respond(outcome, status_code)
+
+
+def request_key(principal: Principal, key: str, operation: str, body: BaseModel) -> IdempotencyKey:
+    """The tenant's `key` for this operation with this body."""
+    return IdempotencyKey.for_request(
         principal.tenant_id, key, {"operation": operation, "body": body.model_dump(mode="json")}
     )
-    outcome = retry_lost_races(session, lambda: run_once(session, idempotency_key, action))
+
+
+def respond(outcome: Outcome, status_code: int) -> JSONResponse:
+    """The outcome as the answer: its value with `status_code`, or its problem."""
     headers = {REPLAYED_HEADER: "true" if outcome.replayed else "false"}
     if outcome.problem is not None:
         return problem_response(outcome.problem, headers)

@@ -1,22 +1,34 @@
 """Transfers: instant internal moves of an asset from one wallet to another, and tips."""
 
 from datetime import UTC, datetime
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_serializer
 
 from wallet.api.auth import Reader, Transferer
-from wallet.api.dependencies import CatalogueDep, DbSession, known_query_parameters
+from wallet.api.dependencies import (
+    CatalogueDep,
+    DbSession,
+    RuntimeDep,
+    StatementPool,
+    known_query_parameters,
+)
 from wallet.api.fields import ID_PATTERN, Amount, AssetCode, Id, Memo, Metadata
-from wallet.api.idempotent import REPLAY_HEADERS, RequiredIdempotencyKey, respond_once
+from wallet.api.idempotent import REPLAY_HEADERS, RequiredIdempotencyKey, request_key, respond
 from wallet.api.problems import problem_responses
-from wallet.assets import Catalogue
-from wallet.events.outbox import emit
-from wallet.transfers.service import Transfer, TransferRequest, get_transfer, transfer
-
-TRANSFER_CREATED = "transfer.created"
+from wallet.database import retrying, run_transaction
+from wallet.errors import WalletError
+from wallet.idempotency import record_failure
+from wallet.transfers.service import (
+    TIME_FORMAT,
+    TransferRequest,
+    document,
+    get_transfer,
+    transfer_once,
+)
 
 router = APIRouter(
     dependencies=[Depends(known_query_parameters)],
@@ -47,18 +59,9 @@ class TransferOut(BaseModel):
     metadata: dict[str, Any]
     created_at: datetime
 
-    @classmethod
-    def of(cls, moved: Transfer, catalogue: Catalogue) -> "TransferOut":
-        return cls(
-            id=moved.id,
-            source_wallet_id=moved.source_wallet_id,
-            destination_wallet_id=moved.destination_wallet_id,
-            asset=moved.asset,
-            amount=catalogue.asset(moved.asset).format(moved.amount),
-            memo=moved.memo,
-            metadata=moved.metadata,
-            created_at=moved.created_at.astimezone(UTC),
-        )
+    @field_serializer("created_at")
+    def _utc_to_the_microsecond(self, created_at: datetime) -> str:
+        return created_at.astimezone(UTC).strftime(TIME_FORMAT)
 
 
 @router.post(
@@ -72,49 +75,42 @@ def create(
     body: TransferCreate,
     idempotency_key: RequiredIdempotencyKey,
     principal: Transferer,
-    session: DbSession,
-    catalogue: CatalogueDep,
+    statements: StatementPool,
+    runtime: RuntimeDep,
 ) -> JSONResponse:
     """Move the amount at once, or fail with nothing moved; emits `transfer.created`.
 
     Needs an `Idempotency-Key`: a retry with the same key and body gets the first answer.
     """
-
-    def action() -> dict[str, Any]:
-        amount = catalogue.asset(body.asset).parse(body.amount)
-        moved = transfer(
-            session,
-            catalogue,
-            TransferRequest(
-                tenant_id=principal.tenant_id,
-                source_wallet_id=body.source_wallet_id,
-                destination_wallet_id=body.destination_wallet_id,
-                asset=body.asset,
-                amount=amount,
-                memo=body.memo,
-                metadata=body.metadata,
-            ),
+    key = request_key(principal, idempotency_key, "POST /v1/transfers", body)
+    catalogue = runtime.catalogue
+    try:
+        request = TransferRequest(
+            tenant_id=principal.tenant_id,
+            source_wallet_id=body.source_wallet_id,
+            destination_wallet_id=body.destination_wallet_id,
+            asset=body.asset,
+            amount=catalogue.asset(body.asset).parse(body.amount),
+            memo=body.memo,
+            metadata=body.metadata,
         )
-        document = TransferOut.of(moved, catalogue).model_dump(mode="json")
-        emit(session, tenant_id=principal.tenant_id, event_type=TRANSFER_CREATED, data=document)
-        return document
-
-    return respond_once(
-        session,
-        principal,
-        idempotency_key,
-        operation="POST /v1/transfers",
-        body=body,
-        status_code=201,
-        action=action,
-    )
+        with statements.connection() as connection:
+            outcome = retrying(lambda: transfer_once(connection, catalogue, request, key))
+    except WalletError as error:
+        outcome = run_transaction(runtime.sessions, partial(record_failure, key=key, error=error))
+    return respond(outcome, status_code=201)
 
 
-@router.get("/{transfer_id}", summary="Get a transfer", responses=problem_responses(404))
+@router.get(
+    "/{transfer_id}",
+    summary="Get a transfer",
+    response_model=TransferOut,
+    responses=problem_responses(404),
+)
 def get(
     transfer_id: Annotated[str, Path(max_length=64, pattern=ID_PATTERN)],
     principal: Reader,
     session: DbSession,
     catalogue: CatalogueDep,
-) -> TransferOut:
-    return TransferOut.of(get_transfer(session, principal.tenant_id, transfer_id), catalogue)
+) -> dict[str, Any]:
+    return document(catalogue, get_transfer(session, principal.tenant_id, transfer_id))

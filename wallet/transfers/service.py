@@ -4,23 +4,28 @@ A transfer is the ledger transaction itself (reason `transfer`); its public id i
 the transaction number, and memo and metadata are kept on the transaction.
 """
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
+import psycopg
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from wallet.assets import Catalogue
 from wallet.errors import InvalidRequest, NotFound, WalletError
-from wallet.ledger import postings
-from wallet.ledger.postings import Posting, Reason, TransactionRequest
+from wallet.events.outbox import EVENT_PREFIX
+from wallet.idempotency import IdempotencyKey, Outcome, replayed
+from wallet.ids import new_id
+from wallet.ledger.errors import error_from_outcome
 from wallet.money import check_units
-from wallet.wallets.models import WalletStatus
 from wallet.wallets.service import UnknownWallet, WalletNotActive
 
 PREFIX = "trf_"
+# Times in transfer documents: UTC to the microsecond, as transfer_once writes them.
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
 class SameWallet(InvalidRequest):
@@ -71,45 +76,87 @@ def transfer_batch(
     *,
     atomic: bool,
 ) -> list[Transfer | WalletError]:
-    """Many transfers in one ledger call, each with its own result.
+    """Many transfers in one database call, each with its own result.
 
     With `atomic`, the first failure fails them all and nothing is written. Invalid requests
     (unknown asset or wallet, same wallet, bad amount) fail the same way as refused ones.
     """
-    accounts = _wallet_accounts(session, requests)
-    prepared: list[TransactionRequest | WalletError] = []
+    tenants = {request.tenant_id for request in requests}
+    if len(tenants) != 1:
+        raise InvalidRequest("a batch of transfers belongs to one tenant")
+    checked: list[dict[str, Any] | WalletError] = []
     for request in requests:
         try:
-            prepared.append(_ledger_request(catalogue, accounts, request))
+            checked.append(_checked(catalogue, request))
         except WalletError as error:
             if atomic:
                 return [error for _ in requests]
-            prepared.append(error)
-    valid = [item for item in prepared if isinstance(item, TransactionRequest)]
-    applied = iter(postings.apply(session, valid, atomic=atomic) if valid else [])
+            checked.append(error)
+    valid = [item for item in checked if not isinstance(item, WalletError)]
+    applied = iter(_apply(session, tenants.pop(), valid, atomic=atomic) if valid else [])
     results: list[Transfer | WalletError] = []
-    for request, item in zip(requests, prepared, strict=True):
-        if isinstance(item, WalletError):
-            results.append(item)
+    for request, item in zip(requests, checked, strict=True):
+        outcome = item if isinstance(item, WalletError) else next(applied)
+        if isinstance(outcome, WalletError):
+            results.append(outcome)
             continue
-        outcome = next(applied)
-        if outcome.error is not None:
-            results.append(outcome.error)
-        else:
-            assert outcome.transaction_id is not None and outcome.created_at is not None
-            results.append(
-                Transfer(
-                    id=f"{PREFIX}{outcome.transaction_id}",
-                    source_wallet_id=request.source_wallet_id,
-                    destination_wallet_id=request.destination_wallet_id,
-                    asset=request.asset,
-                    amount=request.amount,
-                    memo=request.memo,
-                    metadata=dict(request.metadata),
-                    created_at=outcome.created_at,
-                )
+        transaction_id, created_at = outcome
+        results.append(
+            Transfer(
+                id=f"{PREFIX}{transaction_id}",
+                source_wallet_id=request.source_wallet_id,
+                destination_wallet_id=request.destination_wallet_id,
+                asset=request.asset,
+                amount=request.amount,
+                memo=request.memo,
+                metadata=dict(request.metadata),
+                created_at=created_at,
             )
+        )
     return results
+
+
+def transfer_once(
+    connection: psycopg.Connection[Any],
+    catalogue: Catalogue,
+    request: TransferRequest,
+    key: IdempotencyKey,
+) -> Outcome:
+    """Make the transfer and announce it (`transfer.created`), unless `key` was used already.
+
+    One statement on an autocommit connection: the key's claim, the postings, the event and
+    the outcome (the transfer's `document`) commit together. A retry with the key gets the
+    first outcome back, replayed. A refused transfer raises its error and writes nothing, not
+    even the key's claim: keep the failure as the key's outcome with `record_failure`.
+    """
+    arguments = (
+        request.tenant_id,
+        key.key,
+        key.request_hash,
+        json.dumps(_checked(catalogue, request)),
+        json.dumps(_document_fields(catalogue, request)),
+        new_id(EVENT_PREFIX),
+    )
+    try:
+        row = connection.execute(_ONCE, arguments).fetchone()
+    except psycopg.Error as error:
+        if error.sqlstate != _REFUSED or error.diag.message_detail is None:
+            raise
+        raise _refusal(json.loads(error.diag.message_detail)) from None
+    assert row is not None
+    answer: dict[str, Any] = row[0]
+    if answer["replayed"]:
+        return replayed(key, answer["request_hash"], answer["outcome"])
+    return Outcome(value=answer["outcome"]["value"], problem=None)
+
+
+def document(catalogue: Catalogue, moved: Transfer) -> dict[str, Any]:
+    """The transfer as the API shows it and `transfer.created` carries it."""
+    return {
+        "id": moved.id,
+        **_document_fields(catalogue, moved),
+        "created_at": moved.created_at.astimezone(UTC).strftime(TIME_FORMAT),
+    }
 
 
 def get_transfer(session: Session, tenant_id: str, transfer_id: str) -> Transfer:
@@ -147,80 +194,60 @@ def get_transfer(session: Session, tenant_id: str, transfer_id: str) -> Transfer
     )
 
 
-@dataclass(frozen=True)
-class _WalletAccount:
-    account_id: int
-    wallet_status: str
+# The transfer's postings are `transfer_apply`'s (migration 0005); refusals come back as
+# ledger_apply's failures, plus those of the wallets.
+_APPLY = text("SELECT transfer_apply(:tenant, CAST(:transfers AS jsonb), :atomic)")
+_ONCE = "SELECT transfer_once(%s, %s, %s, %s::jsonb, %s::jsonb, %s)"
+# The SQLSTATE transfer_once raises for a refused transfer, the failure in its DETAIL.
+_REFUSED = "WL010"
 
 
-# The tenant's wallets among those named, with their account for each asset if it exists.
-_WALLET_ACCOUNTS = text(
-    """
-    SELECT w.id AS wallet_id, x.asset, w.status, acc.id AS account_id
-    FROM unnest(CAST(:wallets AS text[]), CAST(:assets AS text[])) AS x(wallet_id, asset)
-    JOIN wallets w ON w.id = x.wallet_id AND w.tenant_id = :tenant
-    LEFT JOIN accounts acc ON acc.wallet_id = x.wallet_id AND acc.asset = x.asset
-    """
-)
-# Accounts are created on first use; a concurrent first use inserts the row once.
-_OPEN_ACCOUNTS = text(
-    """
-    INSERT INTO accounts (wallet_id, asset)
-    SELECT w.id, x.asset
-    FROM unnest(CAST(:wallets AS text[]), CAST(:assets AS text[])) AS x(wallet_id, asset)
-    JOIN wallets w ON w.id = x.wallet_id AND w.tenant_id = :tenant
-    JOIN assets a ON a.code = x.asset
-    ON CONFLICT (wallet_id, asset) DO NOTHING
-    """
-)
-
-
-def _wallet_accounts(
-    session: Session, requests: Sequence[TransferRequest]
-) -> dict[tuple[str, str], _WalletAccount]:
-    tenants = {request.tenant_id for request in requests}
-    if len(tenants) != 1:
-        raise InvalidRequest("a batch of transfers belongs to one tenant")
-    pairs = sorted(
-        {(r.source_wallet_id, r.asset) for r in requests}
-        | {(r.destination_wallet_id, r.asset) for r in requests}
-    )
-    params = {
-        "tenant": tenants.pop(),
-        "wallets": [wallet for wallet, _ in pairs],
-        "assets": [asset for _, asset in pairs],
-    }
-    rows = session.execute(_WALLET_ACCOUNTS, params).all()
-    if any(row.account_id is None for row in rows):
-        session.execute(_OPEN_ACCOUNTS, params)
-        rows = session.execute(_WALLET_ACCOUNTS, params).all()
-    return {(row.wallet_id, row.asset): _WalletAccount(row.account_id, row.status) for row in rows}
-
-
-def _ledger_request(
-    catalogue: Catalogue,
-    accounts: Mapping[tuple[str, str], _WalletAccount],
-    request: TransferRequest,
-) -> TransactionRequest:
+def _checked(catalogue: Catalogue, request: TransferRequest) -> dict[str, Any]:
+    """The request as `transfer_apply` takes it, or why it can't be made (no database needed)."""
     asset = catalogue.asset(request.asset)
     amount = check_units(request.amount)
     if request.source_wallet_id == request.destination_wallet_id:
         raise SameWallet("source and destination are the same wallet")
-    source = _active_account(accounts, request.source_wallet_id, asset.code)
-    destination = _active_account(accounts, request.destination_wallet_id, asset.code)
-    return TransactionRequest(
-        reason=Reason.TRANSFER,
-        postings=[Posting(source, -amount), Posting(destination, amount)],
-        metadata={"memo": request.memo, "app": dict(request.metadata)},
-    )
+    return {
+        "source": request.source_wallet_id,
+        "destination": request.destination_wallet_id,
+        "asset": asset.code,
+        "amount": str(amount),
+        "metadata": {"memo": request.memo, "app": dict(request.metadata)},
+    }
 
 
-def _active_account(
-    accounts: Mapping[tuple[str, str], _WalletAccount], wallet_id: str, asset: str
-) -> int:
-    found = accounts.get((wallet_id, asset))
-    if found is None:
-        raise UnknownWallet(f"no wallet {wallet_id}")
-    if found.wallet_status != WalletStatus.ACTIVE:
-        raise WalletNotActive(f"wallet {wallet_id} is {found.wallet_status}")
-    return found.account_id
+def _apply(
+    session: Session, tenant_id: str, transfers: Sequence[dict[str, Any]], *, atomic: bool
+) -> list[tuple[int, datetime] | WalletError]:
+    answer: dict[str, Any] = session.execute(
+        _APPLY, {"tenant": tenant_id, "transfers": json.dumps(transfers), "atomic": atomic}
+    ).scalar_one()
+    if atomic and not answer["ok"]:
+        failure = _refusal(answer["results"][-1])
+        return [failure for _ in transfers]
+    return [
+        (int(item["transaction_id"]), datetime.fromisoformat(item["created_at"]))
+        if item["ok"]
+        else _refusal(item)
+        for item in answer["results"]
+    ]
+
+
+def _refusal(failure: dict[str, Any]) -> WalletError:
+    if failure["error"] == "unknown_wallet":
+        return UnknownWallet(f"no wallet {failure['wallet_id']}")
+    if failure["error"] == "wallet_not_active":
+        return WalletNotActive(f"wallet {failure['wallet_id']} is {failure['status']}")
+    return error_from_outcome(failure)
+
+
+def _document_fields(catalogue: Catalogue, moved: Transfer | TransferRequest) -> dict[str, Any]:
+    return {
+        "source_wallet_id": moved.source_wallet_id,
+        "destination_wallet_id": moved.destination_wallet_id,
+        "asset": moved.asset,
+        "amount": catalogue.asset(moved.asset).format(moved.amount),
+        "memo": moved.memo,
+        "metadata": dict(moved.metadata),
+    }
