@@ -2,16 +2,20 @@
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 
 from fastapi import FastAPI
 from sqlalchemy import text
 
 from wallet.api import assets, transfers, wallets, webhook_endpoints
 from wallet.api.handlers import install_problem_handlers
+from wallet.apikeys.service import find_active_keys
+from wallet.batching import Batcher
 from wallet.database import statement_pool
 from wallet.deposits import endpoints as deposits
 from wallet.deposits.addresses import load_address_book
 from wallet.runtime import Runtime
+from wallet.transfers.service import transfers_once
 from wallet.webhooks.secrets import SecretBox
 
 DESCRIPTION = """
@@ -30,21 +34,36 @@ The app's API to the wallet service.
 
 
 def create_app(runtime: Runtime) -> FastAPI:
+    # The hot paths, authentication and transfers, batch the statements of concurrent
+    # requests on plain autocommit connections (wallet.batching).
     statements = statement_pool(runtime.engine, runtime.settings.database_pool_size)
+    key_lookups = Batcher("api-key-lookups", statements, find_active_keys)
+    transfer_batches = Batcher(
+        "transfers",
+        statements,
+        partial(transfers_once, catalogue=runtime.catalogue),
+        apart=lambda transfer: (transfer.key.scope, transfer.key.key),
+    )
+    batchers = (key_lookups, transfer_batches)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         statements.open()
+        for batcher in batchers:
+            batcher.start()
         try:
             yield
         finally:
+            for batcher in batchers:
+                batcher.stop()
             statements.close()
 
     app = FastAPI(
         title="Hybrid wallet API", version="1", description=DESCRIPTION, lifespan=lifespan
     )
     app.state.runtime = runtime
-    app.state.statements = statements
+    app.state.key_lookups = key_lookups
+    app.state.transfer_batches = transfer_batches
     app.state.deposit_address_book = load_address_book(runtime.settings, runtime.catalogue)
     app.state.secret_box = SecretBox.from_settings(runtime.settings)
     install_problem_handlers(app)

@@ -7,9 +7,9 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from wallet.api.dependencies import StatementPool
+from wallet.api.dependencies import KeyLookups
 from wallet.apikeys.models import Scope
-from wallet.apikeys.service import find_active_key, is_well_formed
+from wallet.apikeys.service import is_well_formed
 from wallet.errors import WalletError
 
 bearer = HTTPBearer(
@@ -41,9 +41,9 @@ class Principal:
     scopes: frozenset[Scope]
 
 
-def authenticate(
+async def authenticate(
     request: Request,
-    statements: StatementPool,
+    key_lookups: KeyLookups,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
     """The key named by the `Authorization` header; anything else is answered with 401."""
@@ -53,8 +53,7 @@ def authenticate(
         raise Unauthenticated("send an API key: `Authorization: Bearer <API key>`")
     if not is_well_formed(credentials.credentials):
         raise Unauthenticated("the bearer token is not an API key of this service")
-    with statements.connection() as connection:
-        key = find_active_key(connection, credentials.credentials)
+    key = await key_lookups.submit(credentials.credentials)
     if key is None:
         raise Unauthenticated("the API key is unknown or revoked")
     return Principal(tenant_id=key.tenant_id, key_id=key.id, scopes=key.scopes)

@@ -6,13 +6,16 @@ from typing import Annotated, TypeVar, cast
 from fastapi import Depends, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
-from psycopg_pool import ConnectionPool
 from sqlalchemy.orm import Session
 
+from wallet.apikeys.service import ActiveKey
 from wallet.assets import Catalogue
+from wallet.batching import Batcher
 from wallet.database import retrying
-from wallet.errors import InvalidRequest
+from wallet.errors import InvalidRequest, WalletError
+from wallet.idempotency import Outcome
 from wallet.runtime import Runtime
+from wallet.transfers.service import KeyedTransfer
 
 T = TypeVar("T")
 
@@ -40,15 +43,21 @@ def unit_of_work(request: Request) -> Iterator[Session]:
         session.commit()
 
 
-async def statements(request: Request) -> ConnectionPool:
-    """The app's pool of autocommit connections for single-statement work."""
-    return cast(ConnectionPool, request.app.state.statements)
+async def key_lookups(request: Request) -> Batcher[str, ActiveKey | None]:
+    return cast(Batcher[str, ActiveKey | None], request.app.state.key_lookups)
+
+
+async def transfer_batches(request: Request) -> Batcher[KeyedTransfer, Outcome | WalletError]:
+    return cast(Batcher[KeyedTransfer, Outcome | WalletError], request.app.state.transfer_batches)
 
 
 # Scope "function": the commit happens before the response is sent, so a client that has
 # its answer can read what the request wrote, and a failed commit is answered as a failure.
 DbSession = Annotated[Session, Depends(unit_of_work, scope="function")]
-StatementPool = Annotated[ConnectionPool, Depends(statements)]
+KeyLookups = Annotated[Batcher[str, ActiveKey | None], Depends(key_lookups)]
+TransferBatches = Annotated[
+    Batcher[KeyedTransfer, Outcome | WalletError], Depends(transfer_batches)
+]
 CatalogueDep = Annotated[Catalogue, Depends(catalogue)]
 RuntimeDep = Annotated[Runtime, Depends(current_runtime)]
 

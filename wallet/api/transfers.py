@@ -7,27 +7,28 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_serializer
+from starlette.concurrency import run_in_threadpool
 
 from wallet.api.auth import Reader, Transferer
 from wallet.api.dependencies import (
     CatalogueDep,
     DbSession,
     RuntimeDep,
-    StatementPool,
+    TransferBatches,
     known_query_parameters,
 )
 from wallet.api.fields import ID_PATTERN, Amount, AssetCode, Id, Memo, Metadata
 from wallet.api.idempotent import REPLAY_HEADERS, RequiredIdempotencyKey, request_key, respond
 from wallet.api.problems import problem_responses
-from wallet.database import retrying, run_transaction
+from wallet.database import run_transaction
 from wallet.errors import WalletError
-from wallet.idempotency import record_failure
+from wallet.idempotency import Outcome, record_failure
 from wallet.transfers.service import (
     TIME_FORMAT,
+    KeyedTransfer,
     TransferRequest,
     document,
     get_transfer,
-    transfer_once,
 )
 
 router = APIRouter(
@@ -71,34 +72,38 @@ class TransferOut(BaseModel):
     summary="Make a transfer",
     responses={201: {"headers": REPLAY_HEADERS}, **problem_responses(404, 409)},
 )
-def create(
+async def create(
     body: TransferCreate,
     idempotency_key: RequiredIdempotencyKey,
     principal: Transferer,
-    statements: StatementPool,
     runtime: RuntimeDep,
+    transfer_batches: TransferBatches,
 ) -> JSONResponse:
     """Move the amount at once, or fail with nothing moved; emits `transfer.created`.
 
     Needs an `Idempotency-Key`: a retry with the same key and body gets the first answer.
     """
     key = request_key(principal, idempotency_key, "POST /v1/transfers", body)
-    catalogue = runtime.catalogue
+    answer: Outcome | WalletError
     try:
         request = TransferRequest(
             tenant_id=principal.tenant_id,
             source_wallet_id=body.source_wallet_id,
             destination_wallet_id=body.destination_wallet_id,
             asset=body.asset,
-            amount=catalogue.asset(body.asset).parse(body.amount),
+            amount=runtime.catalogue.asset(body.asset).parse(body.amount),
             memo=body.memo,
             metadata=body.metadata,
         )
-        with statements.connection() as connection:
-            outcome = retrying(lambda: transfer_once(connection, catalogue, request, key))
     except WalletError as error:
-        outcome = run_transaction(runtime.sessions, partial(record_failure, key=key, error=error))
-    return respond(outcome, status_code=201)
+        answer = error
+    else:
+        answer = await transfer_batches.submit(KeyedTransfer(request, key))
+    if isinstance(answer, WalletError):
+        # The failure becomes the key's outcome, unless the key has one (a conflict is one).
+        record = partial(record_failure, key=key, error=answer)
+        answer = await run_in_threadpool(run_transaction, runtime.sessions, record)
+    return respond(answer, status_code=201)
 
 
 @router.get(

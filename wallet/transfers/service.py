@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from wallet.assets import Catalogue
 from wallet.errors import InvalidRequest, NotFound, WalletError
 from wallet.events.outbox import EVENT_PREFIX
-from wallet.idempotency import IdempotencyKey, Outcome, replayed
+from wallet.idempotency import IdempotencyConflict, IdempotencyKey, Outcome, replayed
 from wallet.ids import new_id
 from wallet.ledger.errors import error_from_outcome
 from wallet.money import check_units
@@ -81,9 +81,6 @@ def transfer_batch(
     With `atomic`, the first failure fails them all and nothing is written. Invalid requests
     (unknown asset or wallet, same wallet, bad amount) fail the same way as refused ones.
     """
-    tenants = {request.tenant_id for request in requests}
-    if len(tenants) != 1:
-        raise InvalidRequest("a batch of transfers belongs to one tenant")
     checked: list[dict[str, Any] | WalletError] = []
     for request in requests:
         try:
@@ -93,7 +90,7 @@ def transfer_batch(
                 return [error for _ in requests]
             checked.append(error)
     valid = [item for item in checked if not isinstance(item, WalletError)]
-    applied = iter(_apply(session, tenants.pop(), valid, atomic=atomic) if valid else [])
+    applied = iter(_apply(session, valid, atomic=atomic) if valid else [])
     results: list[Transfer | WalletError] = []
     for request, item in zip(requests, checked, strict=True):
         outcome = item if isinstance(item, WalletError) else next(applied)
@@ -116,38 +113,65 @@ def transfer_batch(
     return results
 
 
-def transfer_once(
-    connection: psycopg.Connection[Any],
-    catalogue: Catalogue,
-    request: TransferRequest,
-    key: IdempotencyKey,
-) -> Outcome:
-    """Make the transfer and announce it (`transfer.created`), unless `key` was used already.
+@dataclass(frozen=True)
+class KeyedTransfer:
+    """A transfer request made under an idempotency key."""
 
-    One statement on an autocommit connection: the key's claim, the postings, the event and
-    the outcome (the transfer's `document`) commit together. A retry with the key gets the
-    first outcome back, replayed. A refused transfer raises its error and writes nothing, not
-    even the key's claim: keep the failure as the key's outcome with `record_failure`.
+    request: TransferRequest
+    key: IdempotencyKey
+
+
+def transfers_once(
+    connection: psycopg.Connection[Any], requests: Sequence[KeyedTransfer], catalogue: Catalogue
+) -> list[Outcome | WalletError]:
+    """Make each transfer and announce it (`transfer.created`), unless its key was used already.
+
+    One statement on an autocommit connection for all of them: each one's key claim, postings,
+    event and outcome (the transfer's `document`) commit together. An answer is the outcome
+    under the key (replayed if the key was used before), or the error that refused the
+    transfer: then nothing of it was written, not even the key's claim, and the failure is the
+    caller's to keep with `record_failure` (for an `IdempotencyConflict`, that raises it). The
+    keys must differ.
     """
-    arguments = (
-        request.tenant_id,
-        key.key,
-        key.request_hash,
-        json.dumps(_checked(catalogue, request)),
-        json.dumps(_document_fields(catalogue, request)),
-        new_id(EVENT_PREFIX),
-    )
-    try:
-        row = connection.execute(_ONCE, arguments).fetchone()
-    except psycopg.Error as error:
-        if error.sqlstate != _REFUSED or error.diag.message_detail is None:
-            raise
-        raise _refusal(json.loads(error.diag.message_detail)) from None
+    answers: list[Outcome | WalletError | None] = []
+    sent: list[dict[str, Any]] = []
+    for keyed in requests:
+        try:
+            transfer = _checked(catalogue, keyed.request)
+        except WalletError as error:
+            answers.append(error)
+            continue
+        answers.append(None)
+        sent.append(
+            {
+                "tenant": keyed.key.scope,
+                "key": keyed.key.key,
+                "request_hash": keyed.key.request_hash,
+                "transfer": transfer,
+                "document": _document_fields(catalogue, keyed.request),
+                "event_id": new_id(EVENT_PREFIX),
+            }
+        )
+    if not sent:
+        return [answer for answer in answers if answer is not None]
+    row = connection.execute(_ONCE, (json.dumps(sent),)).fetchone()
     assert row is not None
-    answer: dict[str, Any] = row[0]
-    if answer["replayed"]:
+    stored = iter(row[0])
+    return [
+        answer if answer is not None else _once_answer(keyed.key, next(stored))
+        for keyed, answer in zip(requests, answers, strict=True)
+    ]
+
+
+def _once_answer(key: IdempotencyKey, answer: dict[str, Any]) -> Outcome | WalletError:
+    if "refused" in answer:
+        return _refusal(answer["refused"])
+    if not answer["replayed"]:
+        return Outcome(value=answer["outcome"]["value"], problem=None)
+    try:
         return replayed(key, answer["request_hash"], answer["outcome"])
-    return Outcome(value=answer["outcome"]["value"], problem=None)
+    except IdempotencyConflict as conflict:
+        return conflict
 
 
 def document(catalogue: Catalogue, moved: Transfer) -> dict[str, Any]:
@@ -196,10 +220,8 @@ def get_transfer(session: Session, tenant_id: str, transfer_id: str) -> Transfer
 
 # The transfer's postings are `transfer_apply`'s (migration 0005); refusals come back as
 # ledger_apply's failures, plus those of the wallets.
-_APPLY = text("SELECT transfer_apply(:tenant, CAST(:transfers AS jsonb), :atomic)")
-_ONCE = "SELECT transfer_once(%s, %s, %s, %s::jsonb, %s::jsonb, %s)"
-# The SQLSTATE transfer_once raises for a refused transfer, the failure in its DETAIL.
-_REFUSED = "WL010"
+_APPLY = text("SELECT transfer_apply(CAST(:transfers AS jsonb), :atomic)")
+_ONCE = "SELECT transfer_once(%s::jsonb)"
 
 
 def _checked(catalogue: Catalogue, request: TransferRequest) -> dict[str, Any]:
@@ -209,6 +231,7 @@ def _checked(catalogue: Catalogue, request: TransferRequest) -> dict[str, Any]:
     if request.source_wallet_id == request.destination_wallet_id:
         raise SameWallet("source and destination are the same wallet")
     return {
+        "tenant": request.tenant_id,
         "source": request.source_wallet_id,
         "destination": request.destination_wallet_id,
         "asset": asset.code,
@@ -218,10 +241,10 @@ def _checked(catalogue: Catalogue, request: TransferRequest) -> dict[str, Any]:
 
 
 def _apply(
-    session: Session, tenant_id: str, transfers: Sequence[dict[str, Any]], *, atomic: bool
+    session: Session, transfers: Sequence[dict[str, Any]], *, atomic: bool
 ) -> list[tuple[int, datetime] | WalletError]:
     answer: dict[str, Any] = session.execute(
-        _APPLY, {"tenant": tenant_id, "transfers": json.dumps(transfers), "atomic": atomic}
+        _APPLY, {"transfers": json.dumps(transfers), "atomic": atomic}
     ).scalar_one()
     if atomic and not answer["ok"]:
         failure = _refusal(answer["results"][-1])

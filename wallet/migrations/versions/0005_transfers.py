@@ -9,14 +9,16 @@ from alembic import op
 revision = "0005"
 down_revision = "0004"
 
-# transfer_apply checks each transfer's wallets (the tenant's, and active), opens the accounts
+# transfer_apply checks each transfer's wallets (its tenant's, and active), opens the accounts
 # it needs, and hands the postings to ledger_apply; the answer has ledger_apply's shape, with
 # `unknown_wallet` and `wallet_not_active` failures besides the ledger's own. A transfer is
-# {"source", "destination", "asset", "amount", "metadata"}, the amount in minor units.
+# {"tenant", "source", "destination", "asset", "amount", "metadata"}, the amount in minor
+# units.
 APPLY = """
-CREATE FUNCTION transfer_apply(p_tenant text, p_transfers jsonb, p_atomic boolean)
+CREATE FUNCTION transfer_apply(p_transfers jsonb, p_atomic boolean)
 RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
+    tenants text[];
     sources text[];
     destinations text[];
     asset_codes text[];
@@ -32,19 +34,20 @@ DECLARE
 BEGIN
     -- Arrays, not the JSON elements, feed the joins below: the planner guesses ten rows for
     -- an array (a hundred for JSON elements), which keeps the joins on the primary keys.
-    SELECT array_agg(e.t ->> 'source' ORDER BY e.n), array_agg(e.t ->> 'destination' ORDER BY e.n),
+    SELECT array_agg(e.t ->> 'tenant' ORDER BY e.n),
+           array_agg(e.t ->> 'source' ORDER BY e.n), array_agg(e.t ->> 'destination' ORDER BY e.n),
            array_agg(e.t ->> 'asset' ORDER BY e.n), array_agg(e.t ->> 'amount' ORDER BY e.n),
            array_agg(e.t -> 'metadata' ORDER BY e.n)
-    INTO sources, destinations, asset_codes, amounts, transaction_metadata
+    INTO tenants, sources, destinations, asset_codes, amounts, transaction_metadata
     FROM jsonb_array_elements(p_transfers) WITH ORDINALITY AS e(t, n);
 
-    -- Each transfer's failure, or NULL when both wallets are the tenant's and active. Another
+    -- Each transfer's failure, or NULL when both wallets are its tenant's and active. Another
     -- tenant's wallet is unknown. (Wallets are found by id alone, whatever the statistics on
     -- tenants say.)
     SELECT array_agg(CASE
-        WHEN s.tenant_id IS DISTINCT FROM p_tenant
+        WHEN s.tenant_id IS DISTINCT FROM x.tenant
             THEN jsonb_build_object('error', 'unknown_wallet', 'wallet_id', x.source)
-        WHEN d.tenant_id IS DISTINCT FROM p_tenant
+        WHEN d.tenant_id IS DISTINCT FROM x.tenant
             THEN jsonb_build_object('error', 'unknown_wallet', 'wallet_id', x.destination)
         WHEN s.status <> 'active'
             THEN jsonb_build_object('error', 'wallet_not_active', 'wallet_id', s.id,
@@ -54,7 +57,7 @@ BEGIN
                                     'status', d.status)
         END ORDER BY x.n)
     INTO failures
-    FROM unnest(sources, destinations) WITH ORDINALITY AS x(source, destination, n)
+    FROM unnest(tenants, sources, destinations) WITH ORDINALITY AS x(tenant, source, destination, n)
     LEFT JOIN wallets s ON s.id = x.source
     LEFT JOIN wallets d ON d.id = x.destination;
     SELECT min(f.n) INTO first_failure
@@ -112,51 +115,95 @@ BEGIN
 END $$;
 """
 
-# transfer_once is one request's whole write in one statement: it claims the idempotency key
-# (or answers with what is stored under it), applies the transfer, records `transfer.created`
-# in the outbox and the answer under the key. The answer is `document` with the transfer's id
-# and time added. A refused transfer raises WL010 with the failure as DETAIL, so the statement
-# leaves nothing behind, the key's claim included; the caller records the failure itself.
+# transfer_once is the whole write of many transfer requests in one statement. Each request
+# is {"tenant", "key", "request_hash", "transfer", "document", "event_id"}; its answer is
+# {"replayed": true, "request_hash", "outcome"} when the key was claimed before (the caller
+# compares the hashes), {"refused": failure} when the transfer is refused (nothing of it is
+# left, not even the key's claim: the caller records the failure), or {"replayed": false,
+# "outcome"} when the transfer is made: then `transfer.created` is in the outbox and the
+# outcome, `document` with the transfer's id and time, is stored under the key. The keys of
+# one call must differ.
 ONCE = """
-CREATE FUNCTION transfer_once(p_tenant text, p_key text, p_request_hash text,
-                              p_transfer jsonb, p_document jsonb, p_event_id text)
-RETURNS jsonb LANGUAGE plpgsql AS $$
+CREATE FUNCTION transfer_once(p_requests jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
-    stored idempotency_keys;
+    tenants text[];
+    keys text[];
+    claimed boolean[];
     applied jsonb;
-    result jsonb;
+    item jsonb;
     document jsonb;
+    next_applied integer := 0;
+    answers jsonb[] := '{}';
+    made integer[] := '{}';
+    documents jsonb[] := '{}';
+    refused integer[] := '{}';
 BEGIN
-    INSERT INTO idempotency_keys (scope, key, request_hash)
-    VALUES (p_tenant, p_key, p_request_hash)
-    ON CONFLICT DO NOTHING;
-    IF NOT FOUND THEN
-        SELECT * INTO stored FROM idempotency_keys WHERE scope = p_tenant AND key = p_key;
-        RETURN jsonb_build_object('replayed', true, 'request_hash', stored.request_hash,
-                                  'outcome', stored.outcome);
-    END IF;
-    applied := transfer_apply(p_tenant, jsonb_build_array(p_transfer), true);
-    result := applied -> 'results' -> 0;
-    IF NOT (applied ->> 'ok')::boolean THEN
-        RAISE EXCEPTION 'transfer refused' USING ERRCODE = 'WL010', DETAIL = result::text;
-    END IF;
-    document := p_document || jsonb_build_object(
-        'id', 'trf_' || (result ->> 'transaction_id'),
-        'created_at', to_char((result ->> 'created_at')::timestamptz AT TIME ZONE 'UTC',
-                              'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'));
+    SELECT array_agg(e.r ->> 'tenant' ORDER BY e.n), array_agg(e.r ->> 'key' ORDER BY e.n)
+    INTO tenants, keys
+    FROM jsonb_array_elements(p_requests) WITH ORDINALITY AS e(r, n);
+
+    -- Keys are claimed in one order by every call, so two calls never wait on each other's
+    -- claims in a cycle. A key claimed by a call still running waits for it to end.
+    WITH inserted AS (
+        INSERT INTO idempotency_keys (scope, key, request_hash)
+        SELECT e.r ->> 'tenant', e.r ->> 'key', e.r ->> 'request_hash'
+        FROM jsonb_array_elements(p_requests) AS e(r)
+        ORDER BY 1, 2
+        ON CONFLICT DO NOTHING
+        RETURNING scope, key
+    )
+    SELECT array_agg(i.key IS NOT NULL ORDER BY x.n) INTO claimed
+    FROM unnest(tenants, keys) WITH ORDINALITY AS x(tenant, key, n)
+    LEFT JOIN inserted i ON i.scope = x.tenant AND i.key = x.key;
+
+    SELECT transfer_apply(coalesce(jsonb_agg(e.r -> 'transfer' ORDER BY e.n), '[]'), false)
+    INTO applied
+    FROM jsonb_array_elements(p_requests) WITH ORDINALITY AS e(r, n)
+    WHERE claimed[e.n];
+
+    FOR n IN 1 .. array_length(keys, 1) LOOP
+        IF NOT claimed[n] THEN
+            answers := answers || (
+                SELECT jsonb_build_object('replayed', true, 'request_hash', k.request_hash,
+                                          'outcome', k.outcome)
+                FROM idempotency_keys k WHERE k.scope = tenants[n] AND k.key = keys[n]);
+            CONTINUE;
+        END IF;
+        item := applied -> 'results' -> next_applied;
+        next_applied := next_applied + 1;
+        IF (item ->> 'ok')::boolean THEN
+            document := (p_requests -> (n - 1) -> 'document') || jsonb_build_object(
+                'id', 'trf_' || (item ->> 'transaction_id'),
+                'created_at', to_char((item ->> 'created_at')::timestamptz AT TIME ZONE 'UTC',
+                                      'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'));
+            made := made || n;
+            documents := documents || document;
+            answers := answers || jsonb_build_object('replayed', false, 'outcome',
+                jsonb_build_object('value', document, 'problem', null));
+        ELSE
+            refused := refused || n;
+            answers := answers || jsonb_build_object('refused', item - 'ok');
+        END IF;
+    END LOOP;
+
     INSERT INTO outbox (event_id, tenant_id, event_type, payload)
-    VALUES (p_event_id, p_tenant, 'transfer.created', document);
-    UPDATE idempotency_keys SET outcome = jsonb_build_object('value', document, 'problem', null)
-    WHERE scope = p_tenant AND key = p_key;
-    RETURN jsonb_build_object('replayed', false, 'outcome',
-                              jsonb_build_object('value', document, 'problem', null));
+    SELECT p_requests -> (m.n - 1) ->> 'event_id', tenants[m.n], 'transfer.created', m.document
+    FROM unnest(made, documents) WITH ORDINALITY AS m(n, document, position)
+    ORDER BY m.position;
+    UPDATE idempotency_keys k
+    SET outcome = jsonb_build_object('value', m.document, 'problem', null)
+    FROM unnest(made, documents) AS m(n, document)
+    WHERE k.scope = tenants[m.n] AND k.key = keys[m.n];
+    DELETE FROM idempotency_keys k
+    USING unnest(refused) AS r(n)
+    WHERE k.scope = tenants[r.n] AND k.key = keys[r.n];
+    RETURN to_jsonb(answers);
 END $$;
 """
 
 GENERIC_PLANS = """
-ALTER FUNCTION transfer_apply(text, jsonb, boolean) SET plan_cache_mode = force_generic_plan;
-ALTER FUNCTION transfer_once(text, text, text, jsonb, jsonb, text)
-    SET plan_cache_mode = force_generic_plan;
+ALTER FUNCTION transfer_apply(jsonb, boolean) SET plan_cache_mode = force_generic_plan;
+ALTER FUNCTION transfer_once(jsonb) SET plan_cache_mode = force_generic_plan;
 """
 
 

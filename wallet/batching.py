@@ -1,0 +1,137 @@
+"""Statements of concurrent requests go to the database together, one per batch.
+
+Requests wait in a queue while a batch is in the database; a thread then sends whatever has
+gathered as the next batch, in one statement. Batches grow with the load and a lone request
+goes at once, so nothing waits on a timer. Each request still gets its own answer: a batch
+only shares the round trip, the statement and, for writes, the commit.
+"""
+
+import asyncio
+import logging
+import queue
+import threading
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import psycopg
+from psycopg_pool import ConnectionPool
+
+from wallet.database import retrying
+
+logger = logging.getLogger(__name__)
+
+Item = TypeVar("Item")
+Answer = TypeVar("Answer")
+
+# Makes a batch in one statement on an autocommit connection: one answer per item, in order.
+BatchStatement = Callable[[psycopg.Connection[Any], Sequence[Item]], Sequence[Answer]]
+
+
+@dataclass(frozen=True)
+class _Waiting(Generic[Item, Answer]):
+    item: Item
+    loop: asyncio.AbstractEventLoop
+    answer: "asyncio.Future[Answer]"
+
+
+class Batcher(Generic[Item, Answer]):
+    """Runs `statement` for the items of one process's requests, in batches, on one thread.
+
+    Items whose `apart` values are equal never share a batch (two uses of one idempotency
+    key, say). If a batch fails as a whole, each of its items is tried alone, so that one
+    item's failure is its own.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        pool: ConnectionPool,
+        statement: BatchStatement[Item, Answer],
+        *,
+        apart: Callable[[Item], Hashable] | None = None,
+        max_batch: int = 100,
+    ) -> None:
+        self._pool = pool
+        self._statement = statement
+        self._apart = apart
+        self._max_batch = max_batch
+        self._queue: queue.SimpleQueue[_Waiting[Item, Answer] | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Finish what is queued, then stop."""
+        self._queue.put(None)
+        self._thread.join()
+
+    async def submit(self, item: Item) -> Answer:
+        """The item's answer; raises what the database raised for it."""
+        loop = asyncio.get_running_loop()
+        waiting = _Waiting[Item, Answer](item, loop, loop.create_future())
+        self._queue.put(waiting)
+        return await waiting.answer
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            while len(batch) < self._max_batch:
+                try:
+                    waiting = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if waiting is None:
+                    stopping = True
+                    break
+                batch.append(waiting)
+            for part in self._parts(batch):
+                self._send(part)
+
+    def _parts(self, batch: list[_Waiting[Item, Answer]]) -> list[list[_Waiting[Item, Answer]]]:
+        """The batch in parts in which no two items must be apart, in order."""
+        apart = self._apart
+        if apart is None:
+            return [batch]
+        parts: list[tuple[set[Hashable], list[_Waiting[Item, Answer]]]] = []
+        for waiting in batch:
+            value = apart(waiting.item)
+            part = next((part for part in parts if value not in part[0]), None)
+            if part is None:
+                part = (set(), [])
+                parts.append(part)
+            part[0].add(value)
+            part[1].append(waiting)
+        return [members for _, members in parts]
+
+    def _send(self, batch: Sequence[_Waiting[Item, Answer]]) -> None:
+        items = [waiting.item for waiting in batch]
+        try:
+            with self._pool.connection() as connection:
+                answers = retrying(lambda: self._statement(connection, items))
+        except Exception as error:
+            if len(batch) > 1:
+                for waiting in batch:
+                    self._send([waiting])
+                return
+            logger.exception("a batched statement failed")
+            waiting = batch[0]
+            waiting.loop.call_soon_threadsafe(_fail, waiting.answer, error)
+            return
+        for waiting, answer in zip(batch, answers, strict=True):
+            waiting.loop.call_soon_threadsafe(_answer, waiting.answer, answer)
+
+
+def _answer(future: "asyncio.Future[Answer]", answer: Answer) -> None:
+    if not future.cancelled():
+        future.set_result(answer)
+
+
+def _fail(future: "asyncio.Future[Any]", error: Exception) -> None:
+    if not future.cancelled():
+        future.set_exception(error)
