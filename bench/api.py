@@ -2,11 +2,12 @@
 
 Uvicorn runs with one worker per core on a fresh database prepared by `bench/ledger.py`
 (10,000 funded wallets). In the same run: the service layer (`wallet.transfers.service`, one
-unit of work per transfer) with `--clients` concurrent clients; HTTP with as many concurrent
-clients, each request with its own `Idempotency-Key`; then HTTP paced at `--rate` requests/s,
-whose latencies count from each request's scheduled time (no coordinated omission).
+unit of work per transfer) with `--clients` concurrent client processes; HTTP with
+`--http-clients` concurrent connections, each request with its own `Idempotency-Key`; then
+HTTP paced at `--rate` requests/s, whose latencies count from each request's scheduled time
+(no coordinated omission).
 
-Usage: python bench/api.py [--seconds 10] [--clients 8] [--rate 500]
+Usage: python bench/api.py [--seconds 10] [--clients 8] [--http-clients 64] [--rate 500]
 The server is WALLET_BENCH_DATABASE_URL (an administrative URL) or the embedded PostgreSQL.
 """
 
@@ -43,6 +44,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--http-clients", type=int, default=64)
     parser.add_argument("--rate", type=int, default=500)
     args = parser.parse_args()
 
@@ -55,6 +57,7 @@ def main() -> None:
     workers = os.cpu_count() or 2
 
     figures: dict[str, Any] = {"clients": args.clients, "seconds": args.seconds}
+    figures["http_clients"] = args.http_clients
     figures["api_workers"] = workers
     service = run_clients(url, tenant, wallets, args, hot=False)
     progress("service layer", service)
@@ -63,7 +66,7 @@ def main() -> None:
     with api_server(url, workers) as port:
         saturated = asyncio.run(
             http_saturated(
-                Load(port, secret, wallets, random.Random(1)), args.clients, args.seconds
+                Load(port, secret, wallets, random.Random(1)), args.http_clients, args.seconds
             )
         )
         figures["http_transfers_per_s"] = saturated["rate"]

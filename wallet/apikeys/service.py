@@ -97,6 +97,8 @@ _ACTIVE_KEYS = (
     "SELECT secret_hash, id, tenant_id, scopes FROM api_keys "
     "WHERE secret_hash = ANY(%s) AND revoked_at IS NULL"
 )
+# Stored scope names to scopes, without the enum's lookup machinery on every request.
+_SCOPES = {scope.value: scope for scope in Scope}
 
 
 def find_active_keys(
@@ -105,7 +107,7 @@ def find_active_keys(
     """The unrevoked key whose secret each one is, if any."""
     hashes = [hash_secret(secret) for secret in secrets]
     found = {
-        secret_hash: ActiveKey(key_id, tenant_id, frozenset(Scope(scope) for scope in scopes))
+        secret_hash: ActiveKey(key_id, tenant_id, frozenset(_SCOPES[scope] for scope in scopes))
         for secret_hash, key_id, tenant_id, scopes in connection.execute(_ACTIVE_KEYS, (hashes,))
     }
     return [found.get(secret_hash) for secret_hash in hashes]
