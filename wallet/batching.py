@@ -40,7 +40,7 @@ class Batcher(Generic[Item, Answer]):
 
     Items whose `apart` values are equal never share a batch (two uses of one idempotency
     key, say). If a batch fails as a whole, each of its items is tried alone, so that one
-    item's failure is its own.
+    item's failure is its own; if the database cannot be reached, they all fail at once.
     """
 
     def __init__(
@@ -115,13 +115,15 @@ class Batcher(Generic[Item, Answer]):
             with self._pool.connection() as connection:
                 answers = retrying(lambda: self._statement(connection, items))
         except Exception as error:
-            if len(batch) > 1:
+            # An item may have failed the statement: try each alone. Not when the database
+            # could not be reached: alone, each would only wait for it again.
+            if len(batch) > 1 and not isinstance(error, psycopg.OperationalError):
                 for waiting in batch:
                     self._send([waiting])
                 return
             logger.exception("a batched statement failed")
-            waiting = batch[0]
-            waiting.loop.call_soon_threadsafe(_fail, waiting.answer, error)
+            for waiting in batch:
+                waiting.loop.call_soon_threadsafe(_fail, waiting.answer, error)
             return
         for waiting, answer in zip(batch, answers, strict=True):
             waiting.loop.call_soon_threadsafe(_answer, waiting.answer, answer)

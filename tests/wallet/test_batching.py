@@ -20,11 +20,14 @@ def pool(database_url: str) -> Iterator[ConnectionPool]:
 class Doubler:
     """Doubles numbers in the database, one statement per batch; 13 makes a statement fail."""
 
-    def __init__(self) -> None:
+    def __init__(self, unreachable: bool = False) -> None:
         self.batches: list[list[int]] = []
+        self.unreachable = unreachable
 
     def __call__(self, connection: psycopg.Connection[Any], items: Sequence[int]) -> list[int]:
         self.batches.append(list(items))
+        if self.unreachable:
+            raise psycopg.OperationalError("the database went away")
         rows = connection.execute(
             "SELECT 2 * n + 0 / (n - 13) FROM unnest(%s::int[]) AS n", (list(items),)
         ).fetchall()
@@ -61,3 +64,10 @@ def test_items_that_must_be_apart_never_share_a_batch(pool: ConnectionPool) -> N
     answers = run(Batcher("doubler", pool, doubler, apart=lambda n: n % 3), [1, 4, 7, 2, 5])
     assert answers == [2, 8, 14, 4, 10]
     assert doubler.batches == [[1, 2], [4, 5], [7]]
+
+
+def test_when_the_database_is_unreachable_a_batch_fails_at_once(pool: ConnectionPool) -> None:
+    doubler = Doubler(unreachable=True)
+    answers = run(Batcher("doubler", pool, doubler), [1, 2, 3])
+    assert all(isinstance(answer, psycopg.OperationalError) for answer in answers)
+    assert doubler.batches == [[1, 2, 3]]
