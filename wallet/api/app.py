@@ -1,5 +1,6 @@
 """The FastAPI application, built from a runtime by `create_app`."""
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
@@ -48,6 +49,9 @@ def create_app(runtime: Runtime) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # What exists once the app is built lives as long as the process: the garbage
+        # collector's full passes skip it, rather than stall every request for ~40 ms.
+        gc.freeze()
         statements.open()
         for batcher in batchers:
             batcher.start()
