@@ -86,36 +86,39 @@ class ChainFollower:
         known_window: Sequence[BlockHeader],
         watched: WatchedAddresses,
         max_blocks: int = 250,
+        head: int | None = None,
     ) -> StepResult:
         """Fetch up to `max_blocks` blocks after the window's tip and scan them, or report a reorg.
 
         `known_window` is the caller's last accepted headers, oldest first, consecutive numbers;
-        an empty window starts at `start_block` without a parent check. Raises `NodeUnreachable`
-        when the node cannot be reached and other `RpcError`s on node errors; never returns an
-        empty Advance for a failure.
+        an empty window starts at `start_block` without a parent check. `head` is the node's
+        latest block number as the caller read it; the step fetches no block above it, and
+        reads it first when it is not given. Raises `NodeUnreachable` when the node cannot be
+        reached and other `RpcError`s on node errors; never returns an empty Advance for a
+        failure.
         """
         if max_blocks < 1:
             raise ValueError("max_blocks must be at least 1")
         _check_window(known_window)
         self._check_chain()
         tip = known_window[-1] if known_window else None
-
-        # One round trip for the head and for whether our tip is still canonical.
-        calls = [RpcCall("eth_blockNumber")]
-        if tip is not None:
-            calls.append(RpcCall("eth_getBlockByNumber", (hex(tip.number), False)))
-        replies = self._rpc.batch(calls)
-        head = _quantity(replies[0])
-        if tip is not None and (replies[1] is None or replies[1]["hash"] != tip.hash):
-            return self._walk_back(known_window, head)
-
+        # Whether our tip is still canonical rides on the first round trip: the head's when the
+        # step reads the head, else the blocks'.
+        tip_check = (
+            [] if tip is None else [RpcCall("eth_getBlockByNumber", (hex(tip.number), False))]
+        )
+        if head is None:
+            replies = self._rpc.batch([RpcCall("eth_blockNumber"), *tip_check])
+            head = _quantity(replies[0])
+            if tip is not None and not _is_block(replies[1], tip):
+                return self._walk_back(known_window, head)
+            tip_check = []
         first = tip.number + 1 if tip is not None else self._start_block
         last = min(head, first + max_blocks - 1)
-        if last < first:
-            return Advance((), head)
 
         calls = [RpcCall("eth_getBlockByNumber", (hex(n), True)) for n in range(first, last + 1)]
-        if self._token_list:
+        fetch_logs = bool(self._token_list) and last >= first
+        if fetch_logs:
             log_filter = {
                 "fromBlock": hex(first),
                 "toBlock": hex(last),
@@ -123,8 +126,12 @@ class ChainFollower:
                 "topics": [TRANSFER_TOPIC],
             }
             calls.append(RpcCall("eth_getLogs", (log_filter,)))
-        replies = self._rpc.batch(calls)
-        logs: list[dict[str, Any]] = replies.pop() if self._token_list else []
+        replies = self._rpc.batch([*tip_check, *calls])
+        logs: list[dict[str, Any]] = replies.pop() if fetch_logs else []
+        if tip is not None and tip_check and not _is_block(replies.pop(0), tip):
+            return self._walk_back(known_window, head)
+        if last < first:
+            return Advance((), head)
 
         blocks = _linked_prefix(replies, first)
         if tip is not None and blocks and blocks[0][0].parent_hash != tip.hash:
@@ -297,6 +304,11 @@ def _header(raw: dict[str, Any]) -> BlockHeader:
         parent_hash=raw["parentHash"],
         timestamp=int(raw["timestamp"], 16),
     )
+
+
+def _is_block(raw: dict[str, Any] | None, header: BlockHeader) -> bool:
+    """Whether the node's block `raw` (None: it has none at that height) is `header`'s."""
+    return raw is not None and raw["hash"] == header.hash
 
 
 def _linked_prefix(

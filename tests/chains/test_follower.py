@@ -199,6 +199,18 @@ def test_advance_reports_the_head_for_confirmations(devnet: DevChain) -> None:
     assert result.headers[-1].number == head - 3
 
 
+def test_a_step_given_the_head_fetches_no_block_above_it(devnet: DevChain) -> None:
+    watcher = Watcher(devnet, AddressSet())
+    start = watcher.window[-1].number
+    devnet.mine(5)
+
+    result = watcher.follower.step(watcher.window, watcher.watched, head=start + 2)
+
+    assert isinstance(result, Advance)
+    assert result.head == start + 2
+    assert [h.number for h in result.headers] == [start + 1, start + 2]
+
+
 def test_a_follower_for_another_chain_id_refuses_the_node(devnet: DevChain) -> None:
     follower = ChainFollower(devnet.rpc, chain_id=1)
     with pytest.raises(WrongChain, match="31337"):

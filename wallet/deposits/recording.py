@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, select, text, tuple_
+from sqlalchemy import bindparam, delete, select, text
 from sqlalchemy.orm import Session
 
 from chains import BlockHeader, ScannedBlock
@@ -133,11 +133,12 @@ def load_window(session: Session, chain: str, size: int) -> list[BlockHeader]:
     return [BlockHeader(r.number, r.hash, r.parent_hash, r.timestamp) for r in reversed(rows)]
 
 
+_LOCK_CURSOR = select(ChainCursor).where(ChainCursor.chain == bindparam("chain")).with_for_update()
+
+
 def lock_cursor(session: Session, chain: str) -> ChainCursor | None:
     """The chain's cursor, locked until the end of the transaction; None before the first step."""
-    return session.scalars(
-        select(ChainCursor).where(ChainCursor.chain == chain).with_for_update()
-    ).one_or_none()
+    return session.scalars(_LOCK_CURSOR, {"chain": chain}).one_or_none()
 
 
 def _move_cursor(session: Session, chain: str, tip: BlockHeader) -> None:
@@ -155,35 +156,41 @@ def _move_cursor(session: Session, chain: str, tip: BlockHeader) -> None:
 # --- the two kinds of step --------------------------------------------------------------
 
 
-# Rows travel as one JSON document: cheaper to send than a parameter array per column.
-_INSERT_HEADERS = text(
-    "INSERT INTO chain_headers (chain, number, hash, parent_hash, timestamp) "
-    "SELECT :chain, (h ->> 0)::bigint, h ->> 1, h ->> 2, (h ->> 3)::bigint "
-    "FROM jsonb_array_elements(CAST(:headers AS jsonb)) AS h"
+# The cursor moves to the tip, the step's headers are stored and those the window no longer
+# keeps are deleted, in one statement. Headers travel as one JSON document: cheaper to send
+# than a parameter array per column.
+_ADVANCE_WINDOW = text(
+    """
+    WITH cursor AS (
+        INSERT INTO chain_cursors (chain, block_number, block_hash)
+        VALUES (:chain, :number, :hash) ON CONFLICT (chain) DO UPDATE
+        SET block_number = excluded.block_number, block_hash = excluded.block_hash,
+            updated_at = now()
+    ), forgotten AS (
+        DELETE FROM chain_headers WHERE chain = :chain AND number <= :forget_up_to
+    )
+    INSERT INTO chain_headers (chain, number, hash, parent_hash, timestamp)
+    SELECT :chain, (h ->> 0)::bigint, h ->> 1, h ->> 2, (h ->> 3)::bigint
+    FROM jsonb_array_elements(CAST(:headers AS jsonb)) AS h
+    """
 )
 
 
 def record_advance(
     session: Session, assets: ChainAssets, blocks: Sequence[ScannedBlock], *, window_size: int
 ) -> DepositChanges:
-    """Accept `blocks` (linked, after the stored tip): headers, cursor, deposits, credits."""
+    """Accept `blocks` (linked, after the stored tip): deposits, credits, headers, cursor."""
     if not blocks:
         return DepositChanges()
-    chain = assets.name
     tip = blocks[-1].header
-    # Only the headers the window keeps: a step may be longer than the window.
-    headers = [
-        [b.header.number, b.header.hash, b.header.parent_hash, b.header.timestamp]
-        for b in blocks
-        if b.header.number > tip.number - window_size
-    ]
-    session.execute(_INSERT_HEADERS, {"chain": chain, "headers": json.dumps(headers)})
-    _move_cursor(session, chain, tip)
-
     changes = DepositChanges()
     arrivals = list(_arrivals(assets, blocks))
     new, fresh = _record_arrivals(session, assets, arrivals, tip, changes) if arrivals else ([], [])
-    arrived = [d for d in new if d.status == DepositStatus.SEEN]
+    # The window moves last (`_ADVANCE_WINDOW`): deposits waiting from earlier steps are
+    # confirmed against their stored headers, which a step longer than the window would
+    # otherwise drop first. Those in this step's blocks, new or re-mined, are confirmed as
+    # they arrived.
+    arrived = [d for d, _ in fresh if d.status == DepositStatus.SEEN]
     confirmed = _confirm(session, assets, tip, arrived, changes)
     _insert_deposits(session, new)
     # A deposit already final when first recorded (a catch-up) was never pending: it gets
@@ -199,11 +206,22 @@ def record_advance(
         for deposit in confirmed
     ]
     emit_many(session, events)
-    # Last: waiting deposits of earlier steps are confirmed against their stored headers.
+    forget_up_to = tip.number - window_size
+    # Only the headers the window keeps: a step may be longer than the window.
+    headers = [
+        [b.header.number, b.header.hash, b.header.parent_hash, b.header.timestamp]
+        for b in blocks
+        if b.header.number > forget_up_to
+    ]
     session.execute(
-        delete(ChainHeader).where(
-            ChainHeader.chain == chain, ChainHeader.number <= tip.number - window_size
-        )
+        _ADVANCE_WINDOW,
+        {
+            "chain": assets.name,
+            "number": tip.number,
+            "hash": tip.hash,
+            "forget_up_to": forget_up_to,
+            "headers": json.dumps(headers),
+        },
     )
     return changes
 
@@ -294,6 +312,20 @@ def _arrivals(assets: ChainAssets, blocks: Sequence[ScannedBlock]) -> Iterable[_
             )
 
 
+# Lists travel as JSON documents: psycopg sends a list parameter element by element, at
+# several times the cost of encoding it as JSON.
+_OWNERS = text(
+    "SELECT address, wallet_id, tenant_id FROM deposit_addresses WHERE chain = :chain "
+    "AND address IN (SELECT jsonb_array_elements_text(CAST(:addresses AS jsonb)))"
+)
+_EXISTING_DEPOSITS = text(
+    "SELECT deposits.* FROM deposits JOIN ("
+    "SELECT t ->> 0 AS tx_hash, (t ->> 1)::integer AS log_index "
+    "FROM jsonb_array_elements(CAST(:transfers AS jsonb)) AS t"
+    ") AS a USING (tx_hash, log_index) WHERE deposits.chain = :chain FOR UPDATE OF deposits"
+)
+
+
 def _record_arrivals(
     session: Session,
     assets: ChainAssets,
@@ -304,27 +336,17 @@ def _record_arrivals(
     """Update the re-mined deposits of `arrivals`; returns the new ones, not yet stored (the
     step inserts them in their final state), and the new and re-mined ones with their asset."""
     chain = assets.name
+    addresses = json.dumps(sorted({a.to_address for a in arrivals}))
     owners = {
         row.address: (row.wallet_id, row.tenant_id)
-        for row in session.execute(
-            text(
-                "SELECT address, wallet_id, tenant_id FROM deposit_addresses "
-                "WHERE chain = :chain AND address = ANY(:addresses)"
-            ),
-            {"chain": chain, "addresses": sorted({a.to_address for a in arrivals})},
-        )
+        for row in session.execute(_OWNERS, {"chain": chain, "addresses": addresses})
     }
+    transfers = json.dumps([[a.tx_hash, a.log_index] for a in arrivals])
     existing = {
         (d.tx_hash, d.log_index): d
         for d in session.scalars(
-            select(Deposit)
-            .where(
-                Deposit.chain == chain,
-                tuple_(Deposit.tx_hash, Deposit.log_index).in_(
-                    [(a.tx_hash, a.log_index) for a in arrivals]
-                ),
-            )
-            .with_for_update()
+            select(Deposit).from_statement(_EXISTING_DEPOSITS),
+            {"chain": chain, "transfers": transfers},
         )
     }
     new: list[Deposit] = []
@@ -458,6 +480,21 @@ def _insert_deposits(session: Session, deposits: Sequence[Deposit]) -> None:
 # --- confirmations and credits ----------------------------------------------------------
 
 
+# `seen` deposits whose block is in the stored header window.
+_WAITING_DEPOSITS = (
+    select(Deposit)
+    .join(
+        ChainHeader,
+        (ChainHeader.chain == Deposit.chain)
+        & (ChainHeader.number == Deposit.block_number)
+        & (ChainHeader.hash == Deposit.block_hash),
+    )
+    .where(Deposit.chain == bindparam("chain"), Deposit.status == DepositStatus.SEEN)
+    .order_by(Deposit.block_number, Deposit.id)
+    .with_for_update(of=Deposit)
+)
+
+
 def _confirm(
     session: Session,
     assets: ChainAssets,
@@ -465,22 +502,11 @@ def _confirm(
     arrived: Sequence[Deposit],
     changes: DepositChanges,
 ) -> list[Deposit]:
-    """Count confirmations of `seen` deposits in canonical blocks, the stored ones and those
-    `arrived` in this step (not stored yet); credit the confirmed ones (returned), put the
-    others on hold (pending in) if they are not yet."""
+    """Count confirmations of `seen` deposits in canonical blocks, those in stored blocks and
+    those `arrived` in this step's blocks; credit the confirmed ones (returned), put the others
+    on hold (pending in) if they are not yet."""
     chain = assets.name
-    stored = session.scalars(
-        select(Deposit)
-        .join(
-            ChainHeader,
-            (ChainHeader.chain == Deposit.chain)
-            & (ChainHeader.number == Deposit.block_number)
-            & (ChainHeader.hash == Deposit.block_hash),
-        )
-        .where(Deposit.chain == chain, Deposit.status == DepositStatus.SEEN)
-        .order_by(Deposit.block_number, Deposit.id)
-        .with_for_update(of=Deposit)
-    ).all()
+    stored = session.scalars(_WAITING_DEPOSITS, {"chain": chain}).all()
     pending = sorted([*stored, *arrived], key=lambda d: (d.block_number, d.id))
     if not pending:
         return []
