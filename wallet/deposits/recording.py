@@ -384,10 +384,9 @@ def _record_arrivals(
             )
             new.append(deposit)
             fresh.append((deposit, arrival.asset))
-        elif deposit.block_hash == arrival.block_hash:
-            continue  # this block was recorded already
         elif deposit.status in (DepositStatus.ORPHANED, DepositStatus.REVERSED):
-            # Re-mined after a reorg: the same transfer in another block; its count restarts.
+            # Re-mined after a reorg: the same transfer in another block, or in the very block
+            # it left when the chain returns to it; its count restarts.
             deposit.block_number = arrival.block_number
             deposit.block_hash = arrival.block_hash
             deposit.status = status
@@ -398,6 +397,8 @@ def _record_arrivals(
             deposit.reversal_transaction_id = None
             deposit.updated_at = _now()
             fresh.append((deposit, arrival.asset))
+        elif deposit.block_hash == arrival.block_hash:
+            continue  # this block was recorded already
         else:
             # Its old block was never rolled back, yet the transfer is in a new one: the stored
             # window and the chain disagree. Crediting on either block could be wrong.

@@ -295,6 +295,45 @@ def test_a_reorg_deeper_than_the_confirmations_reverses_credits_and_raises_an_al
     ]
 
 
+def test_a_chain_back_on_the_block_it_left_credits_its_deposit_once(
+    factory: Factory, isolated_chain: IsolatedChain
+) -> None:
+    chain = isolated_chain()
+    rpc = chain.dev.rpc
+    watcher = chain.watcher()
+    settle(watcher)
+    wallet = factory.wallet()
+    address = chain.address(factory, wallet)
+    before = rpc.call("evm_snapshot")
+    eth_tx = chain.dev.send_eth(chain.dev.accounts[1].address, address, 2 * ETH)
+    raw = chain.raw_transaction(eth_tx)
+    number = chain.dev.mine()
+    block = rpc.call("eth_getBlockByNumber", hex(number), False)
+    settle(watcher)
+    assert [d["status"] for d in deposits_of(chain.sessions, [wallet])] == [SEEN]
+
+    rpc.call("evm_revert", before)  # another branch, longer, without the deposit
+    left = rpc.call("evm_snapshot")
+    chain.dev.mine(2)
+    settle(watcher)
+    assert [d["status"] for d in deposits_of(chain.sessions, [wallet])] == [ORPHANED]
+
+    # The chain returns to the branch it left: the same block, to the bit, then more.
+    rpc.call("evm_revert", left)
+    rpc.call("anvil_setNextBlockBaseFeePerGas", block["baseFeePerGas"])
+    rpc.call("evm_setNextBlockTimestamp", block["timestamp"])
+    rpc.call("eth_sendRawTransaction", raw)
+    assert chain.dev.mine() == number
+    assert rpc.call("eth_getBlockByNumber", hex(number), False)["hash"] == block["hash"]
+    chain.dev.mine(CONFIRMATIONS + 2)
+    settle(watcher)
+
+    (deposit,) = deposits_of(chain.sessions, [wallet])
+    assert (deposit["status"], deposit["block_hash"]) == (CREDITED, block["hash"])
+    assert chain.balance(wallet, chain.native).posted == 2 * ETH
+    assert len(external_refs(chain.sessions, [str(deposit["id"])])) == 1
+
+
 def test_eth_sent_by_a_contract_is_found_through_traces(factory: Factory, chain: LiveChain) -> None:
     watcher = chain.watcher(trace_mode=TraceMode.PARITY)
     settle(watcher)
