@@ -24,6 +24,7 @@ from wallet.money import check_units
 from wallet.wallets.service import UnknownWallet, WalletNotActive
 
 PREFIX = "trf_"
+TRANSFER_CREATED = "transfer.created"
 # Times in transfer documents: UTC to the microsecond, as transfer_once writes them.
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
@@ -154,7 +155,7 @@ def transfers_once(
         )
     if not sent:
         return [answer for answer in answers if answer is not None]
-    row = connection.execute(_ONCE, (json.dumps(sent),)).fetchone()
+    row = connection.execute(_ONCE, (json.dumps(sent), PREFIX, TRANSFER_CREATED)).fetchone()
     assert row is not None
     stored = iter(row[0])
     return [
@@ -221,7 +222,7 @@ def get_transfer(session: Session, tenant_id: str, transfer_id: str) -> Transfer
 # The transfer's postings are `transfer_apply`'s (migration 0005); refusals come back as
 # ledger_apply's failures, plus those of the wallets.
 _APPLY = text("SELECT transfer_apply(CAST(:transfers AS jsonb), :atomic)")
-_ONCE = "SELECT transfer_once(%s::jsonb)"
+_ONCE = "SELECT transfer_once(%s::jsonb, %s, %s)"
 
 
 def _checked(catalogue: Catalogue, request: TransferRequest) -> dict[str, Any]:

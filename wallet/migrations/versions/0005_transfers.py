@@ -120,11 +120,12 @@ END $$;
 # {"replayed": true, "request_hash", "outcome"} when the key was claimed before (the caller
 # compares the hashes), {"refused": failure} when the transfer is refused (nothing of it is
 # left, not even the key's claim: the caller records the failure), or {"replayed": false,
-# "outcome"} when the transfer is made: then `transfer.created` is in the outbox and the
-# outcome, `document` with the transfer's id and time, is stored under the key. The keys of
-# one call must differ.
+# "outcome"} when the transfer is made: then the event (`p_event_type`) is in the outbox and
+# the outcome, `document` with the transfer's id (`p_id_prefix` and the ledger transaction's
+# number) and time, is stored under the key. The keys of one call must differ.
 ONCE = """
-CREATE FUNCTION transfer_once(p_requests jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+CREATE FUNCTION transfer_once(p_requests jsonb, p_id_prefix text, p_event_type text)
+RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
     tenants text[];
     keys text[];
@@ -173,7 +174,7 @@ BEGIN
         next_applied := next_applied + 1;
         IF (item ->> 'ok')::boolean THEN
             document := (p_requests -> (n - 1) -> 'document') || jsonb_build_object(
-                'id', 'trf_' || (item ->> 'transaction_id'),
+                'id', p_id_prefix || (item ->> 'transaction_id'),
                 'created_at', to_char((item ->> 'created_at')::timestamptz AT TIME ZONE 'UTC',
                                       'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'));
             made := made || n;
@@ -187,7 +188,7 @@ BEGIN
     END LOOP;
 
     INSERT INTO outbox (event_id, tenant_id, event_type, payload)
-    SELECT p_requests -> (m.n - 1) ->> 'event_id', tenants[m.n], 'transfer.created', m.document
+    SELECT p_requests -> (m.n - 1) ->> 'event_id', tenants[m.n], p_event_type, m.document
     FROM unnest(made, documents) WITH ORDINALITY AS m(n, document, position)
     ORDER BY m.position;
     UPDATE idempotency_keys k
@@ -203,7 +204,7 @@ END $$;
 
 GENERIC_PLANS = """
 ALTER FUNCTION transfer_apply(jsonb, boolean) SET plan_cache_mode = force_generic_plan;
-ALTER FUNCTION transfer_once(jsonb) SET plan_cache_mode = force_generic_plan;
+ALTER FUNCTION transfer_once(jsonb, text, text) SET plan_cache_mode = force_generic_plan;
 """
 
 
