@@ -4,7 +4,7 @@ Usage: python bench/ledger.py [--seconds 10] [--clients 8]
 The server is WALLET_BENCH_DATABASE_URL (an administrative URL) or the embedded PostgreSQL.
 
 `transfers_per_s`, `hot_transfers_per_s` and `batch_transfers_per_s` measure the ledger call
-(`wallet.ledger.postings`: one transaction of two postings per call, or 1,000 per call);
+(`wallet.ledger.service`: one transaction of two postings per call, or 1,000 per call);
 `service_transfers_per_s` measures a wallet-to-wallet transfer through
 `wallet.transfers.service`, which also looks the wallets and their accounts up.
 """
@@ -27,13 +27,13 @@ from typing import Any
 import psycopg
 from sqlalchemy import make_url, text
 
-from wallet.assets import load_catalogue, store_catalogue
+from wallet.assets.service import load_catalogue, store_catalogue
 from wallet.database import make_engine, make_session_factory, migrate, run_transaction
 from wallet.embedded_postgres import start_embedded_postgres
-from wallet.ledger import postings
-from wallet.ledger.accounts import system_account
-from wallet.ledger.postings import Posting, Reason, TransactionRequest
+from wallet.ledger import service as postings
 from wallet.ledger.reconcile import check_ledger
+from wallet.ledger.repository import system_account
+from wallet.ledger.service import Posting, Reason, TransactionRequest
 from wallet.transfers.service import TransferRequest, transfer
 
 ACCOUNTS = 10_000

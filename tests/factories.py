@@ -2,13 +2,14 @@
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from wallet.assets import Catalogue
+from wallet.assets.service import Catalogue
 from wallet.database import unit_of_work
 from wallet.ids import new_id
-from wallet.ledger import postings
-from wallet.ledger.accounts import system_account, user_account
-from wallet.ledger.postings import Posting, Reason, TransactionRequest
-from wallet.wallets.service import create_tenant, create_wallet
+from wallet.ledger import service as postings
+from wallet.ledger.repository import system_account, user_account
+from wallet.ledger.service import Posting, Reason, TransactionRequest
+from wallet.tenants.service import create_tenant
+from wallet.wallets.service import create_wallet
 
 FUNDING_ACCOUNT = "bank:test"
 

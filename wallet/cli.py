@@ -12,7 +12,7 @@ import uvicorn
 from chains import TraceMode
 from wallet.apikeys.models import Scope
 from wallet.apikeys.service import create_key_for_tenant, list_keys, revoke_key
-from wallet.assets import load_catalogue, store_catalogue
+from wallet.assets.service import load_catalogue, store_catalogue
 from wallet.celery_app import run_beat, run_worker
 from wallet.database import migrate, unit_of_work
 from wallet.deposits.recording import InconsistentChainState
@@ -24,7 +24,7 @@ from wallet.ledger.reconcile import check_ledger
 from wallet.runtime import database_url, open_runtime
 from wallet.settings import load_settings
 from wallet.supervisor import Process, supervise
-from wallet.wallets.service import tenant_by_name
+from wallet.tenants.service import tenant_by_name
 
 app = typer.Typer(help="Custodial hybrid wallet service.", no_args_is_help=True)
 db = typer.Typer(help="Database schema.", no_args_is_help=True)

@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from tests.factories import Factory
-from wallet.assets import Catalogue, store_catalogue
+from wallet.assets.service import Catalogue, store_catalogue
 from wallet.database import make_engine, make_session_factory, migrate, unit_of_work
 from wallet.embedded_postgres import start_embedded_postgres
 from wallet.ledger.reconcile import check_ledger

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from custody import DepositKeyTree, MasterSeed, XpubAddressDeriver, load_seed
 from custody.hd import MAX_INDEX
-from wallet.assets import Catalogue, Chain
+from wallet.assets.service import Catalogue, Chain
 from wallet.settings import Settings
 
 logger = logging.getLogger(__name__)

@@ -23,7 +23,7 @@ from wallet.api.pagination import (
     page_and_cursor,
 )
 from wallet.api.problems import problem_responses
-from wallet.assets import Catalogue
+from wallet.assets.service import Catalogue
 from wallet.deposits.addresses import DepositAddressBook
 from wallet.deposits.models import Deposit, DepositAddress, DepositStatus
 from wallet.deposits.service import (

@@ -9,7 +9,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 from wallet.models import Base
-from wallet.wallets.models import Tenant, Wallet
+from wallet.tenants.models import Tenant
+from wallet.wallets.models import Wallet
 
 # Tables the foreign keys below name; imported so the mapper can resolve them in any process.
 REFERENCED_MODELS = (Tenant, Wallet)

@@ -25,7 +25,7 @@ from sqlalchemy import bindparam, delete, select, text
 from sqlalchemy.orm import Session
 
 from chains import BlockHeader, ScannedBlock
-from wallet.assets import Asset, AssetKind, Catalogue, Chain
+from wallet.assets.service import Asset, AssetKind, Catalogue, Chain
 from wallet.deposits.models import (
     DEPOSIT_PREFIX,
     ChainCursor,
@@ -33,12 +33,12 @@ from wallet.deposits.models import (
     Deposit,
     DepositStatus,
 )
-from wallet.events.outbox import Event, emit_many
+from wallet.events.service import Event, emit_many
 from wallet.ids import new_id
-from wallet.ledger import postings
-from wallet.ledger.accounts import balance, system_account, user_accounts
+from wallet.ledger import service as postings
 from wallet.ledger.errors import InsufficientFunds
-from wallet.ledger.postings import ExternalReference, Posting, Reason, TransactionRequest
+from wallet.ledger.repository import balance, system_account, user_accounts
+from wallet.ledger.service import ExternalReference, Posting, Reason, TransactionRequest
 
 logger = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from sqlalchemy import select, text, tuple_
 from sqlalchemy.orm import Session
 
 from custody import InvalidChildKey
-from wallet.assets import Catalogue
+from wallet.assets.service import Catalogue
 from wallet.deposits.addresses import AddressBookError, DepositAddressBook
 from wallet.deposits.models import (
     ADDRESS_PREFIX,

@@ -34,7 +34,7 @@ from chains import (
     TraceMode,
     fetch_header,
 )
-from wallet.assets import Catalogue
+from wallet.assets.service import Catalogue
 from wallet.database import run_transaction, unit_of_work
 from wallet.deposits.lease import ChainLease, LeaseLost
 from wallet.deposits.recording import (

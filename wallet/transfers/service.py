@@ -14,10 +14,10 @@ import psycopg
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from wallet.assets import Catalogue
+from wallet.assets.service import Catalogue
 from wallet.errors import InvalidRequest, NotFound, WalletError
-from wallet.events.outbox import EVENT_PREFIX
-from wallet.idempotency import IdempotencyConflict, IdempotencyKey, Outcome, replayed
+from wallet.events.service import EVENT_PREFIX
+from wallet.idempotency.service import IdempotencyConflict, IdempotencyKey, Outcome, replayed
 from wallet.ids import new_id
 from wallet.ledger.errors import error_from_outcome
 from wallet.money import check_units

@@ -17,7 +17,7 @@ from tests.wallet.deposits.conftest import (
     events_of,
     settle,
 )
-from wallet.assets import Catalogue
+from wallet.assets.service import Catalogue
 from wallet.database import unit_of_work
 from wallet.deposits.models import DepositStatus
 from wallet.deposits.watcher import StaleWindow

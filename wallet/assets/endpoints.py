@@ -6,7 +6,7 @@ from pydantic import BaseModel, Field
 from wallet.api.auth import Reader
 from wallet.api.dependencies import CatalogueDep, known_query_parameters
 from wallet.api.problems import problem_responses
-from wallet.assets import Asset, AssetKind, Catalogue
+from wallet.assets.service import Asset, AssetKind, Catalogue
 
 router = APIRouter(
     dependencies=[Depends(known_query_parameters)],

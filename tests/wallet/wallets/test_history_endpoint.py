@@ -2,8 +2,8 @@
 
 from typing import Any
 
-from tests.wallet.api.conftest import ApiTenant
-from tests.wallet.api.helpers import assert_problem, post_transfer, transfer_body
+from tests.api_fixtures import ApiTenant
+from tests.api_helpers import assert_problem, post_transfer, transfer_body
 
 
 def all_pages(tenant: ApiTenant, wallet: str, **params: Any) -> list[dict[str, Any]]:

@@ -1,7 +1,7 @@
 """The transactional outbox: an event is a row written in the transaction of its change.
 
 Nothing leaves the process here: the row commits or rolls back with the change, and the relay
-(`wallet.events.relay`) turns committed rows into webhook deliveries afterwards.
+(`wallet.webhooks.dispatch`) turns committed rows into webhook deliveries afterwards.
 """
 
 import json

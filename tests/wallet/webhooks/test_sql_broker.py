@@ -7,9 +7,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from standardwebhooks import Webhook
 
 from tests.factories import Factory
-from tests.wallet.events.conftest import CeleryProcesses, WebhookReceiver, wait_until
+from tests.webhook_fixtures import CeleryProcesses, WebhookReceiver, wait_until
 from wallet.database import unit_of_work
-from wallet.events.outbox import emit
+from wallet.events.service import emit
 from wallet.webhooks.secrets import SecretBox
 from wallet.webhooks.service import create_endpoint
 

@@ -2,9 +2,9 @@
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from tests.wallet.api.conftest import ApiTenant
-from tests.wallet.api.helpers import assert_problem, post_transfer, transfer_body
-from wallet.events.relay import relay_outbox
+from tests.api_fixtures import ApiTenant
+from tests.api_helpers import assert_problem, post_transfer, transfer_body
+from wallet.webhooks.dispatch import relay_outbox
 
 
 def test_an_endpoint_is_added_listed_and_deleted(tenant: ApiTenant) -> None:

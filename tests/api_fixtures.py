@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from tests.factories import Factory
 from wallet.apikeys.models import Scope
 from wallet.apikeys.service import create_key
-from wallet.assets import Catalogue
+from wallet.assets.service import Catalogue
 from wallet.database import unit_of_work
 
 ALL_SCOPES = tuple(Scope)

@@ -10,12 +10,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from standardwebhooks import Webhook
 
 from tests.factories import Factory
-from tests.wallet.events.conftest import CeleryProcesses, WebhookReceiver, wait_until
+from tests.webhook_fixtures import CeleryProcesses, WebhookReceiver, wait_until
 from wallet.celery_app import create_app
 from wallet.database import unit_of_work
-from wallet.events.outbox import emit
+from wallet.events.service import emit
 from wallet.settings import Settings
-from wallet.tasks import request_relay
 from wallet.webhooks.secrets import SecretBox
 from wallet.webhooks.service import (
     DeliveryStatus,
@@ -24,6 +23,7 @@ from wallet.webhooks.service import (
     list_attempts,
     list_deliveries,
 )
+from wallet.webhooks.tasks import request_relay
 
 
 @pytest.fixture(scope="module")

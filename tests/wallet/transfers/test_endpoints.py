@@ -7,8 +7,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
-from tests.wallet.api.conftest import ApiTenant
-from tests.wallet.api.helpers import assert_problem, post_transfer, transfer_body
+from tests.api_fixtures import ApiTenant
+from tests.api_helpers import assert_problem, post_transfer, transfer_body
 from wallet.database import unit_of_work
 
 

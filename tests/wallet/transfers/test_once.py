@@ -9,9 +9,9 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.factories import Factory
-from wallet.assets import Catalogue
+from wallet.assets.service import Catalogue
 from wallet.database import unit_of_work
-from wallet.idempotency import IdempotencyConflict, IdempotencyKey, Outcome
+from wallet.idempotency.service import IdempotencyConflict, IdempotencyKey, Outcome
 from wallet.ledger.errors import InsufficientFunds
 from wallet.transfers.service import (
     KeyedTransfer,

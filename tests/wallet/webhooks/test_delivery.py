@@ -15,10 +15,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from standardwebhooks import Webhook
 
 from tests.factories import Factory
-from tests.wallet.events.conftest import NOWHERE, WebhookReceiver
+from tests.webhook_fixtures import NOWHERE, WebhookReceiver
 from wallet.database import unit_of_work
-from wallet.events.outbox import emit
-from wallet.events.relay import relay_outbox
+from wallet.events.service import emit
 from wallet.webhooks.delivery import (
     AttemptOutcome,
     DeliveryOptions,
@@ -26,6 +25,7 @@ from wallet.webhooks.delivery import (
     deliver,
     sweep_due_deliveries,
 )
+from wallet.webhooks.dispatch import relay_outbox
 from wallet.webhooks.secrets import SecretBox
 from wallet.webhooks.service import (
     DeliveryStatus,

@@ -84,7 +84,7 @@ class Catalogue:
 def load_catalogue(path: Path | None = None) -> Catalogue:
     """Read a TOML catalogue; the built-in one when no path is given."""
     if path is None:
-        text = resources.files("wallet").joinpath("assets.toml").read_text()
+        text = resources.files("wallet.assets").joinpath("catalogue.toml").read_text()
     else:
         text = path.read_text()
     return _build(tomllib.loads(text))

@@ -22,9 +22,14 @@ from wallet.api.pagination import (
     page_and_cursor,
 )
 from wallet.api.problems import problem_responses
-from wallet.assets import Catalogue
-from wallet.ledger.accounts import wallet_balances
-from wallet.ledger.history import HistoryEntry, HistoryFilter, PostingKey, wallet_history
+from wallet.assets.service import Catalogue
+from wallet.ledger.repository import (
+    HistoryEntry,
+    HistoryFilter,
+    PostingKey,
+    wallet_balances,
+    wallet_history,
+)
 from wallet.transfers.service import PREFIX as TRANSFER_PREFIX
 from wallet.wallets.models import Wallet, WalletStatus
 from wallet.wallets.service import create_wallet, get_wallet, set_status, tenant_wallets

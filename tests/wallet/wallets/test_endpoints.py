@@ -1,7 +1,7 @@
 """Wallets over HTTP: create, get, list by owner with pages, freeze, balances."""
 
-from tests.wallet.api.conftest import ApiTenant
-from tests.wallet.api.helpers import assert_problem, idempotency_key, post_transfer, transfer_body
+from tests.api_fixtures import ApiTenant
+from tests.api_helpers import assert_problem, idempotency_key, post_transfer, transfer_body
 
 
 def test_a_wallet_is_created_and_read_back(tenant: ApiTenant) -> None:

@@ -9,10 +9,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from standardwebhooks import Webhook
 
 from tests.factories import Factory
-from tests.wallet.events.conftest import NOWHERE
+from tests.webhook_fixtures import NOWHERE
 from wallet.database import unit_of_work
-from wallet.events.outbox import emit
-from wallet.events.relay import relay_outbox
+from wallet.events.service import emit
+from wallet.webhooks.dispatch import relay_outbox
 from wallet.webhooks.secrets import SecretBox
 from wallet.webhooks.service import (
     DeliveryStatus,

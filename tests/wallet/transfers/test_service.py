@@ -7,11 +7,11 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.factories import Factory
-from wallet.assets import Catalogue, UnknownAsset
+from wallet.assets.service import Catalogue, UnknownAsset
 from wallet.database import unit_of_work
 from wallet.errors import WalletError
-from wallet.ledger.accounts import wallet_balances
 from wallet.ledger.errors import InsufficientFunds
+from wallet.ledger.repository import wallet_balances
 from wallet.money import AmountNotPositive, AmountTooLarge, TooManyDecimals, parse_amount
 from wallet.transfers.service import (
     SameWallet,

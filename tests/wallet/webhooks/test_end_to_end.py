@@ -12,9 +12,9 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 from standardwebhooks import Webhook
 
+from tests.api_fixtures import ALL_SCOPES, bearer_client, issue_key, running_api
 from tests.factories import Factory
-from tests.wallet.api.conftest import ALL_SCOPES, bearer_client, issue_key, running_api
-from tests.wallet.events.conftest import (
+from tests.webhook_fixtures import (
     TEST_SECRETS_KEY,
     CeleryProcesses,
     WebhookReceiver,

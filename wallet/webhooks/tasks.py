@@ -16,9 +16,9 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from wallet.database import unit_of_work
-from wallet.events.relay import relay_outbox
 from wallet.settings import Settings
 from wallet.webhooks.delivery import DeliveryOptions, SendDelivery, deliver, sweep_due_deliveries
+from wallet.webhooks.dispatch import relay_outbox
 from wallet.webhooks.secrets import SecretBox
 
 log = logging.getLogger(__name__)

@@ -22,7 +22,7 @@ from wallet.api.idempotent import REPLAY_HEADERS, RequiredIdempotencyKey, reques
 from wallet.api.problems import problem_responses
 from wallet.database import run_transaction
 from wallet.errors import WalletError
-from wallet.idempotency import Outcome, record_failure
+from wallet.idempotency.service import Outcome, record_failure
 from wallet.transfers.service import (
     TIME_FORMAT,
     KeyedTransfer,

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from standardwebhooks import Webhook
 
 from tests.factories import Factory
-from tests.wallet.events.conftest import (
+from tests.webhook_fixtures import (
     CeleryProcesses,
     RedisServer,
     WebhookReceiver,
@@ -20,12 +20,12 @@ from tests.wallet.events.conftest import (
 )
 from wallet.celery_app import create_app
 from wallet.database import unit_of_work
-from wallet.events.outbox import emit
-from wallet.events.relay import relay_outbox
+from wallet.events.service import emit
 from wallet.settings import Settings
-from wallet.tasks import delivery_sender, request_relay
+from wallet.webhooks.dispatch import relay_outbox
 from wallet.webhooks.secrets import SecretBox
 from wallet.webhooks.service import DeliveryStatus, create_endpoint, list_deliveries
+from wallet.webhooks.tasks import delivery_sender, request_relay
 
 
 @dataclass(frozen=True)
