@@ -62,58 +62,6 @@ class Transfer:
     created_at: datetime
 
 
-def transfer(session: Session, catalogue: Catalogue, request: TransferRequest) -> Transfer:
-    """Move the amount at once, or raise why not; nothing is written on failure."""
-    (result,) = transfer_batch(session, catalogue, [request], atomic=True)
-    if isinstance(result, WalletError):
-        raise result
-    return result
-
-
-def transfer_batch(
-    session: Session,
-    catalogue: Catalogue,
-    requests: Sequence[TransferRequest],
-    *,
-    atomic: bool,
-) -> list[Transfer | WalletError]:
-    """Many transfers in one database call, each with its own result.
-
-    With `atomic`, the first failure fails them all and nothing is written. Invalid requests
-    (unknown asset or wallet, same wallet, bad amount) fail the same way as refused ones.
-    """
-    checked: list[dict[str, Any] | WalletError] = []
-    for request in requests:
-        try:
-            checked.append(_checked(catalogue, request))
-        except WalletError as error:
-            if atomic:
-                return [error for _ in requests]
-            checked.append(error)
-    valid = [item for item in checked if not isinstance(item, WalletError)]
-    applied = iter(_apply(session, valid, atomic=atomic) if valid else [])
-    results: list[Transfer | WalletError] = []
-    for request, item in zip(requests, checked, strict=True):
-        outcome = item if isinstance(item, WalletError) else next(applied)
-        if isinstance(outcome, WalletError):
-            results.append(outcome)
-            continue
-        transaction_id, created_at = outcome
-        results.append(
-            Transfer(
-                id=f"{PREFIX}{transaction_id}",
-                source_wallet_id=request.source_wallet_id,
-                destination_wallet_id=request.destination_wallet_id,
-                asset=request.asset,
-                amount=request.amount,
-                memo=request.memo,
-                metadata=dict(request.metadata),
-                created_at=created_at,
-            )
-        )
-    return results
-
-
 @dataclass(frozen=True)
 class KeyedTransfer:
     """A transfer request made under an idempotency key."""
@@ -219,9 +167,8 @@ def get_transfer(session: Session, tenant_id: str, transfer_id: str) -> Transfer
     )
 
 
-# The transfer's postings are `transfer_apply`'s (migration 0005); refusals come back as
-# ledger_apply's failures, plus those of the wallets.
-_APPLY = text("SELECT transfer_apply(CAST(:transfers AS jsonb), :atomic)")
+# The transfer's postings are `transfer_apply`'s, called by `transfer_once` (migration 0005);
+# refusals come back as ledger_apply's failures, plus those of the wallets.
 _ONCE = "SELECT transfer_once(%s::jsonb, %s, %s)"
 
 
@@ -239,23 +186,6 @@ def _checked(catalogue: Catalogue, request: TransferRequest) -> dict[str, Any]:
         "amount": str(amount),
         "metadata": {"memo": request.memo, "app": dict(request.metadata)},
     }
-
-
-def _apply(
-    session: Session, transfers: Sequence[dict[str, Any]], *, atomic: bool
-) -> list[tuple[int, datetime] | WalletError]:
-    answer: dict[str, Any] = session.execute(
-        _APPLY, {"transfers": json.dumps(transfers), "atomic": atomic}
-    ).scalar_one()
-    if atomic and not answer["ok"]:
-        failure = _refusal(answer["results"][-1])
-        return [failure for _ in transfers]
-    return [
-        (int(item["transaction_id"]), datetime.fromisoformat(item["created_at"]))
-        if item["ok"]
-        else _refusal(item)
-        for item in answer["results"]
-    ]
 
 
 def _refusal(failure: dict[str, Any]) -> WalletError:

@@ -8,16 +8,16 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.factories import Factory
-from wallet.assets.service import Catalogue
 from wallet.database import run_transaction, unit_of_work
 from wallet.idempotency.service import IdempotencyConflict, IdempotencyKey, Outcome, run_once
 from wallet.ledger.errors import InsufficientFunds
-from wallet.transfers.service import TransferRequest, transfer
+from wallet.ledger.repository import user_account
+from wallet.ledger.service import Posting, Reason, TransactionRequest, post
+from wallet.transfers.service import TransferRequest
 
 
-def idempotent_transfer(
-    sessions: sessionmaker[Session], catalogue: Catalogue, key: str, request: TransferRequest
-) -> Outcome:
+def idempotent_move(sessions: sessionmaker[Session], key: str, request: TransferRequest) -> Outcome:
+    """Move money between the request's wallets with a ledger posting, once per key."""
     body = {
         "source": request.source_wallet_id,
         "destination": request.destination_wallet_id,
@@ -28,7 +28,10 @@ def idempotent_transfer(
 
     def work(session: Session) -> Outcome:
         def action() -> dict[str, Any]:
-            return {"id": transfer(session, catalogue, request).id}
+            source = user_account(session, request.source_wallet_id, request.asset)
+            destination = user_account(session, request.destination_wallet_id, request.asset)
+            lines = [Posting(source, -request.amount), Posting(destination, request.amount)]
+            return {"transaction": post(session, TransactionRequest(Reason.ADJUSTMENT, lines))}
 
         return run_once(session, idempotency, action)
 
@@ -46,57 +49,49 @@ def transfers_between(sessions: sessionmaker[Session], source_account: int) -> i
 
 
 def test_a_replay_returns_the_first_result(
-    factory: Factory, sessions: sessionmaker[Session], catalogue: Catalogue
+    factory: Factory, sessions: sessionmaker[Session]
 ) -> None:
     alice, bob = factory.wallet(), factory.wallet()
     account = factory.fund(alice, "USD", 100)
     request = TransferRequest(factory.tenant_id, alice, bob, "USD", 60)
-    first = idempotent_transfer(sessions, catalogue, "k1", request)
-    again = idempotent_transfer(sessions, catalogue, "k1", request)
+    first = idempotent_move(sessions, "k1", request)
+    again = idempotent_move(sessions, "k1", request)
     assert again.replayed and not first.replayed
     assert again.unwrap() == first.unwrap()
     assert transfers_between(sessions, account) == 1
 
 
-def test_a_failure_is_replayed_too(
-    factory: Factory, sessions: sessionmaker[Session], catalogue: Catalogue
-) -> None:
+def test_a_failure_is_replayed_too(factory: Factory, sessions: sessionmaker[Session]) -> None:
     alice, bob = factory.wallet(), factory.wallet()
     factory.fund(alice, "USD", 10)
     request = TransferRequest(factory.tenant_id, alice, bob, "USD", 60)
     with pytest.raises(InsufficientFunds):
-        idempotent_transfer(sessions, catalogue, "k-fail", request).unwrap()
+        idempotent_move(sessions, "k-fail", request).unwrap()
     factory.fund(alice, "USD", 100)
-    replay = idempotent_transfer(sessions, catalogue, "k-fail", request)
+    replay = idempotent_move(sessions, "k-fail", request)
     assert replay.replayed
     with pytest.raises(InsufficientFunds):
         replay.unwrap()
 
 
 def test_the_same_key_with_another_request_conflicts(
-    factory: Factory, sessions: sessionmaker[Session], catalogue: Catalogue
+    factory: Factory, sessions: sessionmaker[Session]
 ) -> None:
     alice, bob = factory.wallet(), factory.wallet()
     factory.fund(alice, "USD", 100)
-    idempotent_transfer(
-        sessions, catalogue, "k2", TransferRequest(factory.tenant_id, alice, bob, "USD", 1)
-    )
+    idempotent_move(sessions, "k2", TransferRequest(factory.tenant_id, alice, bob, "USD", 1))
     with pytest.raises(IdempotencyConflict):
-        idempotent_transfer(
-            sessions, catalogue, "k2", TransferRequest(factory.tenant_id, alice, bob, "USD", 2)
-        )
+        idempotent_move(sessions, "k2", TransferRequest(factory.tenant_id, alice, bob, "USD", 2))
 
 
 def test_concurrent_calls_with_one_key_make_one_transaction(
-    factory: Factory, sessions: sessionmaker[Session], catalogue: Catalogue
+    factory: Factory, sessions: sessionmaker[Session]
 ) -> None:
     alice, bob = factory.wallet(), factory.wallet()
     account = factory.fund(alice, "USD", 1_000)
     request = TransferRequest(factory.tenant_id, alice, bob, "USD", 7)
     with ThreadPoolExecutor(max_workers=8) as pool:
-        outcomes = list(
-            pool.map(lambda _: idempotent_transfer(sessions, catalogue, "k3", request), range(16))
-        )
+        outcomes = list(pool.map(lambda _: idempotent_move(sessions, "k3", request), range(16)))
     assert len({str(outcome.unwrap()) for outcome in outcomes}) == 1
     assert sum(not outcome.replayed for outcome in outcomes) == 1
     assert transfers_between(sessions, account) == 1

@@ -17,8 +17,6 @@ from wallet.transfers.service import (
     SameWallet,
     TransferRequest,
     get_transfer,
-    transfer,
-    transfer_batch,
 )
 from wallet.wallets.models import WalletStatus
 from wallet.wallets.service import UnknownWallet, WalletNotActive, set_status
@@ -34,14 +32,11 @@ def test_a_transfer_moves_money_and_can_be_read_back(
     alice, bob = factory.wallet(), factory.wallet()
     factory.fund(alice, "USDC", 5_000_000)
     amount = parse_amount("1.25", catalogue.asset("USDC").decimals)
+    done = factory.transfer(
+        TransferRequest(factory.tenant_id, alice, bob, "USDC", amount, "tip", {"post": 7})
+    )
     with unit_of_work(sessions) as session:
-        done = transfer(
-            session,
-            catalogue,
-            TransferRequest(factory.tenant_id, alice, bob, "USDC", amount, "tip", {"post": 7}),
-        )
-    with unit_of_work(sessions) as session:
-        read = get_transfer(session, factory.tenant_id, done.id)
+        read = get_transfer(session, factory.tenant_id, done["id"])
         balances = {b.asset: b.posted for b in wallet_balances(session, bob)}
     assert (read.amount, read.memo, read.metadata) == (1_250_000, "tip", {"post": 7})
     assert (read.source_wallet_id, read.destination_wallet_id) == (alice, bob)
@@ -83,8 +78,9 @@ def test_bad_input_is_a_distinct_error_and_writes_nothing(
     build, expected = BAD_REQUESTS[case]
     with unit_of_work(sessions) as session:
         before = ledger_size(session)
-        with pytest.raises(expected):
-            transfer(session, catalogue, build(factory, alice, bob))
+    with pytest.raises(expected):
+        factory.transfer(build(factory, alice, bob))
+    with unit_of_work(sessions) as session:
         assert ledger_size(session) == before
 
 
@@ -101,29 +97,6 @@ def test_a_frozen_or_closed_wallet_neither_sends_nor_receives(
     factory.fund(alice, "USD", 100)
     with unit_of_work(sessions) as session:
         set_status(session, factory.tenant_id, bob, status)
-    with unit_of_work(sessions) as session:
-        for source, destination in [(alice, bob), (bob, alice)]:
-            with pytest.raises(WalletNotActive):
-                request = TransferRequest(factory.tenant_id, source, destination, "USD", 1)
-                transfer(session, catalogue, request)
-
-
-def test_a_batch_has_per_item_results_or_is_all_or_nothing(
-    factory: Factory, sessions: sessionmaker[Session], catalogue: Catalogue
-) -> None:
-    alice, bob = factory.wallet(), factory.wallet()
-    factory.fund(alice, "USD", 100)
-    batch = [
-        TransferRequest(factory.tenant_id, alice, bob, "USD", 70),
-        TransferRequest(factory.tenant_id, alice, bob, "DOGE", 1),
-        TransferRequest(factory.tenant_id, alice, bob, "USD", 70),
-        TransferRequest(factory.tenant_id, alice, bob, "USD", 30),
-    ]
-    with unit_of_work(sessions) as session:
-        atomic = transfer_batch(session, catalogue, batch, atomic=True)
-        assert all(isinstance(result, UnknownAsset) for result in atomic)
-        results = transfer_batch(session, catalogue, batch, atomic=False)
-    kinds = [type(result).__name__ for result in results]
-    assert kinds == ["Transfer", "UnknownAsset", "InsufficientFunds", "Transfer"]
-    with unit_of_work(sessions) as session:
-        assert {b.asset: b.posted for b in wallet_balances(session, bob)} == {"USD": 100}
+    for source, destination in [(alice, bob), (bob, alice)]:
+        with pytest.raises(WalletNotActive):
+            factory.transfer(TransferRequest(factory.tenant_id, source, destination, "USD", 1))
