@@ -1,12 +1,10 @@
 """Transfers: instant internal moves of an asset from one wallet to another, and tips."""
 
-from datetime import UTC, datetime
 from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, field_serializer
 from starlette.concurrency import run_in_threadpool
 
 from wallet.api.auth import Reader, Transferer
@@ -17,14 +15,14 @@ from wallet.api.dependencies import (
     TransferBatches,
     known_query_parameters,
 )
-from wallet.api.fields import ID_PATTERN, Amount, AssetCode, Id, Memo, Metadata
+from wallet.api.fields import ID_PATTERN
 from wallet.api.idempotent import REPLAY_HEADERS, RequiredIdempotencyKey, request_key, respond
 from wallet.api.problems import problem_responses
 from wallet.database import run_transaction
 from wallet.errors import WalletError
 from wallet.idempotency.service import Outcome, record_failure
+from wallet.transfers.schemas import TransferCreate, TransferOut
 from wallet.transfers.service import (
-    TIME_FORMAT,
     KeyedTransfer,
     TransferRequest,
     document,
@@ -37,32 +35,6 @@ router = APIRouter(
     tags=["transfers"],
     responses=problem_responses(400, 401, 403, 422, 500),
 )
-
-
-class TransferCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    source_wallet_id: Id
-    destination_wallet_id: Id
-    asset: AssetCode
-    amount: Amount
-    memo: Memo | None = None
-    metadata: Metadata = Field(default_factory=dict)
-
-
-class TransferOut(BaseModel):
-    id: str = Field(examples=["trf_1042"])
-    source_wallet_id: str
-    destination_wallet_id: str
-    asset: str
-    amount: str = Field(examples=["12.50"])
-    memo: str | None
-    metadata: dict[str, Any]
-    created_at: datetime
-
-    @field_serializer("created_at")
-    def _utc_to_the_microsecond(self, created_at: datetime) -> str:
-        return created_at.astimezone(UTC).strftime(TIME_FORMAT)
 
 
 @router.post(

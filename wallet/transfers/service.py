@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from wallet.assets.service import Catalogue
 from wallet.errors import InvalidRequest, NotFound, WalletError
-from wallet.events.service import EVENT_PREFIX
+from wallet.events.service import EVENT_PREFIX, registered
 from wallet.idempotency.service import IdempotencyConflict, IdempotencyKey, Outcome, replayed
 from wallet.ids import new_id
 from wallet.ledger.errors import error_from_outcome
@@ -24,7 +24,7 @@ from wallet.money import check_units
 from wallet.wallets.service import UnknownWallet, WalletNotActive
 
 PREFIX = "trf_"
-TRANSFER_CREATED = "transfer.created"
+TRANSFER_CREATED = registered("transfer.created")
 # Times in transfer documents: UTC to the microsecond, as transfer_once writes them.
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from standardwebhooks import Webhook
 
 from wallet.database import run_transaction
-from wallet.events.types import matches
+from wallet.events.service import matches
 from wallet.ids import new_id
 from wallet.settings import Settings
 from wallet.webhooks.secrets import SecretBox, SecretUnreadable

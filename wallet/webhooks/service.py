@@ -15,7 +15,7 @@ from sqlalchemy import Row, text
 from sqlalchemy.orm import Session
 
 from wallet.errors import InvalidRequest, NotFound
-from wallet.events.types import is_subscription
+from wallet.events.service import is_subscription
 from wallet.ids import new_id
 from wallet.webhooks.secrets import SecretBox, new_signing_secret
 

@@ -19,8 +19,8 @@ from tests.wallet.deposits.conftest import (
 )
 from wallet.assets.service import Catalogue
 from wallet.database import unit_of_work
+from wallet.deposits.errors import StaleWindow
 from wallet.deposits.models import DepositStatus
-from wallet.deposits.watcher import StaleWindow
 from wallet.ledger.reconcile import check_ledger
 from wallet.transfers.service import TransferRequest
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from standardwebhooks import Webhook, WebhookVerificationError
 
-from wallet.events.types import EVENT_TYPES, is_subscription, matches
+from wallet.events.service import EVENT_TYPES, is_subscription, matches
 from wallet.settings import Settings
 from wallet.webhooks.delivery import RetryPolicy, event_body, signed_headers
 from wallet.webhooks.secrets import (
