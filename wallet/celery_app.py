@@ -19,7 +19,7 @@ from pydantic import SecretStr
 
 from wallet.runtime import build_runtime, database_url
 from wallet.settings import Settings, load_settings
-from wallet.webhooks.delivery import DeliveryOptions
+from wallet.webhooks.attempt import DeliveryOptions
 from wallet.webhooks.secrets import SecretBox
 from wallet.webhooks.tasks import (
     RELAY_OUTBOX,

@@ -7,9 +7,9 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from wallet.api.fields import storable
 from wallet.events.service import EVENT_TYPES
+from wallet.webhooks.models import DeliveryStatus
 from wallet.webhooks.service import (
     MAX_URL_LENGTH,
-    DeliveryStatus,
     WebhookDelivery,
     WebhookEndpoint,
 )

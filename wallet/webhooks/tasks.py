@@ -17,8 +17,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from wallet.database import unit_of_work
 from wallet.settings import Settings
-from wallet.webhooks.delivery import DeliveryOptions, SendDelivery, deliver, sweep_due_deliveries
-from wallet.webhooks.dispatch import relay_outbox
+from wallet.webhooks.attempt import DeliveryOptions, deliver
+from wallet.webhooks.dispatch import SendDelivery, relay_outbox, sweep_due_deliveries
 from wallet.webhooks.secrets import SecretBox
 
 log = logging.getLogger(__name__)

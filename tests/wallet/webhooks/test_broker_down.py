@@ -23,8 +23,9 @@ from wallet.database import unit_of_work
 from wallet.events.service import emit
 from wallet.settings import Settings
 from wallet.webhooks.dispatch import relay_outbox
+from wallet.webhooks.models import DeliveryStatus
 from wallet.webhooks.secrets import SecretBox
-from wallet.webhooks.service import DeliveryStatus, create_endpoint, list_deliveries
+from wallet.webhooks.service import create_endpoint, list_deliveries
 from wallet.webhooks.tasks import delivery_sender, request_relay
 
 

@@ -18,17 +18,11 @@ from tests.factories import Factory
 from tests.webhook_fixtures import NOWHERE, WebhookReceiver
 from wallet.database import unit_of_work
 from wallet.events.service import emit
-from wallet.webhooks.delivery import (
-    AttemptOutcome,
-    DeliveryOptions,
-    RetryPolicy,
-    deliver,
-    sweep_due_deliveries,
-)
-from wallet.webhooks.dispatch import relay_outbox
+from wallet.webhooks.attempt import AttemptOutcome, DeliveryOptions, RetryPolicy, deliver
+from wallet.webhooks.dispatch import relay_outbox, sweep_due_deliveries
+from wallet.webhooks.models import DeliveryStatus
 from wallet.webhooks.secrets import SecretBox
 from wallet.webhooks.service import (
-    DeliveryStatus,
     WebhookDelivery,
     WebhookEndpoint,
     create_endpoint,

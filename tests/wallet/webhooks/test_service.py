@@ -13,14 +13,16 @@ from tests.webhook_fixtures import NOWHERE
 from wallet.database import unit_of_work
 from wallet.events.service import emit
 from wallet.webhooks.dispatch import relay_outbox
-from wallet.webhooks.secrets import SecretBox
-from wallet.webhooks.service import (
-    DeliveryStatus,
+from wallet.webhooks.errors import (
     InvalidDeliveryPage,
     InvalidWebhookUrl,
     UnknownEventTypes,
     UnknownWebhookDelivery,
     UnknownWebhookEndpoint,
+)
+from wallet.webhooks.models import DeliveryStatus
+from wallet.webhooks.secrets import SecretBox
+from wallet.webhooks.service import (
     WebhookEndpoint,
     create_endpoint,
     delete_endpoint,

@@ -10,7 +10,8 @@ from standardwebhooks import Webhook, WebhookVerificationError
 
 from wallet.events.service import EVENT_TYPES, is_subscription, matches
 from wallet.settings import Settings
-from wallet.webhooks.delivery import RetryPolicy, event_body, signed_headers
+from wallet.webhooks.attempt import RetryPolicy
+from wallet.webhooks.envelope import event_body, signed_headers
 from wallet.webhooks.secrets import (
     SecretBox,
     SecretUnreadable,

@@ -15,9 +15,9 @@ from wallet.celery_app import create_app
 from wallet.database import unit_of_work
 from wallet.events.service import emit
 from wallet.settings import Settings
+from wallet.webhooks.models import DeliveryStatus
 from wallet.webhooks.secrets import SecretBox
 from wallet.webhooks.service import (
-    DeliveryStatus,
     WebhookDelivery,
     create_endpoint,
     list_attempts,

@@ -1,43 +1,34 @@
-"""Delivering events to webhook endpoints: create, hand over, attempt, retry, give up.
+"""One attempt at a delivery: claim it with a lease, post without a lock, record the outcome.
 
-A delivery is one event for one endpoint, created once by the relay. Its row is the truth:
-a deliver task is only a nudge, sent after the row commits. An attempt claims the delivery
-with a lease in a short transaction, posts without holding any lock, and records the outcome
-in a second short transaction; a worker that dies mid-attempt leaves a lease that expires,
-and the sweep sends the delivery again. Delivery is at least once: receivers dedupe by the
-`webhook-id` header, which is the event id.
+An attempt claims the delivery in a short transaction, posts without holding any lock, and
+records the outcome in a second short transaction; a worker that dies mid-attempt leaves a
+lease that expires, and the sweep sends the delivery again. Failed attempts are retried with
+exponential backoff and jitter until the retry period is over. Delivery is at least once:
+receivers dedupe by the `webhook-id` header, which is the event id.
 """
 
-import json
 import logging
 import math
 import random
 import time
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Final, NamedTuple
+from typing import Any, Final
 
 import httpx
 from sqlalchemy import text
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
-from standardwebhooks import Webhook
 
 from wallet.database import run_transaction
-from wallet.events.service import matches
-from wallet.ids import new_id
 from wallet.settings import Settings
+from wallet.webhooks.envelope import event_body, signed_headers
+from wallet.webhooks.models import DeliveryStatus
+from wallet.webhooks.repository import ENDPOINT_DELETED, give_up_for_deleted_endpoint
 from wallet.webhooks.secrets import SecretBox, SecretUnreadable
-from wallet.webhooks.service import DELIVERY_PREFIX, DeliveryStatus
 
 log = logging.getLogger(__name__)
 
-USER_AGENT: Final = "wallet-webhooks/1"
 MAX_ERROR_LENGTH: Final = 500
-
-# Hands a delivery id to the workers (in production, sends a deliver task to the broker).
-SendDelivery = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -81,12 +72,6 @@ class DeliveryOptions:
         )
 
 
-class EventRef(NamedTuple):
-    event_id: str
-    tenant_id: str
-    event_type: str
-
-
 @dataclass(frozen=True)
 class AttemptOutcome:
     delivery_id: str
@@ -94,112 +79,6 @@ class AttemptOutcome:
     status: DeliveryStatus
     status_code: int | None
     error: str | None
-
-
-def create_deliveries(session: Session, events: Sequence[EventRef]) -> list[str]:
-    """One pending delivery per event and live endpoint of its tenant subscribed to its type.
-
-    Returns the ids created (a pair that already has its delivery is skipped), marked as
-    handed over: the caller sends them once its transaction commits.
-    """
-    tenants = sorted({event.tenant_id for event in events})
-    endpoints = session.execute(
-        text(
-            """
-            SELECT id, tenant_id, event_types FROM webhook_endpoints
-            WHERE tenant_id = ANY(:tenants) AND deleted_at IS NULL
-            """
-        ),
-        {"tenants": tenants},
-    ).all()
-    pairs = [
-        (event.event_id, endpoint.id)
-        for event in events
-        for endpoint in endpoints
-        if endpoint.tenant_id == event.tenant_id and matches(endpoint.event_types, event.event_type)
-    ]
-    if not pairs:
-        return []
-    created = session.execute(
-        text(
-            """
-            INSERT INTO webhook_deliveries (id, event_id, endpoint_id, enqueued_at)
-            SELECT id, event_id, endpoint_id, now()
-            FROM unnest(CAST(:ids AS text[]), CAST(:events AS text[]), CAST(:endpoints AS text[]))
-                AS wanted(id, event_id, endpoint_id)
-            ON CONFLICT (event_id, endpoint_id) DO NOTHING
-            RETURNING id
-            """
-        ),
-        {
-            "ids": [new_id(DELIVERY_PREFIX) for _ in pairs],
-            "events": [event_id for event_id, _ in pairs],
-            "endpoints": [endpoint_id for _, endpoint_id in pairs],
-        },
-    ).scalars()
-    return list(created)
-
-
-def hand_over(
-    sessions: sessionmaker[Session], delivery_ids: Sequence[str], send: SendDelivery
-) -> int:
-    """Send a deliver task for each committed delivery; returns how many were sent.
-
-    When sending fails (the broker is down), the rest are marked as not handed over so the
-    next sweep sends them; they stay pending, with their due time, in the database.
-    """
-    for sent, delivery_id in enumerate(delivery_ids):
-        try:
-            send(delivery_id)
-        except Exception as error:  # whatever the broker raised, the row waits in the database
-            log.warning(
-                "could not hand over %d webhook deliveries, the sweep will: %s",
-                len(delivery_ids) - sent,
-                error,
-            )
-            _forget_hand_over(sessions, delivery_ids[sent:])
-            return sent
-    return len(delivery_ids)
-
-
-def sweep_due_deliveries(
-    sessions: sessionmaker[Session],
-    send: SendDelivery,
-    *,
-    batch_size: int = 500,
-    requeue_after: float = 120.0,
-) -> int:
-    """Hand over the pending deliveries that are due and have no task on its way.
-
-    A task counts as lost once it has been on its way for `requeue_after` seconds (a broker
-    that restarted empty, a worker killed before it ran), and the delivery is sent again.
-    """
-
-    def claim(session: Session) -> list[str]:
-        return list(
-            session.execute(
-                text(
-                    """
-                    WITH due AS (
-                        SELECT id FROM webhook_deliveries
-                        WHERE status = 'pending' AND next_attempt_at <= now()
-                          AND (enqueued_at IS NULL
-                               OR enqueued_at < now() - make_interval(secs => :requeue))
-                        ORDER BY next_attempt_at
-                        LIMIT :limit
-                        FOR UPDATE SKIP LOCKED
-                    )
-                    UPDATE webhook_deliveries d SET enqueued_at = now()
-                    FROM due WHERE d.id = due.id
-                    RETURNING d.id
-                    """
-                ),
-                {"requeue": float(requeue_after), "limit": batch_size},
-            ).scalars()
-        )
-
-    due = run_transaction(sessions, claim)
-    return hand_over(sessions, due, send) if due else 0
 
 
 def deliver(
@@ -236,24 +115,6 @@ def deliver(
         log.warning("webhook delivery %s was taken over during its attempt", delivery_id)
         status = DeliveryStatus.PENDING
     return AttemptOutcome(delivery_id, claim.attempt_number, status, status_code, error)
-
-
-def event_body(event_id: str, event_type: str, created_at: datetime, data: Any) -> str:
-    """The JSON posted for an event (the Standard Webhooks shape, plus the event id)."""
-    timestamp = created_at.astimezone(UTC).isoformat().replace("+00:00", "Z")
-    envelope = {"id": event_id, "type": event_type, "timestamp": timestamp, "data": data}
-    return json.dumps(envelope, separators=(",", ":"), ensure_ascii=False)
-
-
-def signed_headers(secret: bytes, event_id: str, body: str, now: datetime) -> dict[str, str]:
-    """The Standard Webhooks headers for posting `body` at `now`."""
-    return {
-        "content-type": "application/json",
-        "user-agent": USER_AGENT,
-        "webhook-id": event_id,
-        "webhook-timestamp": str(math.floor(now.timestamp())),
-        "webhook-signature": Webhook(secret).sign(msg_id=event_id, timestamp=now, data=body),
-    }
 
 
 @dataclass(frozen=True)
@@ -299,18 +160,9 @@ def _claim(
         return None
     if row.deleted_at is not None:
         # delete_endpoint gives up its pending deliveries; this one was claimed meanwhile.
-        session.execute(
-            text(
-                """
-                UPDATE webhook_deliveries
-                SET status = 'failed', next_attempt_at = NULL, last_error = 'endpoint deleted'
-                WHERE id = :id
-                """
-            ),
-            {"id": delivery_id},
-        )
+        give_up_for_deleted_endpoint(session, row.endpoint_id, delivery_id)
         return AttemptOutcome(
-            delivery_id, row.attempt_count, DeliveryStatus.FAILED, None, "endpoint deleted"
+            delivery_id, row.attempt_count, DeliveryStatus.FAILED, None, ENDPOINT_DELETED
         )
     return _Claim(
         delivery_id=row.id,
@@ -411,20 +263,3 @@ def _record(
         },
     ).scalar_one_or_none()
     return None if status is None else DeliveryStatus(status)
-
-
-def _forget_hand_over(sessions: sessionmaker[Session], delivery_ids: Sequence[str]) -> None:
-    try:
-        run_transaction(
-            sessions,
-            lambda session: session.execute(
-                text(
-                    "UPDATE webhook_deliveries SET enqueued_at = NULL "
-                    "WHERE id = ANY(:ids) AND status = 'pending'"
-                ),
-                {"ids": list(delivery_ids)},
-            ),
-        )
-    except SQLAlchemyError as error:
-        # Without the database too, the sweep sends them once `requeue_after` has passed.
-        log.warning("could not mark webhook deliveries as not handed over: %s", error)
