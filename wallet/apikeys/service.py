@@ -18,8 +18,8 @@ import psycopg
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from wallet.apikeys.errors import NoScopes, UnknownApiKey
 from wallet.apikeys.models import ApiKey, Scope
-from wallet.errors import InvalidRequest, NotFound
 from wallet.ids import new_id
 from wallet.tenants.models import Tenant
 from wallet.tenants.service import create_tenant, tenant_by_name
@@ -27,16 +27,6 @@ from wallet.tenants.service import create_tenant, tenant_by_name
 SECRET_PREFIX = "wk_live_"  # noqa: S105 - the prefix of every key, not a secret
 _SECRET_BYTES = 32
 _SECRET = re.compile(re.escape(SECRET_PREFIX) + r"[a-z2-7]{52}")
-
-
-class UnknownApiKey(NotFound):
-    problem = "unknown-api-key"
-    title = "No such API key"
-
-
-class NoScopes(InvalidRequest):
-    problem = "no-scopes"
-    title = "An API key needs at least one scope"
 
 
 @dataclass(frozen=True)

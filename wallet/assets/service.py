@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from wallet.errors import InvalidRequest
+from wallet.assets.errors import UnknownAsset, UnknownChain
 from wallet.money import format_amount, parse_amount
 
 
@@ -19,16 +19,6 @@ class AssetKind(StrEnum):
     FIAT = "fiat"
     NATIVE = "native"
     ERC20 = "erc20"
-
-
-class UnknownAsset(InvalidRequest):
-    problem = "unknown-asset"
-    title = "The asset is not known"
-
-
-class UnknownChain(InvalidRequest):
-    problem = "unknown-chain"
-    title = "The chain is not known"
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,15 @@ from wallet.deposits.schemas import DepositOut
 from wallet.events.service import Event
 from wallet.ledger import service as ledger
 from wallet.ledger.errors import InsufficientFunds
-from wallet.ledger.repository import balance, system_account, user_accounts
-from wallet.ledger.service import ExternalReference, Posting, Reason, TransactionRequest
+from wallet.ledger.service import (
+    ExternalReference,
+    Posting,
+    Reason,
+    TransactionRequest,
+    balance,
+    system_account,
+    user_accounts,
+)
 
 logger = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ from wallet.deposits.models import (
     DepositStatus,
 )
 from wallet.ids import new_id
+from wallet.wallets.errors import UnknownWallet, WalletNotActive
 from wallet.wallets.models import WalletStatus
-from wallet.wallets.service import UnknownWallet, WalletNotActive
 
 
 @dataclass(frozen=True)

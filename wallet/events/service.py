@@ -20,13 +20,10 @@ from pydantic import BaseModel
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from wallet.events.errors import UnknownEventType
 from wallet.ids import new_id
 
 EVENT_PREFIX = "evt"
-
-
-class UnknownEventType(ValueError):
-    """An event type missing from the registry: a programming error, not a request's."""
 
 
 EVENT_TYPES: Final[Mapping[str, str]] = MappingProxyType(

@@ -14,12 +14,8 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from wallet.errors import Conflict, WalletError, error_from_problem
-
-
-class IdempotencyConflict(Conflict):
-    problem = "idempotency-key-reused"
-    title = "The idempotency key was used with a different request"
+from wallet.errors import WalletError, error_from_problem
+from wallet.idempotency.errors import IdempotencyConflict
 
 
 @dataclass(frozen=True)

@@ -15,28 +15,20 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from wallet.assets.service import Catalogue
-from wallet.errors import InvalidRequest, NotFound, WalletError
+from wallet.errors import WalletError
 from wallet.events.service import EVENT_PREFIX, registered
-from wallet.idempotency.service import IdempotencyConflict, IdempotencyKey, Outcome, replayed
+from wallet.idempotency.errors import IdempotencyConflict
+from wallet.idempotency.service import IdempotencyKey, Outcome, replayed
 from wallet.ids import new_id
 from wallet.ledger.errors import error_from_outcome
 from wallet.money import check_units
-from wallet.wallets.service import UnknownWallet, WalletNotActive
+from wallet.transfers.errors import SameWallet, UnknownTransfer
+from wallet.wallets.errors import UnknownWallet, WalletNotActive
 
 PREFIX = "trf_"
 TRANSFER_CREATED = registered("transfer.created")
 # Times in transfer documents: UTC to the microsecond, as transfer_once writes them.
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
-
-
-class SameWallet(InvalidRequest):
-    problem = "same-source-and-destination"
-    title = "A transfer needs two different wallets"
-
-
-class UnknownTransfer(NotFound):
-    problem = "unknown-transfer"
-    title = "No such transfer"
 
 
 @dataclass(frozen=True)

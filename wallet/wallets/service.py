@@ -7,19 +7,9 @@ from typing import Any
 from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
-from wallet.errors import Conflict, NotFound
 from wallet.ids import new_id
+from wallet.wallets.errors import UnknownWallet, WalletNotActive
 from wallet.wallets.models import Wallet, WalletStatus
-
-
-class UnknownWallet(NotFound):
-    problem = "unknown-wallet"
-    title = "No such wallet"
-
-
-class WalletNotActive(Conflict):
-    problem = "wallet-not-active"
-    title = "The wallet is frozen or closed"
 
 
 def create_wallet(

@@ -11,15 +11,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from tests.factories import Factory
 from wallet.assets.service import Catalogue
 from wallet.database import unit_of_work
-from wallet.idempotency.service import IdempotencyConflict, IdempotencyKey, Outcome
+from wallet.idempotency.errors import IdempotencyConflict
+from wallet.idempotency.service import IdempotencyKey, Outcome
 from wallet.ledger.errors import InsufficientFunds
-from wallet.transfers.service import (
-    KeyedTransfer,
-    SameWallet,
-    TransferRequest,
-    transfers_once,
-)
-from wallet.wallets.service import UnknownWallet
+from wallet.transfers.errors import SameWallet
+from wallet.transfers.service import KeyedTransfer, TransferRequest, transfers_once
+from wallet.wallets.errors import UnknownWallet
 
 
 @pytest.fixture
