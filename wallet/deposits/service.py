@@ -4,11 +4,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, text, tuple_
+from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
 from custody import InvalidChildKey
 from wallet.assets.service import Catalogue
+from wallet.deposits import repository
 from wallet.deposits.addresses import DepositAddressBook
 from wallet.deposits.errors import AddressBookError, DepositAddressesUnavailable, UnknownDeposit
 from wallet.deposits.models import (
@@ -29,18 +30,6 @@ class IssuedAddress:
 
     address: DepositAddress
     created: bool
-
-
-# Allocates the next index of the chain. The row stays locked until the transaction ends, so
-# allocations on one chain are serialized, gap-free, and committed in index order.
-_ALLOCATE_INDEX = text(
-    """
-    INSERT INTO deposit_address_counters AS c (chain, bip44_account, next_index)
-    VALUES (:chain, :account, 1)
-    ON CONFLICT (chain) DO UPDATE SET next_index = c.next_index + 1
-    RETURNING c.bip44_account, c.next_index - 1 AS allocated
-    """
-)
 
 
 def deposit_address(
@@ -65,7 +54,7 @@ def deposit_address(
     # Serializes first requests for one wallet; FOR NO KEY UPDATE leaves rows that refer to
     # the wallet (accounts, deposits) free to be inserted meanwhile.
     status = session.execute(
-        text("SELECT status FROM wallets WHERE id = :id AND tenant_id = :tenant FOR NO KEY UPDATE"),
+        repository.LOCK_WALLET_STATUS,
         {"id": wallet_id, "tenant": tenant_id},
     ).scalar_one_or_none()
     if status is None:
@@ -78,7 +67,7 @@ def deposit_address(
 
     account = book.account(chain)
     while True:
-        row = session.execute(_ALLOCATE_INDEX, {"chain": chain, "account": account}).one()
+        row = session.execute(repository.ALLOCATE_INDEX, {"chain": chain, "account": account}).one()
         if row.bip44_account != account:
             raise AddressBookError(
                 f"chain {chain} issued addresses under BIP-44 account {row.bip44_account}, "
