@@ -12,7 +12,6 @@ import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from chains import BlockHeader
@@ -225,18 +224,8 @@ def orphan_or_reverse(
 ) -> list[Event]:
     """Orphan the deposits in blocks above `ancestor`, reverse the credited ones; their events."""
     chain = assets.name
-    gone = session.scalars(
-        select(Deposit)
-        .where(
-            Deposit.chain == chain,
-            Deposit.block_number > ancestor.number,
-            Deposit.status.in_(
-                [DepositStatus.SEEN, DepositStatus.BELOW_MINIMUM, DepositStatus.CREDITED]
-            ),
-        )
-        .order_by(Deposit.block_number, Deposit.id)
-        .with_for_update()
-    ).all()
+    params = {"chain": chain, "number": ancestor.number}
+    gone = session.scalars(repository.ON_CHAIN_DEPOSITS_ABOVE, params).all()
     if not gone:
         return []
     accounts = ChainAccounts(session, chain)

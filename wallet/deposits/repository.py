@@ -1,9 +1,19 @@
 """The deposits area's queries: addresses, deposits, the chain window and cursor."""
 
-from sqlalchemy import bindparam, select, text
-from sqlalchemy.dialects import postgresql
+from collections.abc import Collection, Sequence
+from datetime import datetime
 
-from wallet.deposits.models import ChainCursor, ChainHeader, Deposit, DepositStatus
+from sqlalchemy import bindparam, delete, select, text, tuple_
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.orm import Session
+
+from wallet.deposits.models import (
+    ChainCursor,
+    ChainHeader,
+    Deposit,
+    DepositAddress,
+    DepositStatus,
+)
 
 # Allocates the next index of the chain. The row stays locked until the transaction ends, so
 # allocations on one chain are serialized, gap-free, and committed in index order.
@@ -115,3 +125,71 @@ LOCK_ACCOUNTS = text("SELECT 1 FROM accounts WHERE id = ANY(:ids) ORDER BY id FO
 
 
 MOVE_CURSOR = text(_MOVE_CURSOR)
+
+
+LAST_HEADERS = (
+    select(ChainHeader)
+    .where(ChainHeader.chain == bindparam("chain"))
+    .order_by(ChainHeader.number.desc())
+    .limit(bindparam("size"))
+)
+FORGET_HEADERS_ABOVE = delete(ChainHeader).where(
+    ChainHeader.chain == bindparam("chain"), ChainHeader.number > bindparam("number")
+)
+# The deposits a rollback to block `number` takes off the chain, locked, oldest first.
+ON_CHAIN_DEPOSITS_ABOVE = (
+    select(Deposit)
+    .where(
+        Deposit.chain == bindparam("chain"),
+        Deposit.block_number > bindparam("number"),
+        Deposit.status.in_(
+            [DepositStatus.SEEN, DepositStatus.BELOW_MINIMUM, DepositStatus.CREDITED]
+        ),
+    )
+    .order_by(Deposit.block_number, Deposit.id)
+    .with_for_update()
+)
+
+
+def address_of(session: Session, wallet_id: str, chain: str) -> DepositAddress | None:
+    query = select(DepositAddress).where(
+        DepositAddress.wallet_id == wallet_id, DepositAddress.chain == chain
+    )
+    return session.scalars(query).one_or_none()
+
+
+def wallet_addresses(session: Session, tenant_id: str, wallet_id: str) -> Sequence[DepositAddress]:
+    return session.scalars(
+        select(DepositAddress)
+        .where(DepositAddress.wallet_id == wallet_id, DepositAddress.tenant_id == tenant_id)
+        .order_by(DepositAddress.chain)
+    ).all()
+
+
+def find_deposit(session: Session, tenant_id: str, deposit_id: str) -> Deposit | None:
+    query = select(Deposit).where(Deposit.id == deposit_id, Deposit.tenant_id == tenant_id)
+    return session.scalars(query).one_or_none()
+
+
+def tenant_deposits(
+    session: Session,
+    tenant_id: str,
+    wallet_id: str | None,
+    after: tuple[datetime, str] | None,
+    limit: int,
+) -> Sequence[Deposit]:
+    """The tenant's deposits, newest first, optionally of one wallet, after (seen_at, id)."""
+    query = select(Deposit).where(Deposit.tenant_id == tenant_id)
+    if wallet_id is not None:
+        query = query.where(Deposit.wallet_id == wallet_id)
+    if after is not None:
+        query = query.where(tuple_(Deposit.seen_at, Deposit.id) < tuple_(*after))
+    return session.scalars(
+        query.order_by(Deposit.seen_at.desc(), Deposit.id.desc()).limit(limit)
+    ).all()
+
+
+def chain_tips(session: Session, chains: Collection[str]) -> dict[str, int]:
+    """The cursor's block number of each of `chains` that has one."""
+    query = select(ChainCursor.chain, ChainCursor.block_number).where(ChainCursor.chain.in_(chains))
+    return {chain: number for chain, number in session.execute(query)}

@@ -10,7 +10,6 @@ import json
 import logging
 from collections.abc import Sequence
 
-from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from chains import BlockHeader, ScannedBlock
@@ -23,7 +22,7 @@ from wallet.deposits.arrivals import (
     record_arrivals,
 )
 from wallet.deposits.crediting import confirm, deposit_event, orphan_or_reverse
-from wallet.deposits.models import ChainCursor, ChainHeader, DepositStatus
+from wallet.deposits.models import ChainCursor, DepositStatus
 from wallet.events.service import emit_many
 
 logger = logging.getLogger(__name__)
@@ -31,12 +30,7 @@ logger = logging.getLogger(__name__)
 
 def load_window(session: Session, chain: str, size: int) -> list[BlockHeader]:
     """The last `size` stored headers of the chain, oldest first."""
-    rows = session.scalars(
-        select(ChainHeader)
-        .where(ChainHeader.chain == chain)
-        .order_by(ChainHeader.number.desc())
-        .limit(size)
-    ).all()
+    rows = session.scalars(repository.LAST_HEADERS, {"chain": chain, "size": size}).all()
     return [BlockHeader(r.number, r.hash, r.parent_hash, r.timestamp) for r in reversed(rows)]
 
 
@@ -100,9 +94,7 @@ def record_advance(
 def record_rollback(session: Session, assets: ChainAssets, ancestor: BlockHeader) -> DepositChanges:
     """Forget the blocks above `ancestor`: orphan what they held, reverse what was credited."""
     chain = assets.name
-    session.execute(
-        delete(ChainHeader).where(ChainHeader.chain == chain, ChainHeader.number > ancestor.number)
-    )
+    session.execute(repository.FORGET_HEADERS_ABOVE, {"chain": chain, "number": ancestor.number})
     session.execute(
         repository.MOVE_CURSOR,
         {"chain": chain, "number": ancestor.number, "hash": ancestor.hash},
