@@ -19,7 +19,7 @@ from wallet.errors import InvalidRequest, NotFound, WalletError
 from wallet.events.outbox import EVENT_PREFIX
 from wallet.idempotency import IdempotencyConflict, IdempotencyKey, Outcome, replayed
 from wallet.ids import new_id
-from wallet.ledger.errors import error_from_outcome
+from wallet.ledger.errors import ErrorCode, error_from_outcome
 from wallet.money import check_units
 from wallet.wallets.service import UnknownWallet, WalletNotActive
 
@@ -219,7 +219,7 @@ def get_transfer(session: Session, tenant_id: str, transfer_id: str) -> Transfer
     )
 
 
-# The transfer's postings are `transfer_apply`'s (migration 0005); refusals come back as
+# The transfer's postings are `transfer_apply`'s (wallet/sql/functions); refusals come back as
 # ledger_apply's failures, plus those of the wallets.
 _APPLY = text("SELECT transfer_apply(CAST(:transfers AS jsonb), :atomic)")
 _ONCE = "SELECT transfer_once(%s::jsonb, %s, %s)"
@@ -259,9 +259,9 @@ def _apply(
 
 
 def _refusal(failure: dict[str, Any]) -> WalletError:
-    if failure["error"] == "unknown_wallet":
+    if failure["error"] == ErrorCode.UNKNOWN_WALLET:
         return UnknownWallet(f"no wallet {failure['wallet_id']}")
-    if failure["error"] == "wallet_not_active":
+    if failure["error"] == ErrorCode.WALLET_NOT_ACTIVE:
         return WalletNotActive(f"wallet {failure['wallet_id']} is {failure['status']}")
     return error_from_outcome(failure)
 
