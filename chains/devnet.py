@@ -19,8 +19,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
-from eth_utils.crypto import keccak
-
+from chains.abi import encode_call
 from chains.contracts import load_artifact
 from chains.model import normalize_address
 from chains.rpc import NodeUnreachable, RpcClient
@@ -376,20 +375,6 @@ def deploy_test_usd(devnet: Devnet, deployer: str) -> str:
 def deploy_forwarder(devnet: Devnet, deployer: str) -> str:
     """Deploy the Forwarder contract and return its address."""
     return devnet.deploy("Forwarder", deployer)
-
-
-def encode_call(signature: str, *args: str | int) -> str:
-    """ABI-encode a call whose arguments are all static words (address or uint256)."""
-    selector = keccak(text=signature)[:4].hex()
-    words = []
-    for arg in args:
-        if isinstance(arg, str):
-            words.append(normalize_address(arg)[2:].rjust(64, "0"))
-        elif 0 <= arg < 2**256:
-            words.append(format(arg, "064x"))
-        else:
-            raise ValueError(f"uint256 out of range: {arg}")
-    return "0x" + selector + "".join(words)
 
 
 @dataclass(frozen=True, slots=True)
