@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass
 
 from eth_utils.crypto import keccak
@@ -106,11 +107,18 @@ _FRAGMENTS: tuple[tuple[SendOutcome, tuple[str, ...]], ...] = (
 )
 
 
+# Each fragment must start a word: "unknown transaction type" is no "known transaction".
+_PATTERNS: tuple[tuple[SendOutcome, re.Pattern[str]], ...] = tuple(
+    (outcome, re.compile("|".join(rf"\b{re.escape(f)}" for f in fragments)))
+    for outcome, fragments in _FRAGMENTS
+)
+
+
 def classify_send_error(message: str) -> SendOutcome:
     """The meaning of a node's error message for `eth_sendRawTransaction`."""
     text = message.lower()
-    for outcome, fragments in _FRAGMENTS:
-        if any(fragment in text for fragment in fragments):
+    for outcome, pattern in _PATTERNS:
+        if pattern.search(text):
             return outcome
     return SendOutcome.REJECTED
 

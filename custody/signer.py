@@ -28,6 +28,7 @@ _REQUIRED_FIELDS: Final = (
     "maxPriorityFeePerGas",
 )
 _HEX_DIGITS: Final = frozenset("0123456789abcdefABCDEF")
+_UINT256_LIMIT: Final = 2**256
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,7 @@ class KeySigner:
 
     def sign(self, transaction: UnsignedTransaction) -> SignedTransaction:
         """Sign one EIP-1559 transaction as this signer's address."""
+        _check_quantities(transaction)
         fields = {
             "type": EIP1559_TYPE,
             "chainId": transaction.chain_id,
@@ -205,6 +207,24 @@ def _sign(address: str, key: bytes, unsigned: Mapping[str, Any]) -> SignedTransa
         raw_transaction=bytes(signed.raw_transaction),
         transaction_hash=bytes(signed.hash),
     )
+
+
+def _check_quantities(transaction: UnsignedTransaction) -> None:
+    quantities = {
+        "chain_id": transaction.chain_id,
+        "nonce": transaction.nonce,
+        "value": transaction.value,
+        "gas": transaction.gas,
+        "max_fee_per_gas": transaction.max_fee_per_gas,
+        "max_priority_fee_per_gas": transaction.max_priority_fee_per_gas,
+    }
+    for name, quantity in quantities.items():
+        if isinstance(quantity, bool) or not isinstance(quantity, int):
+            raise UnsupportedTransaction(f"{name} must be an integer")
+        if not 0 <= quantity < _UINT256_LIMIT:
+            raise UnsupportedTransaction(f"{name} must be within 0..2**256-1")
+    if not isinstance(transaction.data, bytes):
+        raise UnsupportedTransaction("data must be bytes")
 
 
 def _checksummed_recipient(to: str) -> str:
