@@ -48,7 +48,8 @@ class SendResult:
 
 
 # Lowercase fragments of the messages of go-ethereum (core/txpool/errors.go, core/error.go),
-# Erigon ("<ImportResult>: <DiscardReason>", txpoolcfg), Nethermind, OpenEthereum and Anvil,
+# Erigon ("<ImportResult>: <DiscardReason>", txpoolcfg), Nethermind (geth's phrases now, its
+# AcceptTxResult names before: OldNonce, FeeTooLow, ...), OpenEthereum and Anvil,
 # checked in this order: "replacement transaction underpriced" must win over "underpriced".
 _FRAGMENTS: tuple[tuple[SendOutcome, tuple[str, ...]], ...] = (
     (
@@ -71,6 +72,7 @@ _FRAGMENTS: tuple[tuple[SendOutcome, tuple[str, ...]], ...] = (
         (
             "replacement transaction underpriced",
             "could not replace existing tx",
+            "replacementnotallowed",
             "gas price supplied is too low",
         ),
     ),

@@ -191,8 +191,10 @@ def test_an_unknown_hash_is_not_found(devnet: DevChain) -> None:
     assert status.receipt is None
 
 
-# Messages recorded from go-ethereum (core/error.go, core/txpool/errors.go, as wrapped by
-# the pool), Erigon ("<ImportResult>: <DiscardReason>"), Nethermind, OpenEthereum and Anvil.
+# Messages as the clients' sources write them: go-ethereum (core/error.go and
+# core/txpool/errors.go, with the details its pool appends), Erigon ("<ImportResult>:
+# <DiscardReason>"), older Nethermind (AcceptTxResult names; newer ones use geth's phrases),
+# OpenEthereum, and Anvil (as answered by the devnet above).
 RECORDED = [
     ("already known", SendOutcome.ALREADY_KNOWN),
     ("ALREADY_EXISTS: already known", SendOutcome.ALREADY_KNOWN),
@@ -210,6 +212,7 @@ RECORDED = [
     ("replacement transaction underpriced", SendOutcome.REPLACEMENT_UNDERPRICED),
     ("FEE_TOO_LOW: replacement transaction underpriced", SendOutcome.REPLACEMENT_UNDERPRICED),
     ("INVALID: could not replace existing tx", SendOutcome.REPLACEMENT_UNDERPRICED),
+    ("ReplacementNotAllowed", SendOutcome.REPLACEMENT_UNDERPRICED),
     (
         "Transaction gas price supplied is too low. There is another transaction with same "
         "nonce in the queue. Try increasing the gas price or incrementing the nonce.",
