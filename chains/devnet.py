@@ -23,6 +23,7 @@ from chains.abi import encode_call
 from chains.contracts import load_artifact
 from chains.model import normalize_address
 from chains.rpc import NodeUnreachable, RpcClient
+from chains.tracking import native_balance, token_balance
 
 DEV_MNEMONIC = "test test test test test test test test test test test junk"
 DEFAULT_CHAIN_ID = 31337
@@ -279,7 +280,7 @@ class Devnet:
         self.rpc.call("anvil_setBalance", normalize_address(address), hex(wei))
 
     def balance(self, address: str) -> int:
-        return int(self.rpc.call("eth_getBalance", normalize_address(address), "latest"), 16)
+        return native_balance(self.rpc, address)
 
     # --- transactions from unlocked dev accounts -----------------------------------------
 
@@ -354,7 +355,7 @@ class Devnet:
         return self.send_transaction(sender, token, data=data, gas=gas)
 
     def token_balance(self, token: str, holder: str) -> int:
-        return int(self.eth_call(token, encode_call("balanceOf(address)", holder)), 16)
+        return token_balance(self.rpc, token, holder)
 
     def forward_eth(self, forwarder: str, sender: str, to: str, wei: int) -> str:
         """Forwarder.forward(to) with `wei`: ETH reaches `to` through an internal call."""

@@ -1,4 +1,5 @@
-"""What the chain says about sent transactions and their sender: receipts, pool, nonces."""
+"""What the chain says about sent transactions and their sender: receipts, pool, nonces,
+balances."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from chains.abi import encode_call
 from chains.model import normalize_address
 from chains.rpc import RpcCall, RpcClient, RpcProtocolError
 
@@ -89,6 +91,17 @@ def account_nonces(rpc: RpcClient, address: str) -> AccountNonces:
         ]
     )
     return AccountNonces(latest=int(latest, 16), pending=int(pending, 16))
+
+
+def native_balance(rpc: RpcClient, address: str, block: str = "latest") -> int:
+    """The address's ETH balance in wei at `block` (a tag or a hex number)."""
+    return int(rpc.call("eth_getBalance", normalize_address(address), block), 16)
+
+
+def token_balance(rpc: RpcClient, token: str, holder: str, block: str = "latest") -> int:
+    """The holder's ERC-20 `balanceOf` at `block`, in the token's smallest unit."""
+    call = {"to": normalize_address(token), "data": encode_call("balanceOf(address)", holder)}
+    return int(rpc.call("eth_call", call, block), 16)
 
 
 def _receipt(raw: dict[str, Any]) -> Receipt:

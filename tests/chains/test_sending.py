@@ -18,10 +18,12 @@ from chains import (
     account_nonces,
     classify_send_error,
     estimate_gas,
+    native_balance,
     native_transfer,
     quote_fees,
     replacement_fees,
     send_raw_transaction,
+    token_balance,
     token_transfer,
     transaction_status,
     transaction_statuses,
@@ -76,8 +78,8 @@ def test_an_eth_transfer_reaches_the_outsider_exactly(
     assert status.receipt.succeeded
     assert status.receipt.gas_used == ETH_TRANSFER_GAS
     assert status.receipt.fee <= request.fees.max_cost(ETH_TRANSFER_GAS)
-    assert devnet.devnet.balance(outsider) == 12345
-    spent = 10 * ONE_ETH - devnet.devnet.balance(hot_wallet.address)
+    assert native_balance(devnet.rpc, outsider) == 12345
+    spent = 10 * ONE_ETH - native_balance(devnet.rpc, hot_wallet.address)
     assert spent == 12345 + status.receipt.fee
     assert account_nonces(devnet.rpc, hot_wallet.address) == AccountNonces(latest=1, pending=1)
 
@@ -101,8 +103,8 @@ def test_a_usdc_transfer_reaches_the_outsider_and_an_uncovered_one_mines_with_st
     first, second = transaction_statuses(devnet.rpc, [r.tx_hash for r in results])
     assert first.receipt is not None and first.receipt.succeeded
     assert second.receipt is not None and not second.receipt.succeeded
-    assert devnet.devnet.token_balance(devnet.token_address, outsider) == 200
-    assert devnet.devnet.token_balance(devnet.token_address, hot_wallet.address) == 300
+    assert token_balance(devnet.rpc, devnet.token_address, outsider) == 200
+    assert token_balance(devnet.rpc, devnet.token_address, hot_wallet.address) == 300
 
 
 def test_resending_the_same_bytes_is_already_known_then_nonce_too_low_once_mined(
