@@ -144,6 +144,46 @@ def test_a_bumped_replacement_is_accepted_and_only_one_of_the_nonce_mines(
     assert account_nonces(devnet.rpc, hot_wallet.address) == AccountNonces(latest=1, pending=1)
 
 
+def test_a_signed_batch_of_consecutive_nonces_mines_in_one_block_without_gaps(
+    devnet: DevChain, hot_wallet: KeySigner
+) -> None:
+    fees = _fees(devnet)
+    outsider = _outsider()
+    requests = [
+        native_transfer(chain_id=devnet.chain_id, nonce=n, to=outsider, amount=n + 1, fees=fees)
+        for n in range(20)
+    ]
+    results = [
+        send_raw_transaction(devnet.rpc, signed.raw_transaction)
+        for signed in hot_wallet.sign_batch(requests)
+    ]
+    assert {r.outcome for r in results} == {SendOutcome.ACCEPTED}
+    assert account_nonces(devnet.rpc, hot_wallet.address) == AccountNonces(latest=0, pending=20)
+    head = devnet.mine()
+    statuses = transaction_statuses(devnet.rpc, [r.tx_hash for r in results])
+    assert {s.receipt.block_number for s in statuses if s.receipt is not None} == {head}
+    assert account_nonces(devnet.rpc, hot_wallet.address) == AccountNonces(latest=20, pending=20)
+    assert native_balance(devnet.rpc, outsider) == sum(range(1, 21))
+
+
+def test_a_transaction_removed_by_a_reorg_is_mined_again_from_its_stored_bytes(
+    devnet: DevChain, hot_wallet: KeySigner
+) -> None:
+    outsider = _outsider()
+    stored = hot_wallet.sign(_eth_transfer(devnet, 0, outsider, 77)).raw_transaction
+    tx_hash = send_raw_transaction(devnet.rpc, stored).tx_hash
+    devnet.mine()
+    assert transaction_status(devnet.rpc, tx_hash).state is TransactionState.MINED
+    devnet.devnet.reorg(1)
+    # Anvil drops the removed transaction rather than returning it to its pool.
+    assert transaction_status(devnet.rpc, tx_hash).state is TransactionState.NOT_FOUND
+    assert account_nonces(devnet.rpc, hot_wallet.address) == AccountNonces(latest=0, pending=0)
+    assert send_raw_transaction(devnet.rpc, stored).outcome is SendOutcome.ACCEPTED
+    devnet.mine()
+    assert transaction_status(devnet.rpc, tx_hash).state is TransactionState.MINED
+    assert native_balance(devnet.rpc, outsider) == 77
+
+
 def test_anvil_accepts_a_replacement_that_go_ethereum_refuses(
     devnet: DevChain, hot_wallet: KeySigner
 ) -> None:
