@@ -9,14 +9,14 @@ from typing import Annotated
 import typer
 import uvicorn
 
-from chains import TraceMode
+from chains import TraceMode, WrongChain
 from wallet.apikeys.models import Scope
 from wallet.apikeys.service import create_key_for_tenant, list_keys, revoke_key
-from wallet.assets import load_catalogue, store_catalogue
+from wallet.assets.service import load_catalogue, store_catalogue
 from wallet.celery_app import run_beat, run_worker
 from wallet.database import migrate, unit_of_work
-from wallet.deposits.recording import InconsistentChainState
-from wallet.deposits.watcher import WatcherHalted, WatcherOptions, configure_logging
+from wallet.deposits.errors import InconsistentChainState, WatcherHalted
+from wallet.deposits.watcher import WatcherOptions, configure_logging
 from wallet.deposits.watcher import watch as run_watch
 from wallet.devnet import DevnetError, local_chains, run_devnets
 from wallet.errors import WalletError
@@ -24,7 +24,7 @@ from wallet.ledger.reconcile import check_ledger
 from wallet.runtime import database_url, open_runtime
 from wallet.settings import load_settings
 from wallet.supervisor import Process, supervise
-from wallet.wallets.service import tenant_by_name
+from wallet.tenants.service import tenant_by_name
 
 app = typer.Typer(help="Custodial hybrid wallet service.", no_args_is_help=True)
 db = typer.Typer(help="Database schema.", no_args_is_help=True)
@@ -174,8 +174,8 @@ def watch(
     )
     with open_runtime(load_settings()) as runtime:
         try:
-            run_watch(runtime, chain, options)
-        except (WatcherHalted, InconsistentChainState) as error:
+            run_watch(runtime.sessions, runtime.engine, runtime.catalogue, chain, options=options)
+        except (WatcherHalted, InconsistentChainState, WrongChain) as error:
             logging.getLogger("wallet.deposits").critical("watcher halted: %s", error)
             raise typer.Exit(2) from None
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from chains.devnet import Devnet, start_dev_chain
-from wallet.assets import AssetKind, Catalogue, Chain
+from wallet.assets.service import AssetKind, Catalogue, Chain
 
 
 class DevnetError(RuntimeError):
