@@ -30,8 +30,8 @@ class Backoff:
     from `first`.
     """
 
-    first: float = 1.0
-    longest: float = 60.0
+    first: float
+    longest: float
 
     def delay(self, exits_in_a_row: int) -> float:
         return min(self.longest, self.first * 2.0 ** min(exits_in_a_row - 1, 64))
