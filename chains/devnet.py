@@ -421,10 +421,24 @@ INITIAL_TOKEN_BALANCE = 1_000_000 * 10**6
 
 
 def start_dev_chain(
-    *, chain_id: int = DEFAULT_CHAIN_ID, port: int | None = None, extra_args: Sequence[str] = ()
+    *,
+    chain_id: int = DEFAULT_CHAIN_ID,
+    port: int | None = None,
+    automine: bool = False,
+    block_time: float | None = None,
+    extra_args: Sequence[str] = (),
 ) -> DevChain:
-    """Start Anvil, deploy TestUSD and Forwarder, give every dev account 1,000,000 USDC."""
-    devnet = Devnet(chain_id=chain_id, port=port, extra_args=extra_args)
+    """Start Anvil, deploy TestUSD and Forwarder, give every dev account 1,000,000 USDC.
+
+    Mining is manual unless `automine` or `block_time` says otherwise (as for `Devnet`).
+    """
+    devnet = Devnet(
+        chain_id=chain_id,
+        port=port,
+        automine=automine,
+        block_time=block_time,
+        extra_args=extra_args,
+    )
     devnet.start()
     try:
         accounts = dev_accounts(devnet.account_count)
