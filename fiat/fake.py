@@ -38,6 +38,7 @@ from fiat.wire import PaymentFields, event_type_of
 T = TypeVar("T")
 R = TypeVar("R")
 V = TypeVar("V")
+P = TypeVar("P", Payin, Payout)
 
 
 def _now() -> datetime:
@@ -58,8 +59,11 @@ class InMemoryBankProvider:
         self._clock = clock
         self._accounts: dict[str, LinkedBankAccount] = {}
         self._links: dict[str, tuple[BankAccountDetails, LinkedBankAccount]] = {}
+        # By idempotency key: the request and the first answer, which a replay repeats.
         self._payins: dict[str, tuple[PayinRequest, Payin]] = {}
         self._payouts: dict[str, tuple[PayoutRequest, Payout]] = {}
+        # By payment id: the current state.
+        self._current: dict[str, Payment] = {}
         self._failure: tuple[FiatError, bool] | None = None
         self.events: list[ProviderEvent] = []
 
@@ -73,7 +77,9 @@ class InMemoryBankProvider:
 
     def move(self, payment_id: str, status: PayinStatus | PayoutStatus) -> SignedDelivery:
         """Move a payment to `status` and return the webhook announcing it."""
-        payment = self._find_by_id(payment_id)
+        if payment_id not in self._current:
+            raise NotFound(f"no payment {payment_id!r}")
+        payment = self._current[payment_id]
         if not may_follow(payment.status, status):
             raise ValueError(f"{payment.status} cannot become {status}")
         now, version = self._clock(), payment.version + 1
@@ -82,7 +88,7 @@ class InMemoryBankProvider:
             moved = replace(payment, status=PayinStatus(status), version=version, updated_at=now)
         else:
             moved = replace(payment, status=PayoutStatus(status), version=version, updated_at=now)
-        self._store(moved)
+        self._record(moved)
         return sign_event(self._secret, self.events[-1])
 
     def link_bank_account(self, details: BankAccountDetails) -> LinkedBankAccount:
@@ -118,7 +124,7 @@ class InMemoryBankProvider:
                 return _replayed(known, request)
             payin = Payin(status=PayinStatus.PENDING, **self._new_payment(request, "pi"))
             self._payins[request.idempotency_key] = (request, payin)
-            self.events.append(self._event(payin))
+            self._record(payin)
             return payin
 
         return self._call(create)
@@ -130,21 +136,21 @@ class InMemoryBankProvider:
                 return _replayed(known, request)
             payout = Payout(status=PayoutStatus.PENDING, **self._new_payment(request, "po"))
             self._payouts[request.idempotency_key] = (request, payout)
-            self.events.append(self._event(payout))
+            self._record(payout)
             return payout
 
         return self._call(create)
 
     def get_payin(self, idempotency_key: str) -> Payin:
-        return self._call(lambda: _found(self._payins, idempotency_key))
+        return self._call(lambda: self._now_of(Payin, _found(self._payins, idempotency_key)))
 
     def get_payout(self, idempotency_key: str) -> Payout:
-        return self._call(lambda: _found(self._payouts, idempotency_key))
+        return self._call(lambda: self._now_of(Payout, _found(self._payouts, idempotency_key)))
 
     def balance_reports(self) -> tuple[BalanceReport, ...]:
         def reports() -> tuple[BalanceReport, ...]:
             lines: dict[str, list[ReportLine]] = {}
-            for payment in self._payments():
+            for payment in self._current.values():
                 kind = PaymentKind.PAYIN if isinstance(payment, Payin) else PaymentKind.PAYOUT
                 lines.setdefault(payment.currency, []).append(
                     ReportLine(
@@ -201,23 +207,15 @@ class InMemoryBankProvider:
             "failure_code": None,
         }
 
-    def _payments(self) -> list[Payment]:
-        return [p for _, p in self._payins.values()] + [p for _, p in self._payouts.values()]
-
-    def _find_by_id(self, payment_id: str) -> Payment:
-        for payment in self._payments():
-            if payment.id == payment_id:
-                return payment
-        raise NotFound(f"no payment {payment_id!r}")
-
-    def _store(self, payment: Payment) -> None:
-        if isinstance(payment, Payin):
-            request_in, _ = self._payins[payment.idempotency_key]
-            self._payins[payment.idempotency_key] = (request_in, payment)
-        else:
-            request_out, _ = self._payouts[payment.idempotency_key]
-            self._payouts[payment.idempotency_key] = (request_out, payment)
+    def _record(self, payment: Payment) -> None:
+        self._current[payment.id] = payment
         self.events.append(self._event(payment))
+
+    def _now_of(self, kind: type[P], first: P) -> P:
+        current = self._current[first.id]
+        if not isinstance(current, kind):
+            raise TypeError(f"{first.id} changed kind")
+        return current
 
     def _event(self, payment: Payment) -> ProviderEvent:
         return ProviderEvent(

@@ -1,10 +1,10 @@
 """The bank-provider port: what the core asks of a bank or payment provider.
 
-Every create carries our idempotency key: repeating it with the same request returns the same
-object, so a call that ended in `OutcomeUnknown` is resolved by `get_payin`/`get_payout` with
-that key (`NotFound` then means the provider never took it, and the create may be sent again
-under the same key). Implementations: `fiat.client.SandboxBankClient` over HTTP, and
-`fiat.fake.InMemoryBankProvider` for unit tests.
+Every create carries our idempotency key. Repeating it with the same request repeats the
+first answer; `get_payin`/`get_payout` by the key give the current state. So a call that
+ended in `OutcomeUnknown` is resolved by asking with that key: `NotFound` means the provider
+never took it, and the create may be sent again under the same key. Implementations:
+`fiat.client.SandboxBankClient` over HTTP, `fiat.fake.InMemoryBankProvider` for unit tests.
 """
 
 from __future__ import annotations

@@ -2,8 +2,9 @@
 
 Events of one payment are sent one after the other, in order. Each is retried with
 exponential backoff until a 2xx (or `webhook_max_attempts`), signed afresh at every attempt.
-On request each event is sent twice (`duplicate_webhooks`), or due events are held
-`webhook_hold` s and sent newest first (`reverse_webhooks`).
+On request each event is sent twice (`duplicate_webhooks`); events wait until the oldest
+has waited `webhook_hold` s, then all that are due go at once; `reverse_webhooks` sends them
+newest first.
 """
 
 from __future__ import annotations
@@ -43,11 +44,17 @@ class WebhookSender:
         url, secret = self.switches.webhook_url, self.options.webhook_secret
         if url is None or secret is None:
             return 0
+        now, hold = self.clock(), self.switches.webhook_hold
+        if hold > 0:
+            (oldest,) = self.db.execute(
+                "SELECT min(next_attempt_at) FROM events WHERE next_attempt_at IS NOT NULL"
+            ).fetchone()
+            if oldest is None or oldest + hold > now:
+                return 0
         rows = self.db.execute(
-            "SELECT id, payment_id, body, attempts FROM events WHERE next_attempt_at IS NOT NULL"
-            " AND next_attempt_at + CASE WHEN attempts = 0 THEN ? ELSE 0 END <= ?"
+            "SELECT id, payment_id, body, attempts FROM events WHERE next_attempt_at <= ?"
             " ORDER BY seq LIMIT ?",
-            (self.switches.webhook_hold, self.clock(), _BATCH),
+            (now, _BATCH),
         ).fetchall()
         if self.switches.reverse_webhooks:
             await self._in_turn(url, secret, rows[::-1])
