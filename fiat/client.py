@@ -110,7 +110,6 @@ class SandboxBankClient:
             "bank_account": request.bank_account_token,
             "amount": request.amount,
             "currency": request.currency,
-            "description": request.description,
         }
         return _decoded(decode_payment, self._send("POST", path, body, request.idempotency_key))
 

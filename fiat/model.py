@@ -104,7 +104,6 @@ class PaymentRequest:
     bank_account_token: str
     amount: int
     currency: str
-    description: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,7 +47,6 @@ class PaymentIn(_Strict):
     bank_account: str = Field(min_length=1, max_length=100)
     amount: StrictInt
     currency: str = Field(pattern=r"^[A-Z]{3}$")
-    description: str = Field(default="", max_length=500)
 
 
 class AmendIn(_Strict):

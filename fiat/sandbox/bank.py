@@ -255,17 +255,17 @@ class SandboxBank:
                 raise Refused("not_pending", "only a pending pay-in can be paid", 409)
             return self._move(payment, PayinStatus.PROCESSING, self.clock())
 
-    def advance(self) -> int:
-        """Apply every scheduled status change that is due; returns how many were applied."""
+    def advance(self, limit: int = 1000) -> int:
+        """Apply scheduled status changes that are due, in one transaction; returns how many."""
         now = self.clock()
-        due = self.db.execute(
-            "SELECT payment_id, status FROM transitions WHERE due_at <= ? ORDER BY due_at",
-            (now,),
-        ).fetchall()
-        for row in due:
-            with transaction(self.db):
-                payment = self.get(row["payment_id"])
-                self._move(payment, row["status"], now)
+        with transaction(self.db):
+            due = self.db.execute(
+                "SELECT payment_id, status FROM transitions WHERE due_at <= ?"
+                " ORDER BY due_at LIMIT ?",
+                (now, limit),
+            ).fetchall()
+            for row in due:
+                self._move(self.get(row["payment_id"]), row["status"], now)
         return len(due)
 
     def amend(self, payment_id: str, amount: int | None, status: str | None) -> Payment:

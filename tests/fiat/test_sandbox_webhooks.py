@@ -97,7 +97,7 @@ def test_duplicated_delivery_sends_each_event_twice_under_the_same_id(
 def test_reversed_delivery_sends_a_payments_later_events_first(
     bank: SandboxBankClient, control: SandboxControl, inbox: Inbox
 ) -> None:
-    control.configure(reverse_webhooks=True, webhook_hold=0.6)
+    control.configure(reverse_webhooks=True, webhook_hold=1.0)
     payout_id = payout(bank)
     events = inbox.wait_for(payout_id, "payout.pending")
 
