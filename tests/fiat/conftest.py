@@ -11,7 +11,7 @@ import pytest
 
 from fiat import ProviderEvent, SandboxBankClient, WebhookVerifier
 from fiat.sandbox import Options, SandboxControl, SandboxProcess, Timings, start_sandbox
-from tests.wallet.events.conftest import ReceivedRequest, WebhookReceiver, free_port, wait_until
+from tests.webhook_fixtures import ReceivedRequest, WebhookReceiver, free_port, wait_until
 
 API_KEY = "sk_sandbox_test"
 WEBHOOK_SECRET = "whsec_" + base64.b64encode(os.urandom(32)).decode()

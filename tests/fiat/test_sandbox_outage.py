@@ -18,7 +18,7 @@ from fiat import (
 )
 from fiat.sandbox import SandboxControl, SandboxProcess, start_sandbox
 from tests.fiat.conftest import API_KEY, FAST, WEBHOOK_SECRET, Inbox, sandbox_options
-from tests.wallet.events.conftest import WebhookReceiver, wait_until
+from tests.webhook_fixtures import WebhookReceiver, wait_until
 
 
 def key() -> str:

@@ -19,7 +19,7 @@ from fiat import (
 )
 from fiat.sandbox import SandboxControl, SandboxProcess
 from tests.fiat.conftest import WEBHOOK_SECRET, Inbox
-from tests.wallet.events.conftest import wait_until
+from tests.webhook_fixtures import wait_until
 
 
 def key() -> str:

@@ -18,7 +18,7 @@ from fiat import (
 from fiat.sandbox import SandboxControl
 from fiat.webhooks import sign_body
 from tests.fiat.conftest import WEBHOOK_SECRET, Inbox
-from tests.wallet.events.conftest import WebhookReceiver, wait_until
+from tests.webhook_fixtures import WebhookReceiver, wait_until
 
 OTHER_SECRET = "whsec_" + "A" * 43 + "="
 
