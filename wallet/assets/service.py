@@ -37,6 +37,8 @@ class Chain:
     chain_id: int
     rpc_url: str
     confirmations: int
+    local: bool = False
+    """A development chain (an Anvil devnet): `wallet run` starts it; production refuses it."""
 
 
 @dataclass(frozen=True)
