@@ -3,6 +3,7 @@ tracks transactions. Never imports `wallet`."""
 
 from chains.abi import encode_call, erc20_transfer_data
 from chains.broadcast import SendOutcome, SendResult, classify_send_error, send_raw_transaction
+from chains.fake import FakeChain
 from chains.fees import (
     FeeCapReached,
     FeePolicy,
@@ -36,6 +37,7 @@ from chains.rpc import (
     RpcProtocolError,
     RpcResponseError,
 )
+from chains.source import ChainSource
 from chains.tracking import (
     AccountNonces,
     Receipt,
@@ -66,6 +68,8 @@ __all__ = [
     "Advance",
     "BlockHeader",
     "ChainFollower",
+    "ChainSource",
+    "FakeChain",
     "FeeCapReached",
     "FeePolicy",
     "FeeQuote",

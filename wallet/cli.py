@@ -22,6 +22,7 @@ from wallet.deposits.watcher import watch as run_watch
 from wallet.devnet import DevnetError, local_chains, run_devnets
 from wallet.errors import WalletError
 from wallet.ledger.reconcile import check_ledger
+from wallet.ports import open_chain_source
 from wallet.runtime import database_url, open_runtime
 from wallet.settings import load_settings
 from wallet.supervisor import Backoff, Process, supervise
@@ -167,15 +168,18 @@ def watch(
 ) -> None:
     """Follow a chain and record its deposits; one active per chain, others wait (lease)."""
     configure_logging()
-    options = WatcherOptions(
-        poll_interval=poll_interval,
-        batch_blocks=batch_blocks,
-        start_block=start_block,
-        trace_mode=traces,
-    )
-    with open_runtime(load_settings()) as runtime:
+    options = WatcherOptions(poll_interval=poll_interval, batch_blocks=batch_blocks)
+    settings = load_settings()
+    with (
+        open_runtime(settings) as runtime,
+        open_chain_source(
+            settings, runtime.catalogue, chain, trace_mode=traces, start_block=start_block
+        ) as source,
+    ):
         try:
-            run_watch(runtime.sessions, runtime.engine, runtime.catalogue, chain, options=options)
+            run_watch(
+                runtime.sessions, runtime.engine, runtime.catalogue, chain, source, options=options
+            )
         except (WatcherHalted, InconsistentChainState, WrongChain) as error:
             logging.getLogger("wallet.deposits").critical("watcher halted: %s", error)
             raise typer.Exit(2) from None
