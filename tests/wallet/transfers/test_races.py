@@ -142,8 +142,9 @@ def test_a_transfer_waiting_for_a_locked_account_holds_up_no_other_tenant(
         holder = lock_account(database_url, locked)
         try:
             stuck = asyncio.ensure_future(batcher.submit(keyed(factory, alice, bob, 100, "a")))
-            while not blocked_by(database_url, holder.info.backend_pid):
-                await asyncio.sleep(0.01)
+            await asyncio.to_thread(
+                wait_until, lambda: blocked_by(database_url, holder.info.backend_pid) != []
+            )
             # Answered while alice's account is still locked (a bound, not a timing: without
             # it a test of the old batcher would wait forever).
             unrelated = await asyncio.wait_for(
