@@ -4,9 +4,10 @@ Usage: python bench/ledger.py [--seconds 10] [--clients 8]
 The server is WALLET_BENCH_DATABASE_URL (an administrative URL) or the embedded PostgreSQL.
 
 `transfers_per_s`, `hot_transfers_per_s` and `batch_transfers_per_s` measure the ledger call
-(`wallet.ledger.postings`: one transaction of two postings per call, or 1,000 per call);
-`service_transfers_per_s` measures a wallet-to-wallet transfer through
-`wallet.transfers.service`, which also looks the wallets and their accounts up.
+(`wallet.ledger.service`: one transaction of two postings per call, or 1,000 per call);
+`service_transfers_per_s` measures a wallet-to-wallet transfer as the API makes it
+(`wallet.transfers.service.transfers_once`: the wallets and accounts looked up, the
+idempotency key claimed, the postings, the `transfer.created` event and the outcome written).
 """
 
 import argparse
@@ -26,15 +27,19 @@ from typing import Any
 
 import psycopg
 from sqlalchemy import make_url, text
+from sqlalchemy.orm import Session
 
-from wallet.assets import load_catalogue, store_catalogue
+from wallet.assets.service import Catalogue, load_catalogue, store_catalogue
 from wallet.database import make_engine, make_session_factory, migrate, run_transaction
 from wallet.embedded_postgres import start_embedded_postgres
-from wallet.ledger import postings
-from wallet.ledger.accounts import system_account
-from wallet.ledger.postings import Posting, Reason, TransactionRequest
+from wallet.errors import WalletError
+from wallet.idempotency.service import IdempotencyKey
+from wallet.ids import new_id
+from wallet.ledger import service as postings
 from wallet.ledger.reconcile import check_ledger
-from wallet.transfers.service import TransferRequest, transfer
+from wallet.ledger.repository import system_account
+from wallet.ledger.service import Posting, Reason, TransactionRequest
+from wallet.transfers.service import KeyedTransfer, TransferRequest, transfers_once
 
 ACCOUNTS = 10_000
 BATCH = 1_000
@@ -197,6 +202,16 @@ def run_clients(
     }
 
 
+def transfer_once(session: Session, keyed: KeyedTransfer, catalogue: Catalogue) -> None:
+    """One transfer as the API makes it (`transfers_once`), in the session's transaction."""
+    connection = session.connection().connection.driver_connection
+    assert connection is not None
+    (answer,) = transfers_once(connection, [keyed], catalogue)
+    if isinstance(answer, WalletError):
+        raise answer
+    answer.unwrap()  # raises the refusal's error
+
+
 def client(job: ClientJob) -> tuple[int, list[float]]:
     """One transfer per call, each in its own unit of work; with `hot`, all to one account."""
     rng = random.Random(job.seed)
@@ -215,7 +230,8 @@ def client(job: ClientJob) -> tuple[int, list[float]]:
             request = TransferRequest(
                 job.tenant, job.wallets[source], job.wallets[destination], ASSET, amount
             )
-            run_transaction(sessions, lambda s, r=request: transfer(s, catalogue, r))
+            keyed = KeyedTransfer(request, IdempotencyKey(job.tenant, new_id("key"), ""))
+            run_transaction(sessions, lambda s, k=keyed: transfer_once(s, k, catalogue))
         else:
             posting = move(job.accounts[source], job.accounts[destination], amount)
             run_transaction(sessions, lambda s, r=posting: postings.post(s, r))

@@ -36,7 +36,7 @@ from chains import AddressSet, RpcCall, RpcClient
 from chains.devnet import DevChain, Devnet, dev_accounts, start_dev_chain
 from chains.follower import TRANSFER_TOPIC
 from custody import MasterSeed
-from wallet.assets import Catalogue, load_catalogue, store_catalogue
+from wallet.assets.service import Catalogue, load_catalogue, store_catalogue
 from wallet.database import make_engine, make_session_factory, migrate, unit_of_work
 from wallet.deposits.addresses import DepositAddressBook
 from wallet.deposits.lease import ChainLease

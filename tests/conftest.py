@@ -16,11 +16,11 @@ from sqlalchemy import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.factories import Factory
-from wallet.assets import Catalogue, load_catalogue, store_catalogue
+from wallet.assets.service import Catalogue, load_catalogue, store_catalogue
 from wallet.database import make_engine, make_session_factory, migrate, unit_of_work
 from wallet.embedded_postgres import start_embedded_postgres
 
-pytest_plugins = ["tests.devnet_fixtures"]
+pytest_plugins = ["tests.devnet_fixtures", "tests.api_fixtures", "tests.webhook_fixtures"]
 
 TEST_DATABASE = f"wallet_test_{os.getpid()}"
 

@@ -1,14 +1,20 @@
-"""Test data builders: tenants, wallets, and funded accounts, each committed."""
+"""Test data builders: tenants, wallets, funded accounts and transfers, each committed."""
+
+from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from wallet.assets import Catalogue
+from wallet.assets.service import Catalogue
 from wallet.database import unit_of_work
+from wallet.errors import WalletError
+from wallet.idempotency.service import IdempotencyKey
 from wallet.ids import new_id
-from wallet.ledger import postings
-from wallet.ledger.accounts import system_account, user_account
-from wallet.ledger.postings import Posting, Reason, TransactionRequest
-from wallet.wallets.service import create_tenant, create_wallet
+from wallet.ledger import service as postings
+from wallet.ledger.repository import system_account, user_account
+from wallet.ledger.service import Posting, Reason, TransactionRequest
+from wallet.tenants.service import create_tenant
+from wallet.transfers.service import KeyedTransfer, TransferRequest, transfers_once
+from wallet.wallets.service import create_wallet
 
 FUNDING_ACCOUNT = "bank:test"
 
@@ -41,3 +47,21 @@ class Factory:
                 ),
             )
             return account
+
+    def transfer(
+        self, request: TransferRequest, catalogue: Catalogue | None = None
+    ) -> dict[str, Any]:
+        """Make a transfer as the API makes it (`transfers_once`, under a key of its own).
+
+        Returns the transfer's document; raises the error that refused it (no money moved).
+        """
+        key = IdempotencyKey.for_request(request.tenant_id, new_id("key"), {})
+        with unit_of_work(self.sessions) as session:
+            connection = session.connection().connection.driver_connection
+            assert connection is not None
+            (answer,) = transfers_once(
+                connection, [KeyedTransfer(request, key)], catalogue or self.catalogue
+            )
+        if isinstance(answer, WalletError):
+            raise answer
+        return answer.unwrap()

@@ -19,14 +19,14 @@ from pydantic import SecretStr
 
 from wallet.runtime import build_runtime, database_url
 from wallet.settings import Settings, load_settings
-from wallet.tasks import (
+from wallet.webhooks.attempt import DeliveryOptions
+from wallet.webhooks.secrets import SecretBox
+from wallet.webhooks.tasks import (
     RELAY_OUTBOX,
     SWEEP_WEBHOOK_DELIVERIES,
     TaskContext,
     register_tasks,
 )
-from wallet.webhooks.delivery import DeliveryOptions
-from wallet.webhooks.secrets import SecretBox
 
 APP_NAME: Final = "wallet"
 

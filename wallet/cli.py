@@ -3,28 +3,29 @@
 import logging
 import os
 import signal
+import sys
 import threading
 from typing import Annotated
 
 import typer
 import uvicorn
 
-from chains import TraceMode
+from chains import TraceMode, WrongChain
 from wallet.apikeys.models import Scope
 from wallet.apikeys.service import create_key_for_tenant, list_keys, revoke_key
-from wallet.assets import load_catalogue, store_catalogue
+from wallet.assets.service import load_catalogue, store_catalogue
 from wallet.celery_app import run_beat, run_worker
 from wallet.database import migrate, unit_of_work
-from wallet.deposits.recording import InconsistentChainState
-from wallet.deposits.watcher import WatcherHalted, WatcherOptions, configure_logging
+from wallet.deposits.errors import InconsistentChainState, WatcherHalted
+from wallet.deposits.watcher import WatcherOptions, configure_logging
 from wallet.deposits.watcher import watch as run_watch
 from wallet.devnet import DevnetError, local_chains, run_devnets
 from wallet.errors import WalletError
 from wallet.ledger.reconcile import check_ledger
 from wallet.runtime import database_url, open_runtime
 from wallet.settings import load_settings
-from wallet.supervisor import Process, supervise
-from wallet.wallets.service import tenant_by_name
+from wallet.supervisor import Backoff, Process, supervise
+from wallet.tenants.service import tenant_by_name
 
 app = typer.Typer(help="Custodial hybrid wallet service.", no_args_is_help=True)
 db = typer.Typer(help="Database schema.", no_args_is_help=True)
@@ -174,8 +175,8 @@ def watch(
     )
     with open_runtime(load_settings()) as runtime:
         try:
-            run_watch(runtime, chain, options)
-        except (WatcherHalted, InconsistentChainState) as error:
+            run_watch(runtime.sessions, runtime.engine, runtime.catalogue, chain, options=options)
+        except (WatcherHalted, InconsistentChainState, WrongChain) as error:
             logging.getLogger("wallet.deposits").critical("watcher halted: %s", error)
             raise typer.Exit(2) from None
 
@@ -211,9 +212,17 @@ DEV_MNEMONIC = "test test test test test test test test test test test junk"
 
 
 @app.command()
-def run() -> None:
+def run(
+    restart_delay: float = typer.Option(
+        1.0, min=0.01, help="Seconds before restarting a process that exited; doubles each time."
+    ),
+    restart_delay_max: float = typer.Option(
+        60.0, min=0.01, help="The longest delay before a restart."
+    ),
+) -> None:
     """Everything on the embedded defaults: PostgreSQL, migrations, the Anvil devnets, the API,
-    a worker with the periodic jobs, and a watcher per chain."""
+    a worker with the periodic jobs, and a watcher per chain; a process that exits is restarted,
+    Ctrl-C or SIGTERM stops them all."""
     settings = load_settings()
     environment = {"WALLET_DATABASE_URL": database_url(settings)}
     if not (settings.deposit_xpubs or settings.seed_keystore or settings.dev_mnemonic):
@@ -222,13 +231,18 @@ def run() -> None:
     db_migrate()
     catalogue = load_catalogue(settings.assets_file)
     processes = [
-        Process("devnet", ["devnet"]),
-        Process("api", ["serve"]),
-        Process("worker", ["worker", "--beat", "--concurrency", "2"]),
+        _wallet("devnet", "devnet"),
+        _wallet("api", "serve"),
+        _wallet("worker", "worker", "--beat", "--concurrency", "2"),
         *(
-            Process(f"watcher {chain.name}", ["watch", "--chain", chain.name, "--traces", "parity"])
+            _wallet(f"watcher {chain.name}", "watch", "--chain", chain.name, "--traces", "parity")
             for chain in local_chains(catalogue)
         ),
     ]
     typer.echo(f"API on http://{settings.api_host}:{settings.api_port} (OpenAPI at /docs)")
-    raise typer.Exit(supervise(processes, environment))
+    backoff = Backoff(first=restart_delay, longest=max(restart_delay, restart_delay_max))
+    supervise(processes, environment, backoff, typer.echo)
+
+
+def _wallet(name: str, *arguments: str) -> Process:
+    return Process(name, [sys.executable, "-m", "wallet", *arguments])

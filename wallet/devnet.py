@@ -7,7 +7,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from chains.devnet import Devnet, start_dev_chain
-from wallet.assets import AssetKind, Catalogue, Chain
+from wallet.assets.service import AssetKind, Catalogue, Chain
 
 
 class DevnetError(RuntimeError):
@@ -63,15 +63,28 @@ def start_node(
         raise DevnetError(f"{chain.name}: port {port} is in use; is a devnet running already?")
     if fresh:
         state.unlink(missing_ok=True)
+    automine, block_time = chain.block_time == 0, chain.block_time or None
+    mined = "a block per transaction" if automine else f"a block every {block_time:g} s"
     if state.exists():
-        node = Devnet(port=port, chain_id=chain.chain_id, load_state=state, dump_state=state)
+        node = Devnet(
+            port=port,
+            chain_id=chain.chain_id,
+            automine=automine,
+            block_time=block_time,
+            load_state=state,
+            dump_state=state,
+        )
         node.start()
-        report(f"{chain.name}: chain id {chain.chain_id} on {node.rpc_url} (resumed)")
+        report(f"{chain.name}: chain id {chain.chain_id} on {node.rpc_url}, {mined} (resumed)")
         return node
     dev = start_dev_chain(
-        chain_id=chain.chain_id, port=port, extra_args=("--dump-state", str(state))
+        chain_id=chain.chain_id,
+        port=port,
+        automine=automine,
+        block_time=block_time,
+        extra_args=("--dump-state", str(state)),
     )
-    report(f"{chain.name}: chain id {chain.chain_id} on {dev.rpc_url}")
+    report(f"{chain.name}: chain id {chain.chain_id} on {dev.rpc_url}, {mined}")
     for asset in catalogue.assets_on(chain.name):
         if (
             asset.kind is AssetKind.ERC20

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from wallet.assets import Catalogue, load_catalogue
+from wallet.assets.service import Catalogue, load_catalogue
 from wallet.database import make_engine, make_session_factory
 from wallet.embedded_postgres import start_embedded_postgres
 from wallet.settings import Settings

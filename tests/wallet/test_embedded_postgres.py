@@ -3,11 +3,11 @@
 from pathlib import Path
 
 from tests.factories import Factory
-from wallet.assets import Catalogue, store_catalogue
+from wallet.assets.service import Catalogue, store_catalogue
 from wallet.database import make_engine, make_session_factory, migrate, unit_of_work
 from wallet.embedded_postgres import start_embedded_postgres
 from wallet.ledger.reconcile import check_ledger
-from wallet.transfers.service import TransferRequest, transfer
+from wallet.transfers.service import TransferRequest
 
 
 def test_the_embedded_server_runs_the_whole_ledger(tmp_path: Path, catalogue: Catalogue) -> None:
@@ -20,9 +20,8 @@ def test_the_embedded_server_runs_the_whole_ledger(tmp_path: Path, catalogue: Ca
         factory = Factory(sessions, catalogue)
         alice, bob = factory.wallet(), factory.wallet()
         factory.fund(alice, "USD", 1_000)
-        with unit_of_work(sessions) as session:
-            request = TransferRequest(factory.tenant_id, alice, bob, "USD", 250)
-            assert transfer(session, catalogue, request).amount == 250
+        made = factory.transfer(TransferRequest(factory.tenant_id, alice, bob, "USD", 250))
+        assert made["amount"] == "2.50"
         with unit_of_work(sessions) as session:
             assert all(check.ok for check in check_ledger(session))
     finally:

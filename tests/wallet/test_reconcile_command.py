@@ -9,7 +9,7 @@ from sqlalchemy import make_url, text
 from typer.testing import CliRunner
 
 from tests.factories import Factory
-from wallet.assets import Catalogue, store_catalogue
+from wallet.assets.service import Catalogue, store_catalogue
 from wallet.cli import app
 from wallet.database import make_engine, make_session_factory, migrate, unit_of_work
 

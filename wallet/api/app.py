@@ -8,15 +8,18 @@ from functools import partial
 from fastapi import FastAPI
 from sqlalchemy import text
 
-from wallet.api import assets, transfers, wallets, webhook_endpoints
 from wallet.api.handlers import install_problem_handlers
 from wallet.apikeys.service import find_active_keys
+from wallet.assets import endpoints as assets
 from wallet.batching import Batcher
 from wallet.database import statement_pool
 from wallet.deposits import endpoints as deposits
 from wallet.deposits.addresses import load_address_book
 from wallet.runtime import Runtime
+from wallet.transfers import endpoints as transfers
 from wallet.transfers.service import transfers_once
+from wallet.wallets import endpoints as wallets
+from wallet.webhooks import endpoints as webhook_endpoints
 from wallet.webhooks.secrets import SecretBox
 
 DESCRIPTION = """

@@ -9,11 +9,11 @@ from fastapi.routing import APIRoute
 from sqlalchemy.orm import Session
 
 from wallet.apikeys.service import ActiveKey
-from wallet.assets import Catalogue
+from wallet.assets.service import Catalogue
 from wallet.batching import Batcher
 from wallet.database import retrying
 from wallet.errors import InvalidRequest, WalletError
-from wallet.idempotency import Outcome
+from wallet.idempotency.service import Outcome
 from wallet.runtime import Runtime
 from wallet.transfers.service import KeyedTransfer
 

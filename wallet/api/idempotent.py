@@ -18,7 +18,7 @@ from wallet.api.auth import Principal
 from wallet.api.dependencies import retry_lost_races
 from wallet.api.problems import problem_response
 from wallet.errors import WalletError
-from wallet.idempotency import IdempotencyKey, Outcome, run_once
+from wallet.idempotency.service import IdempotencyKey, Outcome, run_once
 
 IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"

@@ -21,8 +21,8 @@ from sqlalchemy.orm import Session
 from wallet.apikeys.models import ApiKey, Scope
 from wallet.errors import InvalidRequest, NotFound
 from wallet.ids import new_id
-from wallet.wallets.models import Tenant
-from wallet.wallets.service import create_tenant, tenant_by_name
+from wallet.tenants.models import Tenant
+from wallet.tenants.service import create_tenant, tenant_by_name
 
 SECRET_PREFIX = "wk_live_"  # noqa: S105 - the prefix of every key, not a secret
 _SECRET_BYTES = 32

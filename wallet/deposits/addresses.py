@@ -13,14 +13,11 @@ from dataclasses import dataclass
 
 from custody import DepositKeyTree, MasterSeed, XpubAddressDeriver, load_seed
 from custody.hd import MAX_INDEX
-from wallet.assets import Catalogue, Chain
+from wallet.assets.service import Catalogue, Chain
+from wallet.deposits.errors import AddressBookError
 from wallet.settings import Settings
 
 logger = logging.getLogger(__name__)
-
-
-class AddressBookError(ValueError):
-    """The deposit address configuration is unusable (a process-start error, not a request's)."""
 
 
 def bip44_account(chain: Chain) -> int:

@@ -4,13 +4,10 @@ Mounted by `wallet.api.app.create_app`, which also puts the process's `DepositAd
 (from `wallet.deposits.addresses.load_address_book`) on `app.state.deposit_address_book`.
 """
 
-from datetime import UTC, datetime
 from typing import Annotated, cast
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
-from pydantic import BaseModel, Field
 
-from custody import checksum_address
 from wallet.api.auth import Reader, Transferer
 from wallet.api.dependencies import CatalogueDep, DbSession, known_query_parameters
 from wallet.api.fields import ID_PATTERN, WalletIdPath
@@ -23,9 +20,10 @@ from wallet.api.pagination import (
     page_and_cursor,
 )
 from wallet.api.problems import problem_responses
-from wallet.assets import Catalogue
+from wallet.assets.service import Catalogue
 from wallet.deposits.addresses import DepositAddressBook
-from wallet.deposits.models import Deposit, DepositAddress, DepositStatus
+from wallet.deposits.models import Deposit
+from wallet.deposits.schemas import DepositAddressCreate, DepositAddressOut, DepositOut
 from wallet.deposits.service import (
     current_confirmations,
     deposit_address,
@@ -47,82 +45,6 @@ def address_book(request: Request) -> DepositAddressBook:
 
 
 AddressBookDep = Annotated[DepositAddressBook, Depends(address_book)]
-
-
-class DepositAddressCreate(BaseModel):
-    chain: str = Field(min_length=1, max_length=64, examples=["devnet"])
-
-
-class DepositAddressOut(BaseModel):
-    """Where the wallet's owner sends funds on a chain: ETH and every configured token."""
-
-    id: str = Field(examples=["dad_mfrggzdfmztwq2lknnwg23tpobyxe43u"])
-    wallet_id: str
-    chain: str
-    chain_id: int
-    address: str = Field(
-        examples=["0x9858EfFD232B4033E47d90003D41EC34EcaEda94"], description="EIP-55 checksummed."
-    )
-    created_at: datetime
-
-    @classmethod
-    def of(cls, address: DepositAddress, catalogue: Catalogue) -> "DepositAddressOut":
-        return cls(
-            id=address.id,
-            wallet_id=address.wallet_id,
-            chain=address.chain,
-            chain_id=catalogue.chain(address.chain).chain_id,
-            address=checksum_address(bytes.fromhex(address.address[2:])),
-            created_at=address.created_at.astimezone(UTC),
-        )
-
-
-class DepositOut(BaseModel):
-    """A transfer to a deposit address. Only `credited` deposits are in the spendable balance;
-    `seen` ones show as pending in."""
-
-    id: str = Field(examples=["dep_mfrggzdfmztwq2lknnwg23tpobyxe43u"])
-    wallet_id: str
-    chain: str
-    asset: str
-    amount: str = Field(examples=["1.500000"])
-    status: DepositStatus
-    confirmations: int
-    confirmations_required: int
-    tx_hash: str
-    log_index: int = Field(
-        description="The ERC-20 log's index; -1 for a transaction's own ETH value, -2 and below "
-        "for ETH sent by a contract's internal call."
-    )
-    block_number: int
-    block_hash: str
-    from_address: str
-    to_address: str
-    seen_at: datetime
-    credited_at: datetime | None
-
-    @classmethod
-    def of(cls, deposit: Deposit, catalogue: Catalogue, confirmations: int) -> "DepositOut":
-        return cls(
-            id=deposit.id,
-            wallet_id=deposit.wallet_id,
-            chain=deposit.chain,
-            asset=deposit.asset,
-            amount=catalogue.asset(deposit.asset).format(deposit.amount),
-            status=DepositStatus(deposit.status),
-            confirmations=confirmations,
-            confirmations_required=catalogue.chain(deposit.chain).confirmations,
-            tx_hash=deposit.tx_hash,
-            log_index=deposit.log_index,
-            block_number=deposit.block_number,
-            block_hash=deposit.block_hash,
-            from_address=deposit.from_address,
-            to_address=deposit.to_address,
-            seen_at=deposit.seen_at.astimezone(UTC),
-            credited_at=None
-            if deposit.credited_at is None
-            else deposit.credited_at.astimezone(UTC),
-        )
 
 
 @router.post(
@@ -187,7 +109,7 @@ def list_(
     page, next_cursor = page_and_cursor(deposits, limit, lambda d: Position(d.seen_at, d.id))
     counts = current_confirmations(session, page)
     return Page(
-        data=[DepositOut.of(d, catalogue, counts[d.id]) for d in page], next_cursor=next_cursor
+        data=[_deposit_out(d, catalogue, counts[d.id]) for d in page], next_cursor=next_cursor
     )
 
 
@@ -199,4 +121,9 @@ def get(
     catalogue: CatalogueDep,
 ) -> DepositOut:
     deposit = get_deposit(session, principal.tenant_id, deposit_id)
-    return DepositOut.of(deposit, catalogue, current_confirmations(session, [deposit])[deposit.id])
+    return _deposit_out(deposit, catalogue, current_confirmations(session, [deposit])[deposit.id])
+
+
+def _deposit_out(deposit: Deposit, catalogue: Catalogue, confirmations: int) -> DepositOut:
+    asset, chain = catalogue.asset(deposit.asset), catalogue.chain(deposit.chain)
+    return DepositOut.of(deposit, asset, chain, confirmations)

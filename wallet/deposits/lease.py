@@ -13,13 +13,11 @@ import threading
 import psycopg
 from sqlalchemy import Engine
 
+from wallet.deposits.errors import LeaseLost
+
 logger = logging.getLogger(__name__)
 
 _LOCK_NAMESPACE = "wallet.deposits.watcher:"
-
-
-class LeaseLost(RuntimeError):
-    """The lease connection broke, so the lock may be someone else's now: stop writing."""
 
 
 class ChainLease:

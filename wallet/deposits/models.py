@@ -1,38 +1,20 @@
 """Typed models of deposit addresses, deposits and chain positions (tables: migration 0004)."""
 
 from datetime import datetime
-from decimal import Decimal
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, Dialect, ForeignKey, Numeric
+from sqlalchemy import BigInteger, ForeignKey
 from sqlalchemy.orm import Mapped, mapped_column
-from sqlalchemy.types import TypeDecorator
 
-from wallet.models import Base
-from wallet.wallets.models import Tenant, Wallet
+from wallet.models import Base, Units
+from wallet.tenants.models import Tenant
+from wallet.wallets.models import Wallet
 
 # Tables the foreign keys below name; imported so the mapper can resolve them in any process.
 REFERENCED_MODELS = (Tenant, Wallet)
 
 ADDRESS_PREFIX = "dad"
 DEPOSIT_PREFIX = "dep"
-
-
-class Units(TypeDecorator[int]):
-    """An amount in minor units: NUMERIC(78,0) in PostgreSQL, int in Python (never Decimal)."""
-
-    impl = Numeric(78, 0)
-    cache_ok = True
-
-    def process_bind_param(self, value: int | None, dialect: Dialect) -> Decimal | None:
-        return None if value is None else Decimal(value)
-
-    def process_result_value(self, value: object, dialect: Dialect) -> int | None:
-        if value is None:
-            return None
-        if not isinstance(value, Decimal | int):
-            raise TypeError(f"expected a numeric amount, got {type(value).__name__}")
-        return int(value)
 
 
 class DepositStatus(StrEnum):

@@ -8,8 +8,9 @@ from sqlalchemy import select, text, tuple_
 from sqlalchemy.orm import Session
 
 from custody import InvalidChildKey
-from wallet.assets import Catalogue
-from wallet.deposits.addresses import AddressBookError, DepositAddressBook
+from wallet.assets.service import Catalogue
+from wallet.deposits.addresses import DepositAddressBook
+from wallet.deposits.errors import AddressBookError, DepositAddressesUnavailable, UnknownDeposit
 from wallet.deposits.models import (
     ADDRESS_PREFIX,
     ChainCursor,
@@ -17,21 +18,9 @@ from wallet.deposits.models import (
     DepositAddress,
     DepositStatus,
 )
-from wallet.errors import NotFound, WalletError
 from wallet.ids import new_id
 from wallet.wallets.models import WalletStatus
 from wallet.wallets.service import UnknownWallet, WalletNotActive
-
-
-class DepositAddressesUnavailable(WalletError):
-    status_code = 503
-    problem = "deposit-addresses-unavailable"
-    title = "This service is not configured to issue deposit addresses on this chain"
-
-
-class UnknownDeposit(NotFound):
-    problem = "unknown-deposit"
-    title = "No such deposit"
 
 
 @dataclass(frozen=True)

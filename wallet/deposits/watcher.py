@@ -18,11 +18,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import FrameType
 
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from chains import (
+    AddressSet,
     Advance,
     BlockHeader,
     ChainFollower,
@@ -33,37 +34,16 @@ from chains import (
     StepResult,
     TraceMode,
     fetch_header,
+    next_window,
 )
-from wallet.assets import Catalogue
+from wallet.assets.service import Catalogue
 from wallet.database import run_transaction, unit_of_work
-from wallet.deposits.lease import ChainLease, LeaseLost
-from wallet.deposits.recording import (
-    ChainAssets,
-    DepositChanges,
-    load_window,
-    lock_cursor,
-    record_advance,
-    record_rollback,
-)
-from wallet.runtime import Runtime
+from wallet.deposits.arrivals import ChainAssets, DepositChanges
+from wallet.deposits.errors import LeaseLost, ReorgBeyondWindow, StaleWindow
+from wallet.deposits.lease import ChainLease
+from wallet.deposits.window import load_window, lock_cursor, record_advance, record_rollback
 
 logger = logging.getLogger(__name__)
-
-
-class WatcherHalted(RuntimeError):
-    """The watcher cannot go on safely by itself; an operator must look."""
-
-
-class ReorgBeyondWindow(WatcherHalted):
-    """Every stored header was replaced: the reorg is deeper than the header window."""
-
-
-class WrongChain(WatcherHalted):
-    """The node's chain id is not the configured chain's."""
-
-
-class StaleWindow(RuntimeError):
-    """The stored cursor moved under this watcher (another one wrote): reload and go on."""
 
 
 @dataclass(frozen=True)
@@ -154,8 +134,8 @@ class DepositWatcher:
             raise ValueError("the header window must be longer than the confirmations needed")
         self._sessions = sessions
         self._rpc = rpc
-        self._watched: set[str] = set()
-        """The chain's deposit addresses, lowercase hex as stored (and as the follower asks)."""
+        self._watched = AddressSet()
+        """The chain's deposit addresses."""
         self._last_index = -1
         self._window: list[BlockHeader] | None = None
         self._follower: ChainFollower | None = None
@@ -176,15 +156,9 @@ class DepositWatcher:
         return len(self._watched)
 
     def load(self) -> None:
-        """(Re)load the stored header window; check that the node serves the configured chain."""
+        """(Re)load the stored header window; the follower checks the node's chain id first."""
         if self._prefetch is not None:
             self._prefetch.wait()  # kept: the window reloaded may be the one it was for
-        chain_id = int(self._rpc.call("eth_chainId"), 16)
-        if chain_id != self.assets.chain.chain_id:
-            raise WrongChain(
-                f"{self.chain}: {self._rpc.url} serves chain id {chain_id}, "
-                f"configured {self.assets.chain.chain_id}"
-            )
         with unit_of_work(self._sessions) as session:
             window = load_window(session, self.chain, self.options.window_size)
         start = self.options.start_block
@@ -197,6 +171,7 @@ class DepositWatcher:
             tokens=self.assets.follower_tokens(),
             trace_mode=self.options.trace_mode,
             start_block=start or 0,
+            chain_id=self.assets.chain.chain_id,
         )
         self._window = window
 
@@ -214,7 +189,7 @@ class DepositWatcher:
             blocks = result.blocks
             if not blocks:
                 return StepOutcome(head=head, tip=tip)
-            advanced = [*window, *(b.header for b in blocks)][-self.options.window_size :]
+            advanced = next_window(window, result, self.options.window_size)
             if blocks[-1].header.number < head:
                 # Catching up: the next blocks are fetched while these are written. Should the
                 # write fail, the window stays as it was and the fetch is not used.
@@ -230,7 +205,7 @@ class DepositWatcher:
                 "more; deposits credited in the replaced blocks must be checked by hand"
             )
         changes = self._write(tip, lambda s: record_rollback(s, self.assets, ancestor))
-        self._window = [h for h in window if h.number <= ancestor.number]
+        self._window = next_window(window, result, self.options.window_size)
         return StepOutcome(head, ancestor, rolled_back_to=ancestor, changes=changes)
 
     def _fetch(self, window: list[BlockHeader]) -> _Fetched:
@@ -285,7 +260,8 @@ class DepositWatcher:
                 {"chain": self.chain, "last": self._last_index},
             ).one()
         if last is not None:
-            self._watched.update(addresses)
+            for address in addresses:
+                self._watched.add(address)
             self._last_index = last
 
     def run(self, lease: ChainLease, stop: threading.Event) -> None:
@@ -371,13 +347,16 @@ def _log_outcome(chain: str, outcome: StepOutcome) -> None:
 
 
 def watch(
-    runtime: Runtime,
+    sessions: sessionmaker[Session],
+    engine: Engine,
+    catalogue: Catalogue,
     chain: str,
+    *,
     options: WatcherOptions | None = None,
     stop: threading.Event | None = None,
 ) -> None:
     """Run the watcher of `chain` until SIGTERM or SIGINT (or `stop`)."""
-    config = runtime.catalogue.chain(chain)
+    config = catalogue.chain(chain)
     stop = stop or threading.Event()
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
@@ -388,8 +367,8 @@ def watch(
     signal.signal(signal.SIGINT, request_stop)
     logger.info("%s: following %s (chain id %d)", chain, config.rpc_url, config.chain_id)
     with RpcClient(config.rpc_url) as rpc:
-        watcher = DepositWatcher(runtime.sessions, runtime.catalogue, chain, rpc, options)
-        watcher.run(ChainLease.for_engine(runtime.engine, chain), stop)
+        watcher = DepositWatcher(sessions, catalogue, chain, rpc, options)
+        watcher.run(ChainLease.for_engine(engine, chain), stop)
 
 
 def configure_logging() -> None:

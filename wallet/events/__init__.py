@@ -1,1 +1,1 @@
-"""Events out: the transactional outbox and its relay to the webhook deliveries."""
+"""Events out: the transactional outbox and the registry of event types."""

@@ -14,17 +14,17 @@ import psycopg
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from wallet.assets import Catalogue
+from wallet.assets.service import Catalogue
 from wallet.errors import InvalidRequest, NotFound, WalletError
-from wallet.events.outbox import EVENT_PREFIX
-from wallet.idempotency import IdempotencyConflict, IdempotencyKey, Outcome, replayed
+from wallet.events.service import EVENT_PREFIX, registered
+from wallet.idempotency.service import IdempotencyConflict, IdempotencyKey, Outcome, replayed
 from wallet.ids import new_id
 from wallet.ledger.errors import ErrorCode, error_from_outcome
 from wallet.money import check_units
 from wallet.wallets.service import UnknownWallet, WalletNotActive
 
 PREFIX = "trf_"
-TRANSFER_CREATED = "transfer.created"
+TRANSFER_CREATED = registered("transfer.created")
 # Times in transfer documents: UTC to the microsecond, as transfer_once writes them.
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
@@ -60,58 +60,6 @@ class Transfer:
     memo: str | None
     metadata: dict[str, Any]
     created_at: datetime
-
-
-def transfer(session: Session, catalogue: Catalogue, request: TransferRequest) -> Transfer:
-    """Move the amount at once, or raise why not; nothing is written on failure."""
-    (result,) = transfer_batch(session, catalogue, [request], atomic=True)
-    if isinstance(result, WalletError):
-        raise result
-    return result
-
-
-def transfer_batch(
-    session: Session,
-    catalogue: Catalogue,
-    requests: Sequence[TransferRequest],
-    *,
-    atomic: bool,
-) -> list[Transfer | WalletError]:
-    """Many transfers in one database call, each with its own result.
-
-    With `atomic`, the first failure fails them all and nothing is written. Invalid requests
-    (unknown asset or wallet, same wallet, bad amount) fail the same way as refused ones.
-    """
-    checked: list[dict[str, Any] | WalletError] = []
-    for request in requests:
-        try:
-            checked.append(_checked(catalogue, request))
-        except WalletError as error:
-            if atomic:
-                return [error for _ in requests]
-            checked.append(error)
-    valid = [item for item in checked if not isinstance(item, WalletError)]
-    applied = iter(_apply(session, valid, atomic=atomic) if valid else [])
-    results: list[Transfer | WalletError] = []
-    for request, item in zip(requests, checked, strict=True):
-        outcome = item if isinstance(item, WalletError) else next(applied)
-        if isinstance(outcome, WalletError):
-            results.append(outcome)
-            continue
-        transaction_id, created_at = outcome
-        results.append(
-            Transfer(
-                id=f"{PREFIX}{transaction_id}",
-                source_wallet_id=request.source_wallet_id,
-                destination_wallet_id=request.destination_wallet_id,
-                asset=request.asset,
-                amount=request.amount,
-                memo=request.memo,
-                metadata=dict(request.metadata),
-                created_at=created_at,
-            )
-        )
-    return results
 
 
 @dataclass(frozen=True)
@@ -222,9 +170,8 @@ def get_transfer(session: Session, tenant_id: str, transfer_id: str) -> Transfer
     )
 
 
-# The transfer's postings are `transfer_apply`'s (wallet/sql/functions); refusals come back as
-# ledger_apply's failures, plus those of the wallets.
-_APPLY = text("SELECT transfer_apply(CAST(:transfers AS jsonb), :atomic)")
+# The transfer's postings are `transfer_apply`'s, called by `transfer_once` (both in
+# wallet/sql/functions); refusals come back as ledger_apply's failures, plus the wallets'.
 _ONCE = "SELECT transfer_once(%s::jsonb, %s, %s)"
 
 
@@ -242,23 +189,6 @@ def _checked(catalogue: Catalogue, request: TransferRequest) -> dict[str, Any]:
         "amount": str(amount),
         "metadata": {"memo": request.memo, "app": dict(request.metadata)},
     }
-
-
-def _apply(
-    session: Session, transfers: Sequence[dict[str, Any]], *, atomic: bool
-) -> list[tuple[int, datetime] | WalletError]:
-    answer: dict[str, Any] = session.execute(
-        _APPLY, {"transfers": json.dumps(transfers), "atomic": atomic}
-    ).scalar_one()
-    if atomic and not answer["ok"]:
-        failure = _refusal(answer["results"][-1])
-        return [failure for _ in transfers]
-    return [
-        (int(item["transaction_id"]), datetime.fromisoformat(item["created_at"]))
-        if item["ok"]
-        else _refusal(item)
-        for item in answer["results"]
-    ]
 
 
 def _refused(outcome: dict[str, Any]) -> Outcome:

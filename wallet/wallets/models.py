@@ -1,4 +1,4 @@
-"""Typed models of tenants and wallets (the tables come from the migrations)."""
+"""Typed models of wallets (the tables come from the migrations)."""
 
 from datetime import datetime
 from enum import StrEnum
@@ -15,14 +15,6 @@ class WalletStatus(StrEnum):
     ACTIVE = "active"
     FROZEN = "frozen"
     CLOSED = "closed"
-
-
-class Tenant(Base):
-    __tablename__ = "tenants"
-
-    id: Mapped[str] = mapped_column(primary_key=True)
-    name: Mapped[str]
-    created_at: Mapped[datetime] = mapped_column(server_default="now()")
 
 
 class Wallet(Base):

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from wallet.errors import Conflict, NotFound
 from wallet.ids import new_id
-from wallet.wallets.models import Tenant, Wallet, WalletStatus
+from wallet.wallets.models import Wallet, WalletStatus
 
 
 class UnknownWallet(NotFound):
@@ -20,17 +20,6 @@ class UnknownWallet(NotFound):
 class WalletNotActive(Conflict):
     problem = "wallet-not-active"
     title = "The wallet is frozen or closed"
-
-
-def create_tenant(session: Session, name: str) -> Tenant:
-    tenant = Tenant(id=new_id("ten"), name=name)
-    session.add(tenant)
-    session.flush()
-    return tenant
-
-
-def tenant_by_name(session: Session, name: str) -> Tenant | None:
-    return session.scalars(select(Tenant).where(Tenant.name == name)).one_or_none()
 
 
 def create_wallet(

@@ -7,53 +7,27 @@ caller's unit of work does.
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 from typing import Any, Final
 from urllib.parse import urlsplit
 
 from sqlalchemy import Row, text
 from sqlalchemy.orm import Session
 
-from wallet.errors import InvalidRequest, NotFound
-from wallet.events.types import is_subscription
+from wallet.events.service import is_subscription
 from wallet.ids import new_id
+from wallet.webhooks.errors import (
+    InvalidDeliveryPage,
+    InvalidWebhookUrl,
+    UnknownEventTypes,
+    UnknownWebhookDelivery,
+    UnknownWebhookEndpoint,
+)
+from wallet.webhooks.models import ENDPOINT_PREFIX, DeliveryStatus
+from wallet.webhooks.repository import give_up_for_deleted_endpoint
 from wallet.webhooks.secrets import SecretBox, new_signing_secret
 
-ENDPOINT_PREFIX: Final = "whe"
-DELIVERY_PREFIX: Final = "whd"
 MAX_URL_LENGTH: Final = 2048
 MAX_DELIVERIES_PAGE: Final = 200
-
-
-class DeliveryStatus(StrEnum):
-    PENDING = "pending"
-    DELIVERED = "delivered"
-    FAILED = "failed"  # given up after the retry period, or the endpoint was deleted
-
-
-class InvalidWebhookUrl(InvalidRequest):
-    problem = "invalid-webhook-url"
-    title = "The webhook URL is not a valid http(s) URL"
-
-
-class UnknownEventTypes(InvalidRequest):
-    problem = "unknown-event-types"
-    title = "Unknown event types"
-
-
-class InvalidDeliveryPage(InvalidRequest):
-    problem = "invalid-delivery-page"
-    title = "The page of deliveries asked for is not valid"
-
-
-class UnknownWebhookEndpoint(NotFound):
-    problem = "unknown-webhook-endpoint"
-    title = "No such webhook endpoint"
-
-
-class UnknownWebhookDelivery(NotFound):
-    problem = "unknown-webhook-delivery"
-    title = "No such webhook delivery"
 
 
 @dataclass(frozen=True)
@@ -164,16 +138,7 @@ def delete_endpoint(session: Session, tenant_id: str, endpoint_id: str) -> None:
     ).one_or_none()
     if deleted is None:
         raise UnknownWebhookEndpoint(f"no webhook endpoint {endpoint_id}")
-    session.execute(
-        text(
-            """
-            UPDATE webhook_deliveries
-            SET status = 'failed', next_attempt_at = NULL, last_error = 'endpoint deleted'
-            WHERE endpoint_id = :id AND status = 'pending'
-            """
-        ),
-        {"id": endpoint_id},
-    )
+    give_up_for_deleted_endpoint(session, endpoint_id)
 
 
 def list_deliveries(

@@ -8,8 +8,8 @@ import httpx
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from tests.wallet.api.conftest import ApiTenant, bearer_client
-from tests.wallet.api.helpers import assert_problem, idempotency_key, transfer_body
+from tests.api_fixtures import ApiTenant, bearer_client
+from tests.api_helpers import assert_problem, idempotency_key, transfer_body
 from wallet.apikeys.models import Scope
 from wallet.apikeys.service import SECRET_PREFIX, create_key, revoke_key
 from wallet.database import unit_of_work

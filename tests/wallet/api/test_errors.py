@@ -2,8 +2,8 @@
 
 import httpx
 
-from tests.wallet.api.conftest import ApiTenant
-from tests.wallet.api.helpers import assert_problem
+from tests.api_fixtures import ApiTenant
+from tests.api_helpers import assert_problem
 
 
 def test_routing_errors_are_problems(api_url: str) -> None:

@@ -2,8 +2,8 @@
 
 import pytest
 
-from tests.wallet.api.conftest import ApiTenant
-from tests.wallet.api.helpers import assert_problem, post_transfer, transfer_body
+from tests.api_fixtures import ApiTenant
+from tests.api_helpers import assert_problem, post_transfer, transfer_body
 
 
 @pytest.fixture

@@ -13,10 +13,10 @@ from schemathesis.config import SchemathesisConfig
 from schemathesis.core.transport import Response
 from sqlalchemy.orm import Session, sessionmaker
 
+from tests.api_fixtures import ALL_SCOPES, issue_key
 from tests.factories import Factory
-from tests.wallet.api.conftest import ALL_SCOPES, issue_key
 from wallet.api.problems import PROBLEM_MEDIA_TYPE
-from wallet.assets import Catalogue
+from wallet.assets.service import Catalogue
 
 # Business rules beyond the schema (an unknown asset, too many decimals, funds too low) answer
 # schema-valid requests with 422 problems; that is an accepted answer here.

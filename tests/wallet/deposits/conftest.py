@@ -20,12 +20,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from chains.devnet import DevChain, start_dev_chain
 from custody import MasterSeed
 from tests.factories import Factory
-from wallet.assets import Asset, AssetKind, Catalogue, Chain, store_catalogue
+from wallet.assets.service import Asset, AssetKind, Catalogue, Chain, store_catalogue
 from wallet.database import unit_of_work
 from wallet.deposits.addresses import DepositAddressBook
 from wallet.deposits.service import deposit_address
 from wallet.deposits.watcher import DepositWatcher, StepOutcome, WatcherOptions
-from wallet.ledger.accounts import Balance, balance, user_account
+from wallet.ledger.repository import Balance, balance, user_account
 
 # The BIP-39 test vector mnemonic: a known seed, never one for real funds.
 TEST_MNEMONIC = " ".join(["abandon"] * 11 + ["about"])

@@ -9,10 +9,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from custody import DepositKeyTree, InvalidExtendedKey, MasterSeed
 from tests.factories import Factory
 from tests.wallet.deposits.conftest import IsolatedChain, LiveChain
-from wallet.assets import Catalogue, UnknownChain
+from wallet.assets.service import Catalogue, UnknownChain
 from wallet.database import unit_of_work
-from wallet.deposits.addresses import AddressBookError, DepositAddressBook
-from wallet.deposits.service import DepositAddressesUnavailable, IssuedAddress, deposit_address
+from wallet.deposits.addresses import DepositAddressBook
+from wallet.deposits.errors import AddressBookError, DepositAddressesUnavailable
+from wallet.deposits.service import IssuedAddress, deposit_address
 from wallet.wallets.models import WalletStatus
 from wallet.wallets.service import UnknownWallet, WalletNotActive, set_status
 

@@ -17,7 +17,7 @@ from tests.wallet.deposits.conftest import CONFIRMATIONS, LiveChain, settle
 from wallet.api.app import create_app
 from wallet.apikeys.models import Scope
 from wallet.apikeys.service import create_key
-from wallet.assets import Catalogue
+from wallet.assets.service import Catalogue
 from wallet.database import unit_of_work
 from wallet.runtime import Runtime
 from wallet.settings import Settings

@@ -8,7 +8,7 @@ import pytest
 
 from custody import MasterSeed, create_keystore
 from tests.wallet.deposits.conftest import TEST_MNEMONIC
-from wallet.assets import Catalogue
+from wallet.assets.service import Catalogue
 from wallet.deposits.addresses import DepositAddressBook, load_address_book
 from wallet.settings import Settings
 

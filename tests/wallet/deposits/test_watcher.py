@@ -17,12 +17,12 @@ from tests.wallet.deposits.conftest import (
     events_of,
     settle,
 )
-from wallet.assets import Catalogue
+from wallet.assets.service import Catalogue
 from wallet.database import unit_of_work
+from wallet.deposits.errors import StaleWindow
 from wallet.deposits.models import DepositStatus
-from wallet.deposits.watcher import StaleWindow
 from wallet.ledger.reconcile import check_ledger
-from wallet.transfers.service import TransferRequest, transfer
+from wallet.transfers.service import TransferRequest
 
 ETH = 10**18
 USDC = 10**6
@@ -256,12 +256,9 @@ def test_a_reorg_deeper_than_the_confirmations_reverses_credits_and_raises_an_al
     settle(watcher)
     assert {d["status"] for d in deposits_of(chain.sessions, [keeper, spender])} == {CREDITED}
     raw_eth = chain.raw_transaction(eth_tx)
-    with unit_of_work(chain.sessions) as session:  # the spender spends 60 of its 100 USDC
-        transfer(
-            session,
-            chain.catalogue,
-            TransferRequest(factory.tenant_id, spender, friend, chain.token, 60 * USDC),
-        )
+    # The spender spends 60 of its 100 USDC.
+    spent = TransferRequest(factory.tenant_id, spender, friend, chain.token, 60 * USDC)
+    factory.transfer(spent, chain.catalogue)
 
     chain.dev.devnet.reorg(CONFIRMATIONS + 1, [(marker_tx(chain), 0)])
     with caplog.at_level(logging.CRITICAL, logger="wallet.deposits"):

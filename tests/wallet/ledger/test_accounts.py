@@ -1,4 +1,4 @@
-"""The batch lookup of wallet accounts a watcher step uses (`wallet.ledger.accounts`)."""
+"""The batch lookup of wallet accounts a watcher step uses (`wallet.ledger.repository`)."""
 
 import threading
 
@@ -6,7 +6,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tests.factories import Factory
 from wallet.database import unit_of_work
-from wallet.ledger.accounts import user_account, user_accounts
+from wallet.ledger.repository import user_account, user_accounts
 
 
 def test_accounts_are_found_or_created_for_many_wallets_at_once(

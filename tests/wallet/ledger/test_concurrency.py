@@ -9,11 +9,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from tests.factories import Factory
 from wallet.database import run_transaction, unit_of_work
 from wallet.errors import WalletError
-from wallet.ledger import postings
-from wallet.ledger.accounts import balance
+from wallet.ledger import service as postings
 from wallet.ledger.errors import HoldAlreadyResolved, InsufficientFunds
-from wallet.ledger.postings import Posting, Reason, TransactionRequest
 from wallet.ledger.reconcile import check_ledger
+from wallet.ledger.repository import balance
+from wallet.ledger.service import Posting, Reason, TransactionRequest
 
 WORKERS = 16
 TRANSFERS_PER_WORKER = 200

@@ -4,9 +4,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tests.factories import Factory
 from wallet.database import unit_of_work
-from wallet.ledger import postings
-from wallet.ledger.history import HistoryEntry, HistoryFilter, PostingKey, wallet_history
-from wallet.ledger.postings import Posting, Reason, TransactionRequest
+from wallet.ledger import service as postings
+from wallet.ledger.repository import HistoryEntry, HistoryFilter, PostingKey, wallet_history
+from wallet.ledger.service import Posting, Reason, TransactionRequest
 
 
 def read_in_slices(

@@ -4,8 +4,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tests.factories import Factory
 from wallet.database import unit_of_work
-from wallet.ledger import postings
-from wallet.ledger.accounts import balance, posted_at_time, posted_at_version, system_account
+from wallet.ledger import service as postings
 from wallet.ledger.errors import (
     AlreadyReversed,
     DuplicateExternalReference,
@@ -14,7 +13,8 @@ from wallet.ledger.errors import (
     InsufficientFunds,
     Unbalanced,
 )
-from wallet.ledger.postings import ExternalReference, Posting, Reason, TransactionRequest
+from wallet.ledger.repository import balance, posted_at_time, posted_at_version, system_account
+from wallet.ledger.service import ExternalReference, Posting, Reason, TransactionRequest
 
 
 def move(source: int, destination: int, amount: int, **extra: object) -> TransactionRequest:

@@ -10,10 +10,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from tests.factories import Factory
 from wallet.database import unit_of_work
 from wallet.errors import WalletError
-from wallet.ledger import postings
-from wallet.ledger.accounts import balance
-from wallet.ledger.postings import Posting, Reason, TransactionRequest
+from wallet.ledger import service as postings
 from wallet.ledger.reconcile import check_ledger
+from wallet.ledger.repository import balance
+from wallet.ledger.service import Posting, Reason, TransactionRequest
 
 ACCOUNTS = 4
 START = 100

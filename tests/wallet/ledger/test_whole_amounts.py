@@ -9,9 +9,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tests.factories import FUNDING_ACCOUNT, Factory
 from wallet.database import unit_of_work
-from wallet.ledger.accounts import balance, system_account
 from wallet.ledger.errors import ErrorCode
 from wallet.ledger.reconcile import check_ledger
+from wallet.ledger.repository import balance, system_account
 
 
 def ledger_apply(

@@ -1,7 +1,7 @@
 """Transfer requests under idempotency keys, as the API makes them."""
 
 from tests.factories import Factory
-from wallet.idempotency import IdempotencyKey
+from wallet.idempotency.service import IdempotencyKey
 from wallet.transfers.service import KeyedTransfer, TransferRequest
 
 

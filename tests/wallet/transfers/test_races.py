@@ -15,13 +15,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tests.factories import Factory
 from tests.wallet.transfers.keyed import keyed
-from wallet.assets import Catalogue
+from wallet.assets.service import Catalogue
 from wallet.batching import Batcher
 from wallet.database import statement_pool, unit_of_work
 from wallet.errors import WalletError
-from wallet.idempotency import Outcome
-from wallet.ledger.accounts import balance
+from wallet.idempotency.service import Outcome
 from wallet.ledger.errors import InsufficientFunds
+from wallet.ledger.repository import balance
 from wallet.transfers.service import KeyedTransfer, transfers_once
 from wallet.wallets.models import WalletStatus
 from wallet.wallets.service import WalletNotActive, set_status

@@ -1,0 +1,1 @@
+"""Assets and chains: the catalogue of what the service holds, and its API."""

@@ -1,0 +1,275 @@
+"""Crediting and reversal: confirmations counted, deposits credited once, reorgs undone.
+
+A `seen` deposit whose confirmations (tip - block + 1) reach the chain's requirement while
+its block is still in the stored header window is `credited`: posted once with the external
+reference ('deposit', chain:tx:log_index), unique in the ledger. Until then it is held from
+`chain:<chain>` to the wallet (pending in, not spendable). A block rolled back before the
+credit leaves the deposit `orphaned` (hold voided); after it, `reversed` by a compensating
+ledger transaction, with a `deposit.reversed` alert.
+"""
+
+import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from sqlalchemy import bindparam, select, text
+from sqlalchemy.orm import Session
+
+from chains import BlockHeader
+from wallet.assets.service import Asset, Chain
+from wallet.deposits.arrivals import ChainAssets, DepositChanges
+from wallet.deposits.models import ChainHeader, Deposit, DepositStatus
+from wallet.deposits.schemas import DepositOut
+from wallet.events.service import Event
+from wallet.ledger import service as ledger
+from wallet.ledger.errors import InsufficientFunds
+from wallet.ledger.repository import balance, system_account, user_accounts
+from wallet.ledger.service import ExternalReference, Posting, Reason, TransactionRequest
+
+logger = logging.getLogger(__name__)
+
+EXTERNAL_KIND = "deposit"
+
+
+# `seen` deposits whose block is in the stored header window.
+_WAITING_DEPOSITS = (
+    select(Deposit)
+    .join(
+        ChainHeader,
+        (ChainHeader.chain == Deposit.chain)
+        & (ChainHeader.number == Deposit.block_number)
+        & (ChainHeader.hash == Deposit.block_hash),
+    )
+    .where(Deposit.chain == bindparam("chain"), Deposit.status == DepositStatus.SEEN)
+    .order_by(Deposit.block_number, Deposit.id)
+    .with_for_update(of=Deposit)
+)
+
+
+def confirm(
+    session: Session,
+    assets: ChainAssets,
+    tip: BlockHeader,
+    arrived: Sequence[Deposit],
+    changes: DepositChanges,
+) -> list[Deposit]:
+    """Count confirmations of `seen` deposits in canonical blocks, those in stored blocks and
+    those `arrived` in this step's blocks; credit the confirmed ones (returned), put the others
+    on hold (pending in) if they are not yet."""
+    chain = assets.name
+    stored = session.scalars(_WAITING_DEPOSITS, {"chain": chain}).all()
+    pending = sorted([*stored, *arrived], key=lambda d: (d.block_number, d.id))
+    if not pending:
+        return []
+    required = assets.chain.confirmations
+    confirmed: list[Deposit] = []
+    waiting: list[Deposit] = []
+    for deposit in pending:
+        deposit.confirmations = tip.number - deposit.block_number + 1
+        (confirmed if deposit.confirmations >= required else waiting).append(deposit)
+    unheld = [d for d in waiting if d.hold_id is None]
+    if not confirmed and not unheld:
+        session.flush()
+        return []
+    accounts = ChainAccounts(session, chain)
+    accounts.lock([*confirmed, *unheld])
+    if confirmed:
+        credit(session, accounts, assets, confirmed)
+        for deposit in confirmed:
+            changes.credited.append(deposit.id)
+    for deposit in unheld:
+        hold = ledger.place_hold(
+            session,
+            accounts.chain(deposit.asset),
+            accounts.wallet(deposit.wallet_id, deposit.asset),
+            deposit.amount,
+            Reason.DEPOSIT,
+            metadata={"deposit_id": deposit.id},
+        )
+        deposit.hold_id = hold.id
+    session.flush()
+    return confirmed
+
+
+def credit(
+    session: Session, accounts: "ChainAccounts", assets: ChainAssets, deposits: Sequence[Deposit]
+) -> None:
+    """Post each deposit from the chain's account to its wallet, all in one ledger call.
+
+    A hold, if any, is voided first and the credit is posted as its own transaction: a hold's
+    posting carries no external reference, and the reference is what makes a second credit
+    of the same deposit impossible in the database.
+    """
+    requests = []
+    for deposit in deposits:
+        if deposit.hold_id is not None:
+            ledger.void_hold(session, deposit.hold_id)
+        requests.append(
+            TransactionRequest(
+                reason=Reason.DEPOSIT,
+                postings=[
+                    Posting(accounts.chain(deposit.asset), -deposit.amount),
+                    Posting(accounts.wallet(deposit.wallet_id, deposit.asset), deposit.amount),
+                ],
+                metadata={"deposit_id": deposit.id, "chain": deposit.chain},
+                external=ExternalReference(EXTERNAL_KIND, credit_reference(deposit)),
+            )
+        )
+    results = ledger.apply(session, requests, atomic=True)
+    for deposit, result in zip(deposits, results, strict=True):
+        if result.error is not None:
+            raise result.error
+        deposit.status = DepositStatus.CREDITED
+        deposit.credit_transaction_id = result.transaction_id
+        deposit.credited_at = deposit.updated_at = datetime.now(UTC)
+    logger.info("%s: credited %d deposit(s)", assets.name, len(deposits))
+
+
+def credit_reference(deposit: Deposit) -> str:
+    """The ledger's external reference of the deposit's credit: chain:tx_hash:log_index.
+
+    A credit reversed after a deep reorg may be credited again when the transfer is re-mined;
+    that credit's reference carries the number of reversals before it.
+    """
+    base = f"{deposit.chain}:{deposit.tx_hash}:{deposit.log_index}"
+    return base if deposit.reversal_count == 0 else f"{base}:{deposit.reversal_count}"
+
+
+def reverse_credit(
+    session: Session, accounts: "ChainAccounts", assets: ChainAssets, deposit: Deposit, asset: Asset
+) -> None:
+    """Undo a credit whose block left the chain. What the wallet can no longer cover (it was
+    spent) is booked to `reorg-shortfall:<chain>` so the reversal always happens."""
+    assert deposit.credit_transaction_id is not None
+    metadata = {"deposit_id": deposit.id, "reorg": True}
+    try:
+        reversal = ledger.reverse(session, deposit.credit_transaction_id, metadata)
+        shortfall = 0
+    except InsufficientFunds:
+        wallet_account = accounts.wallet(deposit.wallet_id, deposit.asset)
+        available = max(0, balance(session, wallet_account).available)
+        taken = min(deposit.amount, available)
+        shortfall = deposit.amount - taken
+        lines = [
+            Posting(accounts.chain(deposit.asset), deposit.amount),
+            Posting(
+                system_account(session, f"reorg-shortfall:{assets.name}", deposit.asset), -shortfall
+            ),
+        ]
+        if taken:
+            lines.append(Posting(wallet_account, -taken))
+        reversal = ledger.post(
+            session,
+            TransactionRequest(
+                reason=Reason.REVERSAL,
+                postings=lines,
+                metadata=metadata | {"shortfall": str(shortfall)},
+                reverses=deposit.credit_transaction_id,
+            ),
+        )
+    deposit.status = DepositStatus.REVERSED
+    deposit.reversal_transaction_id = reversal
+    deposit.reversal_count += 1
+    deposit.updated_at = datetime.now(UTC)
+    logger.critical(
+        "ALERT %s: credited deposit %s of %s %s to wallet %s left the chain in a reorg deeper "
+        "than %d confirmations (block %d, tx %s): credit reversed, shortfall %s",
+        assets.name,
+        deposit.id,
+        asset.format(deposit.amount),
+        asset.code,
+        deposit.wallet_id,
+        assets.chain.confirmations,
+        deposit.block_number,
+        deposit.tx_hash,
+        asset.format(shortfall),
+    )
+
+
+class ChainAccounts:
+    """The ledger accounts a step touches, looked up (or created) once per step."""
+
+    def __init__(self, session: Session, chain: str) -> None:
+        self._session = session
+        self._chain = chain
+        self._chain_ids: dict[str, int] = {}
+        self._wallet_ids: dict[tuple[str, str], int] = {}
+
+    def chain(self, asset: str) -> int:
+        """`chain:<chain>`, the outside world's side of every deposit of `asset`."""
+        if asset not in self._chain_ids:
+            self._chain_ids[asset] = system_account(self._session, f"chain:{self._chain}", asset)
+        return self._chain_ids[asset]
+
+    def wallet(self, wallet_id: str, asset: str) -> int:
+        key = (wallet_id, asset)
+        if key not in self._wallet_ids:
+            self._wallet_ids.update(user_accounts(self._session, [key]))
+        return self._wallet_ids[key]
+
+    def lock(self, deposits: Sequence[Deposit]) -> None:
+        """Lock every account of `deposits` in id order, before any ledger call of the step.
+
+        Each ledger function locks what it touches in id order, but a step makes many calls;
+        taking all the locks first keeps one global order, so a step cannot deadlock with
+        transfers on the same wallets. The wallets' accounts are found or created at once.
+        """
+        keys = {(d.wallet_id, d.asset) for d in deposits} - self._wallet_ids.keys()
+        if keys:
+            self._wallet_ids.update(user_accounts(self._session, keys))
+        ids = set()
+        for deposit in deposits:
+            ids.add(self.chain(deposit.asset))
+            ids.add(self.wallet(deposit.wallet_id, deposit.asset))
+        self._session.execute(
+            text("SELECT 1 FROM accounts WHERE id = ANY(:ids) ORDER BY id FOR UPDATE"),
+            {"ids": sorted(ids)},
+        )
+
+
+def orphan_or_reverse(
+    session: Session, assets: ChainAssets, ancestor: BlockHeader, changes: DepositChanges
+) -> list[Event]:
+    """Orphan the deposits in blocks above `ancestor`, reverse the credited ones; their events."""
+    chain = assets.name
+    gone = session.scalars(
+        select(Deposit)
+        .where(
+            Deposit.chain == chain,
+            Deposit.block_number > ancestor.number,
+            Deposit.status.in_(
+                [DepositStatus.SEEN, DepositStatus.BELOW_MINIMUM, DepositStatus.CREDITED]
+            ),
+        )
+        .order_by(Deposit.block_number, Deposit.id)
+        .with_for_update()
+    ).all()
+    if not gone:
+        return []
+    accounts = ChainAccounts(session, chain)
+    accounts.lock(gone)
+    by_code = assets.by_code
+    events = []
+    for deposit in gone:
+        asset = by_code[deposit.asset]
+        if deposit.status == DepositStatus.CREDITED:
+            reverse_credit(session, accounts, assets, deposit, asset)
+            changes.reversed.append(deposit.id)
+            event = "deposit.reversed"
+        else:
+            if deposit.hold_id is not None and deposit.status == DepositStatus.SEEN:
+                ledger.void_hold(session, deposit.hold_id)
+            deposit.status = DepositStatus.ORPHANED
+            changes.orphaned.append(deposit.id)
+            event = "deposit.orphaned"
+        deposit.confirmations = 0
+        deposit.updated_at = datetime.now(UTC)
+        events.append(deposit_event(event, deposit, asset, assets.chain))
+    session.flush()
+    return events
+
+
+def deposit_event(event_type: str, deposit: Deposit, asset: Asset, chain: Chain) -> Event:
+    """A `deposit.*` event: the deposit as the API shows it, with its recorded confirmations."""
+    payload = DepositOut.of(deposit, asset, chain, deposit.confirmations)
+    return Event(deposit.tenant_id, event_type, payload)

@@ -1,0 +1,1 @@
+"""Idempotency keys: one outcome per (scope, key), replayed to retries."""

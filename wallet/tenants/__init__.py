@@ -1,0 +1,1 @@
+"""Tenants: the apps the service holds wallets for."""
