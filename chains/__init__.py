@@ -1,5 +1,18 @@
-"""EVM chain adapter: follows a chain for deposits to watched addresses. Never imports `wallet`."""
+"""EVM chain adapter: follows a chain for deposits to watched addresses, builds, sends and
+tracks transactions. Never imports `wallet`."""
 
+from chains.abi import encode_call, erc20_transfer_data
+from chains.broadcast import SendOutcome, SendResult, classify_send_error, send_raw_transaction
+from chains.fake import FakeChain
+from chains.fees import (
+    FeeCapReached,
+    FeePolicy,
+    FeeQuote,
+    fees_for,
+    minimum_bump,
+    quote_fees,
+    replacement_fees,
+)
 from chains.follower import TRANSFER_TOPIC, ChainFollower, TraceMode, WrongChain, fetch_header
 from chains.model import (
     TOP_LEVEL_INDEX,
@@ -24,16 +37,45 @@ from chains.rpc import (
     RpcProtocolError,
     RpcResponseError,
 )
+from chains.source import ChainSource
+from chains.tracking import (
+    AccountNonces,
+    Receipt,
+    TransactionState,
+    TransactionStatus,
+    account_nonces,
+    native_balance,
+    token_balance,
+    transaction_status,
+    transaction_statuses,
+)
+from chains.transactions import (
+    ERC20_TRANSFER_GAS,
+    ETH_TRANSFER_GAS,
+    TransactionRequest,
+    estimate_gas,
+    native_transfer,
+    token_transfer,
+)
 
 __all__ = [
+    "ERC20_TRANSFER_GAS",
+    "ETH_TRANSFER_GAS",
     "TOP_LEVEL_INDEX",
     "TRANSFER_TOPIC",
+    "AccountNonces",
     "AddressSet",
     "Advance",
     "BlockHeader",
     "ChainFollower",
+    "ChainSource",
+    "FakeChain",
+    "FeeCapReached",
+    "FeePolicy",
+    "FeeQuote",
     "NativeTransfer",
     "NodeUnreachable",
+    "Receipt",
     "Rollback",
     "RpcCall",
     "RpcClient",
@@ -41,13 +83,34 @@ __all__ = [
     "RpcProtocolError",
     "RpcResponseError",
     "ScannedBlock",
+    "SendOutcome",
+    "SendResult",
     "StepResult",
     "TokenTransfer",
     "TraceMode",
+    "TransactionRequest",
+    "TransactionState",
+    "TransactionStatus",
     "WatchedAddresses",
     "WrongChain",
+    "account_nonces",
+    "classify_send_error",
+    "encode_call",
+    "erc20_transfer_data",
+    "estimate_gas",
+    "fees_for",
     "fetch_header",
+    "minimum_bump",
+    "native_balance",
+    "native_transfer",
     "next_window",
     "normalize_address",
+    "quote_fees",
+    "replacement_fees",
+    "send_raw_transaction",
+    "token_balance",
+    "token_transfer",
     "trace_index",
+    "transaction_status",
+    "transaction_statuses",
 ]

@@ -19,11 +19,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
-from eth_utils.crypto import keccak
-
+from chains.abi import encode_call
 from chains.contracts import load_artifact
 from chains.model import normalize_address
 from chains.rpc import NodeUnreachable, RpcClient
+from chains.tracking import native_balance, token_balance
 
 DEV_MNEMONIC = "test test test test test test test test test test test junk"
 DEFAULT_CHAIN_ID = 31337
@@ -280,7 +280,7 @@ class Devnet:
         self.rpc.call("anvil_setBalance", normalize_address(address), hex(wei))
 
     def balance(self, address: str) -> int:
-        return int(self.rpc.call("eth_getBalance", normalize_address(address), "latest"), 16)
+        return native_balance(self.rpc, address)
 
     # --- transactions from unlocked dev accounts -----------------------------------------
 
@@ -355,7 +355,7 @@ class Devnet:
         return self.send_transaction(sender, token, data=data, gas=gas)
 
     def token_balance(self, token: str, holder: str) -> int:
-        return int(self.eth_call(token, encode_call("balanceOf(address)", holder)), 16)
+        return token_balance(self.rpc, token, holder)
 
     def forward_eth(self, forwarder: str, sender: str, to: str, wei: int) -> str:
         """Forwarder.forward(to) with `wei`: ETH reaches `to` through an internal call."""
@@ -376,20 +376,6 @@ def deploy_test_usd(devnet: Devnet, deployer: str) -> str:
 def deploy_forwarder(devnet: Devnet, deployer: str) -> str:
     """Deploy the Forwarder contract and return its address."""
     return devnet.deploy("Forwarder", deployer)
-
-
-def encode_call(signature: str, *args: str | int) -> str:
-    """ABI-encode a call whose arguments are all static words (address or uint256)."""
-    selector = keccak(text=signature)[:4].hex()
-    words = []
-    for arg in args:
-        if isinstance(arg, str):
-            words.append(normalize_address(arg)[2:].rjust(64, "0"))
-        elif 0 <= arg < 2**256:
-            words.append(format(arg, "064x"))
-        else:
-            raise ValueError(f"uint256 out of range: {arg}")
-    return "0x" + selector + "".join(words)
 
 
 @dataclass(frozen=True, slots=True)
@@ -435,10 +421,24 @@ INITIAL_TOKEN_BALANCE = 1_000_000 * 10**6
 
 
 def start_dev_chain(
-    *, chain_id: int = DEFAULT_CHAIN_ID, port: int | None = None, extra_args: Sequence[str] = ()
+    *,
+    chain_id: int = DEFAULT_CHAIN_ID,
+    port: int | None = None,
+    automine: bool = False,
+    block_time: float | None = None,
+    extra_args: Sequence[str] = (),
 ) -> DevChain:
-    """Start Anvil, deploy TestUSD and Forwarder, give every dev account 1,000,000 USDC."""
-    devnet = Devnet(chain_id=chain_id, port=port, extra_args=extra_args)
+    """Start Anvil, deploy TestUSD and Forwarder, give every dev account 1,000,000 USDC.
+
+    Mining is manual unless `automine` or `block_time` says otherwise (as for `Devnet`).
+    """
+    devnet = Devnet(
+        chain_id=chain_id,
+        port=port,
+        automine=automine,
+        block_time=block_time,
+        extra_args=extra_args,
+    )
     devnet.start()
     try:
         accounts = dev_accounts(devnet.account_count)

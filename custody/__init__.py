@@ -1,4 +1,4 @@
-"""Custody adapter: HD deposit addresses, the encrypted master seed and transaction signing.
+"""Custody adapter: HD deposit and hot wallet addresses, the encrypted master seed, signers.
 
 It imports no other part of the service and touches no database or network.
 """
@@ -9,14 +9,17 @@ from custody.errors import (
     InvalidChildKey,
     InvalidExtendedKey,
     InvalidMnemonic,
+    InvalidPrivateKey,
     InvalidSeed,
     KeystoreError,
     KeystoreExists,
     MalformedKeystore,
+    SignerUnavailable,
     UnknownSender,
     UnsupportedTransaction,
     WrongPassword,
 )
+from custody.fake import FakeSigner
 from custody.hd import (
     AddressDeriver,
     DepositKeyTree,
@@ -25,10 +28,19 @@ from custody.hd import (
     XpubAddressDeriver,
     checksum_address,
     deposit_path,
+    hot_wallet_key,
+    hot_wallet_path,
 )
 from custody.keystore import create_keystore, load_seed
 from custody.seed import MasterSeed, generate_mnemonic, is_valid_mnemonic
-from custody.signer import LocalSigner, SignedTransaction, TransactionSigner
+from custody.signer import (
+    KeySigner,
+    LocalSigner,
+    SignedTransaction,
+    Signer,
+    TransactionSigner,
+    UnsignedTransaction,
+)
 
 __all__ = [
     "AddressDeriver",
@@ -36,19 +48,25 @@ __all__ = [
     "DepositKeyTree",
     "ExtendedPrivateKey",
     "ExtendedPublicKey",
+    "FakeSigner",
     "IndexOutOfRange",
     "InvalidChildKey",
     "InvalidExtendedKey",
     "InvalidMnemonic",
+    "InvalidPrivateKey",
     "InvalidSeed",
+    "KeySigner",
     "KeystoreError",
     "KeystoreExists",
     "LocalSigner",
     "MalformedKeystore",
     "MasterSeed",
     "SignedTransaction",
+    "Signer",
+    "SignerUnavailable",
     "TransactionSigner",
     "UnknownSender",
+    "UnsignedTransaction",
     "UnsupportedTransaction",
     "WrongPassword",
     "XpubAddressDeriver",
@@ -56,6 +74,8 @@ __all__ = [
     "create_keystore",
     "deposit_path",
     "generate_mnemonic",
+    "hot_wallet_key",
+    "hot_wallet_path",
     "is_valid_mnemonic",
     "load_seed",
 ]

@@ -56,3 +56,14 @@ class UnknownSender(CustodyError, LookupError):
 
 class UnsupportedTransaction(CustodyError, ValueError):
     """The transaction dict is not a signable EIP-1559 transaction for this sender."""
+
+
+class InvalidPrivateKey(CustodyError, ValueError):
+    """The bytes are not a secp256k1 private key."""
+
+
+class SignerUnavailable(CustodyError):
+    """The signer (a remote service, a KMS) could not sign now; nothing was signed.
+
+    Retrying later is safe: signing the same transaction again yields the same transaction.
+    """

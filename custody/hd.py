@@ -1,11 +1,17 @@
-"""BIP-32/BIP-44 derivation of Ethereum deposit addresses and their signing keys.
+"""BIP-32/BIP-44 derivation of Ethereum deposit addresses, hot wallets and their signing keys.
 
-Layout: one deposit address per wallet index at m/44'/60'/{account}'/0/{index}. The
+Layout: one deposit address per wallet index at m/44'/60'/{account}'/0/{index}, and the
+account's hot wallet (the sender of withdrawals) at m/44'/60'/{account}'/1/0. The
 BIP-44 account level tells chains apart: the caller gives each chain its own account
 number (account 0 is the path every Ethereum wallet uses by default), so each chain has
 its own address space and its own account-level xpub, which is all an address-issuing
 process needs. `custody` knows nothing of chains; the chain-to-account mapping is the
 caller's and must never change once addresses have been handed out.
+
+The hot wallet sits on BIP-44's internal ("change") branch, which holds addresses that are
+never handed out: no deposit index can ever collide with it, the deposit watcher never
+mistakes it for a user's address, and it still follows from the account xpub, so a process
+without keys knows each chain's hot wallet address.
 
 The hardened prefix m/44'/60'/{account}'/0 is derived once; each index then costs one
 HMAC-SHA512 and one secp256k1 tweak-add (CKDpub for addresses, CKDpriv for keys).
@@ -38,6 +44,8 @@ SECP256K1_ORDER: Final = 0xFFFFFFFF_FFFFFFFF_FFFFFFFF_FFFFFFFE_BAAEDCE6_AF48A03B
 BIP44_PURPOSE: Final = 44
 ETHEREUM_COIN_TYPE: Final = 60
 EXTERNAL_CHAIN: Final = 0
+INTERNAL_CHAIN: Final = 1
+HOT_WALLET_INDEX: Final = 0
 ACCOUNT_DEPTH: Final = 3
 
 _XPUB_VERSION: Final = bytes.fromhex("0488b21e")
@@ -49,9 +57,32 @@ _BASE58_VALUES: Final = {char: value for value, char in enumerate(_BASE58_ALPHAB
 
 def deposit_path(account: int, index: int) -> str:
     """The BIP-44 path of a deposit address, e.g. m/44'/60'/0'/0/7."""
+    return _bip44_path(account, EXTERNAL_CHAIN, index)
+
+
+def hot_wallet_path(account: int) -> str:
+    """The BIP-44 path of the account's hot wallet, e.g. m/44'/60'/1'/1/0."""
+    return _bip44_path(account, INTERNAL_CHAIN, HOT_WALLET_INDEX)
+
+
+def hot_wallet_key(seed: MasterSeed, *, account: int) -> bytes:
+    """The 32-byte private key of the account's hot wallet."""
+    key = _account_key(seed, account).derive((INTERNAL_CHAIN, HOT_WALLET_INDEX))
+    return key.secret.to_bytes(32, "big")
+
+
+def _bip44_path(account: int, change: int, index: int) -> str:
     _check_index(account, "account")
     _check_index(index, "index")
-    return f"m/{BIP44_PURPOSE}'/{ETHEREUM_COIN_TYPE}'/{account}'/{EXTERNAL_CHAIN}/{index}"
+    return f"m/{BIP44_PURPOSE}'/{ETHEREUM_COIN_TYPE}'/{account}'/{change}/{index}"
+
+
+def _account_key(seed: MasterSeed, account: int) -> ExtendedPrivateKey:
+    """m/44'/60'/{account}'"""
+    _check_index(account, "account")
+    return ExtendedPrivateKey.from_seed(seed.secret).derive(
+        (BIP44_PURPOSE | HARDENED, ETHEREUM_COIN_TYPE | HARDENED, account | HARDENED)
+    )
 
 
 class AddressDeriver(Protocol):
@@ -252,6 +283,12 @@ class XpubAddressDeriver:
         il, _ = _child_hmac(self._chain_code, self._external_public_key, index)
         return _address_of(_public_child(self._external_point, il, index))
 
+    @property
+    def hot_wallet_address(self) -> str:
+        """The EIP-55 checksummed address of the account's hot wallet."""
+        key = self._account_key.child(INTERNAL_CHAIN).child(HOT_WALLET_INDEX)
+        return _address_of(PublicKey(key.public_key))
+
     def __repr__(self) -> str:
         return f"XpubAddressDeriver(account={self.account})"
 
@@ -263,10 +300,7 @@ class DepositKeyTree:
     __slots__ = ("_addresses", "_external")
 
     def __init__(self, seed: MasterSeed, *, account: int) -> None:
-        _check_index(account, "account")
-        account_key = ExtendedPrivateKey.from_seed(seed.secret).derive(
-            (BIP44_PURPOSE | HARDENED, ETHEREUM_COIN_TYPE | HARDENED, account | HARDENED)
-        )
+        account_key = _account_key(seed, account)
         self._external = account_key.child(EXTERNAL_CHAIN)
         self._addresses = XpubAddressDeriver(account_key.extended_public_key)
 

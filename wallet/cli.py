@@ -3,6 +3,7 @@
 import logging
 import os
 import signal
+import sys
 import threading
 from typing import Annotated
 
@@ -22,9 +23,10 @@ from wallet.deposits.watcher import watch as run_watch
 from wallet.devnet import local_chains, run_devnets
 from wallet.errors import WalletError
 from wallet.ledger.reconcile import check_ledger
+from wallet.ports import open_chain_source
 from wallet.runtime import database_url, open_runtime
 from wallet.settings import load_settings
-from wallet.supervisor import Process, supervise
+from wallet.supervisor import Backoff, Process, supervise
 from wallet.tenants.service import tenant_by_name
 
 app = typer.Typer(help="Custodial hybrid wallet service.", no_args_is_help=True)
@@ -167,15 +169,18 @@ def watch(
 ) -> None:
     """Follow a chain and record its deposits; one active per chain, others wait (lease)."""
     configure_logging()
-    options = WatcherOptions(
-        poll_interval=poll_interval,
-        batch_blocks=batch_blocks,
-        start_block=start_block,
-        trace_mode=traces,
-    )
-    with open_runtime(load_settings()) as runtime:
+    options = WatcherOptions(poll_interval=poll_interval, batch_blocks=batch_blocks)
+    settings = load_settings()
+    with (
+        open_runtime(settings) as runtime,
+        open_chain_source(
+            settings, runtime.catalogue, chain, trace_mode=traces, start_block=start_block
+        ) as source,
+    ):
         try:
-            run_watch(runtime.sessions, runtime.engine, runtime.catalogue, chain, options=options)
+            run_watch(
+                runtime.sessions, runtime.engine, runtime.catalogue, chain, source, options=options
+            )
         except (WatcherHalted, InconsistentChainState, WrongChain) as error:
             logging.getLogger("wallet.deposits").critical("watcher halted: %s", error)
             raise typer.Exit(2) from None
@@ -207,9 +212,17 @@ def devnet(
 
 
 @app.command()
-def run() -> None:
+def run(
+    restart_delay: float = typer.Option(
+        1.0, min=0.01, help="Seconds before restarting a process that exited; doubles each time."
+    ),
+    restart_delay_max: float = typer.Option(
+        60.0, min=0.01, help="The longest delay before a restart."
+    ),
+) -> None:
     """Everything on the embedded defaults: PostgreSQL, migrations, the Anvil devnets, the API,
-    a worker with the periodic jobs, and a watcher per chain."""
+    a worker with the periodic jobs, and a watcher per chain; a process that exits is restarted,
+    Ctrl-C or SIGTERM stops them all."""
     settings = load_settings()
     environment = {"WALLET_DATABASE_URL": database_url(settings)}
     if not (settings.deposit_xpubs or settings.seed_keystore or settings.dev_mnemonic):
@@ -220,13 +233,18 @@ def run() -> None:
     db_migrate()
     catalogue = load_catalogue(settings.assets_file)
     processes = [
-        Process("devnet", ["devnet"]),
-        Process("api", ["serve"]),
-        Process("worker", ["worker", "--beat", "--concurrency", "2"]),
+        _wallet("devnet", "devnet"),
+        _wallet("api", "serve"),
+        _wallet("worker", "worker", "--beat", "--concurrency", "2"),
         *(
-            Process(f"watcher {chain.name}", ["watch", "--chain", chain.name, "--traces", "parity"])
+            _wallet(f"watcher {chain.name}", "watch", "--chain", chain.name, "--traces", "parity")
             for chain in local_chains(catalogue)
         ),
     ]
     typer.echo(f"API on http://{settings.api_host}:{settings.api_port} (OpenAPI at /docs)")
-    raise typer.Exit(supervise(processes, environment))
+    backoff = Backoff(first=restart_delay, longest=max(restart_delay, restart_delay_max))
+    supervise(processes, environment, backoff, typer.echo)
+
+
+def _wallet(name: str, *arguments: str) -> Process:
+    return Process(name, [sys.executable, "-m", "wallet", *arguments])

@@ -31,7 +31,7 @@ def run_devnets(
                 start_node(catalogue, chain, state_dir / f"{chain.name}.json", report, fresh)
             )
         if not nodes:
-            raise DevnetError("no chain of the catalogue has a local rpc_url")
+            raise DevnetError("no chain of the catalogue is marked local")
         report(f"devnet running; chains kept in {state_dir}")
         while not stop.wait(0.5):
             if not all(node.is_running for node in nodes):
@@ -42,11 +42,8 @@ def run_devnets(
 
 
 def local_chains(catalogue: Catalogue) -> list[Chain]:
-    return [
-        chain
-        for chain in catalogue.chains.values()
-        if urlsplit(chain.rpc_url).hostname in {"127.0.0.1", "localhost"}
-    ]
+    """The chains marked `local = true` in the catalogue: the devnets."""
+    return [chain for chain in catalogue.chains.values() if chain.local]
 
 
 def start_node(
@@ -59,15 +56,28 @@ def start_node(
         raise DevnetError(f"{chain.name}: port {port} is in use; is a devnet running already?")
     if fresh:
         state.unlink(missing_ok=True)
+    automine, block_time = chain.block_time == 0, chain.block_time or None
+    mined = "a block per transaction" if automine else f"a block every {block_time:g} s"
     if state.exists():
-        node = Devnet(port=port, chain_id=chain.chain_id, load_state=state, dump_state=state)
+        node = Devnet(
+            port=port,
+            chain_id=chain.chain_id,
+            automine=automine,
+            block_time=block_time,
+            load_state=state,
+            dump_state=state,
+        )
         node.start()
-        report(f"{chain.name}: chain id {chain.chain_id} on {node.rpc_url} (resumed)")
+        report(f"{chain.name}: chain id {chain.chain_id} on {node.rpc_url}, {mined} (resumed)")
         return node
     dev = start_dev_chain(
-        chain_id=chain.chain_id, port=port, extra_args=("--dump-state", str(state))
+        chain_id=chain.chain_id,
+        port=port,
+        automine=automine,
+        block_time=block_time,
+        extra_args=("--dump-state", str(state)),
     )
-    report(f"{chain.name}: chain id {chain.chain_id} on {dev.rpc_url}")
+    report(f"{chain.name}: chain id {chain.chain_id} on {dev.rpc_url}, {mined}")
     for asset in catalogue.assets_on(chain.name):
         if (
             asset.kind is AssetKind.ERC20

@@ -1,40 +1,66 @@
 """`wallet run`: the processes of the embedded profile, started, restarted and stopped together.
 
-A process that exits is started again, as systemd or compose would in production; one that
-keeps failing (five exits within a minute) stops the whole set.
+A process that exits is started again after a delay that doubles with each exit in a row, up
+to a cap, as systemd's or Kubernetes' restart back-off would in production. One member that
+keeps failing never stops the others; only SIGINT or SIGTERM stops the set.
 """
 
 import os
 import signal
 import subprocess
-import sys
 import time
-from collections import deque
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from types import FrameType
-
-RESTART_WINDOW_S = 60.0
-RESTARTS_IN_WINDOW = 5
 
 
 @dataclass(frozen=True)
 class Process:
-    """A `wallet` subcommand to keep running."""
+    """A command to keep running, by a name for the log."""
 
     name: str
-    arguments: Sequence[str]
+    command: Sequence[str]
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Delays before a restart: `first`, doubled for each exit in a row, at most `longest`.
+
+    A process that stayed up longer than `longest` had recovered: its next exit starts over
+    from `first`.
+    """
+
+    first: float
+    longest: float
+
+    def delay(self, exits_in_a_row: int) -> float:
+        return min(self.longest, self.first * 2.0 ** min(exits_in_a_row - 1, 64))
 
 
 @dataclass
-class _Child:
+class _Member:
     process: Process
     popen: subprocess.Popen[bytes]
-    exits: deque[float] = field(default_factory=deque)
+    started_at: float
+    exits_in_a_row: int = 0
+    restart_at: float | None = None
+
+    @classmethod
+    def start(cls, process: Process, env: dict[str, str]) -> "_Member":
+        return cls(process, _popen(process, env), time.monotonic())
+
+    def restart(self, env: dict[str, str]) -> None:
+        self.popen, self.started_at = _popen(self.process, env), time.monotonic()
+        self.restart_at = None
 
 
-def supervise(processes: Sequence[Process], environment: dict[str, str]) -> int:
-    """Run every process until SIGINT/SIGTERM; return non-zero if one kept failing."""
+def supervise(
+    processes: Sequence[Process],
+    environment: dict[str, str],
+    backoff: Backoff,
+    report: Callable[[str], None],
+) -> None:
+    """Run every process until SIGINT or SIGTERM, restarting those that exit."""
     stopping = False
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
@@ -44,37 +70,51 @@ def supervise(processes: Sequence[Process], environment: dict[str, str]) -> int:
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
     env = {**os.environ, **environment}
-    children = [_Child(process, _start(process, env)) for process in processes]
-    status = 0
-    while not stopping:
-        time.sleep(0.5)
-        for child in children:
-            if child.popen.poll() is None:
-                continue
-            now = time.monotonic()
-            child.exits.append(now)
-            while child.exits and child.exits[0] < now - RESTART_WINDOW_S:
-                child.exits.popleft()
-            if len(child.exits) >= RESTARTS_IN_WINDOW:
-                print(f"{child.process.name} keeps exiting; stopping everything", flush=True)
-                status, stopping = 1, True
-                break
-            print(f"{child.process.name} exited ({child.popen.returncode}); restarting", flush=True)
-            child.popen = _start(child.process, env)
-    _stop_all(children)
-    return status
+    members = [_Member.start(process, env) for process in processes]
+    try:
+        while not stopping:
+            time.sleep(0.1)
+            for member in members:
+                if not stopping:
+                    _watch(member, env, backoff, report)
+    finally:
+        _stop_all(members)
 
 
-def _start(process: Process, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "wallet", *process.arguments], env=env)  # noqa: S603
+def _watch(
+    member: _Member, env: dict[str, str], backoff: Backoff, report: Callable[[str], None]
+) -> None:
+    """Restart the member when its delay is over; give it one when it has just exited."""
+    now = time.monotonic()
+    if member.restart_at is not None:
+        if now >= member.restart_at:
+            member.restart(env)
+        return
+    status = member.popen.poll()
+    if status is None:
+        return
+    if now - member.started_at > backoff.longest:
+        member.exits_in_a_row = 0
+    member.exits_in_a_row += 1
+    delay = backoff.delay(member.exits_in_a_row)
+    member.restart_at = now + delay
+    report(
+        f"{member.process.name} exited ({status}); restarting in {delay:g} s "
+        f"(exit {member.exits_in_a_row} in a row)"
+    )
 
 
-def _stop_all(children: list[_Child]) -> None:
-    for child in children:
-        if child.popen.poll() is None:
-            child.popen.terminate()
-    for child in children:
+def _popen(process: Process, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(process.command, env=env)  # noqa: S603 - our own commands, no shell
+
+
+def _stop_all(members: list[_Member]) -> None:
+    running = [member.popen for member in members if member.popen.poll() is None]
+    for popen in running:
+        popen.terminate()
+    for popen in running:
         try:
-            child.popen.wait(timeout=20)
+            popen.wait(timeout=20)
         except subprocess.TimeoutExpired:
-            child.popen.kill()
+            popen.kill()
+            popen.wait()

@@ -1,15 +1,21 @@
-"""`wallet run` (what `make run` calls) starts every process, and stops them all on SIGTERM."""
+"""`wallet run` (what `make run` calls): every process, a devnet that mines, restarts with
+back-off, and a clean stop on SIGTERM."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import psycopg
+import pytest
+from sqlalchemy import make_url
 
-from chains.devnet import find_free_port
+from chains.devnet import dev_accounts, find_free_port
 
 CATALOGUE = """
 [[chains]]
@@ -17,12 +23,14 @@ name = "devnet"
 chain_id = 31337
 rpc_url = "http://127.0.0.1:{port_a}"
 confirmations = 3
+local = true
 
 [[chains]]
 name = "devnet-l2"
 chain_id = 31338
 rpc_url = "http://127.0.0.1:{port_b}"
 confirmations = 3
+local = true
 
 [[assets]]
 code = "USD"
@@ -34,7 +42,24 @@ code = "ETH"
 kind = "native"
 decimals = 18
 chain = "devnet"
+
+[[assets]]
+code = "USDC"
+kind = "erc20"
+decimals = 6
+chain = "devnet"
+contract_address = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
+
+[[assets]]
+code = "ETH-L2"
+kind = "native"
+decimals = 18
+chain = "devnet-l2"
 """
+TOKEN = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
+CAST = Path(__file__).resolve().parents[2] / "node_modules" / ".bin" / "cast"
+SCOPES = ("--scopes", "read,transfer")
+CHAIN_ID = {"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}
 
 
 def answers(url: str, payload: dict[str, object] | None = None) -> bool:
@@ -46,40 +71,179 @@ def answers(url: str, payload: dict[str, object] | None = None) -> bool:
         return False
 
 
-def test_run_starts_the_api_the_devnets_and_stops_cleanly(
-    tmp_path: Path, database_url: str
-) -> None:
-    port_a, port_b, api_port = find_free_port(), find_free_port(), find_free_port()
-    catalogue = tmp_path / "assets.toml"
-    catalogue.write_text(CATALOGUE.format(port_a=port_a, port_b=port_b))
-    env = {
-        **os.environ,
-        "WALLET_DATABASE_URL": database_url,
-        "WALLET_DATA_DIR": str(tmp_path / "data"),
-        "WALLET_ASSETS_FILE": str(catalogue),
-        "WALLET_API_PORT": str(api_port),
-    }
-    env.pop("WALLET_BROKER_URL", None)
-    log = (tmp_path / "run.log").open("wb")
-    run = subprocess.Popen(
-        [sys.executable, "-m", "wallet", "run"], env=env, stdout=log, stderr=subprocess.STDOUT
-    )
-    chain_id = {"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}
-    try:
+class WalletRun:
+    """`wallet run` on its own database, data directory and free ports."""
+
+    def __init__(self, tmp_path: Path, database_url: str, *options: str) -> None:
+        self.port_a, self.port_b, api_port = find_free_port(), find_free_port(), find_free_port()
+        self.api = f"http://127.0.0.1:{api_port}"
+        self.rpc_a, self.rpc_b = (
+            f"http://127.0.0.1:{self.port_a}",
+            f"http://127.0.0.1:{self.port_b}",
+        )
+        catalogue = tmp_path / "assets.toml"
+        catalogue.write_text(CATALOGUE.format(port_a=self.port_a, port_b=self.port_b))
+        self.env = {
+            **os.environ,
+            "WALLET_DATABASE_URL": database_url,
+            "WALLET_DATA_DIR": str(tmp_path / "data"),
+            "WALLET_ASSETS_FILE": str(catalogue),
+            "WALLET_API_PORT": str(api_port),
+        }
+        self.env.pop("WALLET_BROKER_URL", None)
+        self.log_path = tmp_path / "run.log"
+        self._log = self.log_path.open("wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "wallet", "run", *options],
+            env=self.env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+
+    @property
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+    def wait_until_ready(self) -> None:
         deadline = time.monotonic() + 90
-        wanted = [
-            (f"http://127.0.0.1:{api_port}/readyz", None),
-            (f"http://127.0.0.1:{port_a}", chain_id),
-            (f"http://127.0.0.1:{port_b}", chain_id),
-        ]
+        wanted = [(f"{self.api}/readyz", None), (self.rpc_a, CHAIN_ID), (self.rpc_b, CHAIN_ID)]
         while not all(answers(url, payload) for url, payload in wanted):
-            assert run.poll() is None, (tmp_path / "run.log").read_text()
-            assert time.monotonic() < deadline, (tmp_path / "run.log").read_text()
+            assert self.process.poll() is None, self.log
+            assert time.monotonic() < deadline, self.log
             time.sleep(0.5)
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=60)
+        finally:
+            self.process.kill()
+            self._log.close()
+
+    def api_key(self) -> str:
+        created = subprocess.run(
+            [sys.executable, "-m", "wallet", "keys", "create", "--tenant", "alice-app", *SCOPES],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        found = re.search(r"^secret\s+(\S+)$", created.stdout, re.MULTILINE)
+        assert found, created.stdout
+        return found.group(1)
+
+    def child(self, name: str) -> int | None:
+        """The pid of the supervised process whose command line has `name`, if one runs."""
+        pid = self.process.pid
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        for child in children:
+            try:
+                command = Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ")
+            except FileNotFoundError:
+                continue
+            if name.encode() in command:
+                return int(child)
+        return None
+
+
+@pytest.fixture
+def run_database(server_url: str) -> Iterator[str]:
+    """A database of its own: the chains of each run start from block 0."""
+    name = f"wallet_test_{os.getpid()}_run"
+    with psycopg.connect(server_url, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.execute(f'CREATE DATABASE "{name}"')
+    yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    with psycopg.connect(server_url, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_run_starts_the_api_the_devnets_and_stops_cleanly(
+    tmp_path: Path, run_database: str
+) -> None:
+    run = WalletRun(tmp_path, run_database)
+    try:
+        run.wait_until_ready()
     finally:
-        run.send_signal(signal.SIGTERM)
-        status = run.wait(timeout=60)
-        log.close()
-    assert status == 0, (tmp_path / "run.log").read_text()
-    assert not answers(f"http://127.0.0.1:{port_a}", chain_id)
-    assert not answers(f"http://127.0.0.1:{api_port}/healthz")
+        status = run.stop()
+    assert status == 0, run.log
+    assert "restarting in" not in run.log
+    assert not answers(run.rpc_a, CHAIN_ID)
+    assert not answers(f"{run.api}/healthz")
+
+
+def test_eth_and_usdc_sent_with_cast_to_a_deposit_address_end_credited(
+    tmp_path: Path, run_database: str
+) -> None:
+    run = WalletRun(tmp_path, run_database)
+    try:
+        run.wait_until_ready()
+        authorization = {"Authorization": f"Bearer {run.api_key()}"}
+        with httpx.Client(base_url=run.api, headers=authorization, timeout=10) as client:
+            wallet = client.post("/v1/wallets", json={"owner_ref": "alice"}).json()["id"]
+            issued = client.post(
+                f"/v1/wallets/{wallet}/deposit-addresses", json={"chain": "devnet"}
+            )
+            assert issued.status_code == 201, issued.text
+            address = issued.json()["address"]
+            sender = dev_accounts()[0].private_key
+            send = [str(CAST), "send", "--rpc-url", run.rpc_a, "--private-key", sender]
+            subprocess.run(
+                [*send, address, "--value", "0.25ether"], check=True, capture_output=True
+            )
+            subprocess.run(
+                [*send, TOKEN, "transfer(address,uint256)", address, "25000000"],
+                check=True,
+                capture_output=True,
+            )
+
+            deadline = time.monotonic() + 60
+            while True:
+                deposits = client.get("/v1/deposits", params={"wallet_id": wallet}).json()["data"]
+                if len(deposits) == 2 and all(d["status"] == "credited" for d in deposits):
+                    break
+                assert time.monotonic() < deadline, (deposits, run.log)
+                time.sleep(0.5)
+            assert sorted((d["asset"], d["amount"]) for d in deposits) == [
+                ("ETH", "0.250000000000000000"),
+                ("USDC", "25.000000"),
+            ]
+            balances = client.get(f"/v1/wallets/{wallet}/balances").json()
+    finally:
+        status = run.stop()
+    assert status == 0, run.log
+    held = {b["asset"]: (b["available"], b["pending_in"]) for b in balances["balances"]}
+    assert held["ETH"] == ("0.250000000000000000", "0.000000000000000000")
+    assert held["USDC"] == ("25.000000", "0.000000")
+
+
+def test_a_watcher_that_keeps_dying_is_restarted_ever_later_while_the_rest_keeps_working(
+    tmp_path: Path, run_database: str
+) -> None:
+    run = WalletRun(tmp_path, run_database, "--restart-delay", "0.25", "--restart-delay-max", "2")
+    try:
+        run.wait_until_ready()
+        killed: set[int] = set()
+        deadline = time.monotonic() + 60
+        while len(killed) < 5:
+            assert time.monotonic() < deadline, run.log
+            pid = run.child("watch --chain devnet-l2")
+            if pid is not None and pid not in killed:
+                os.kill(pid, signal.SIGKILL)
+                killed.add(pid)
+            time.sleep(0.02)
+        exits = r"watcher devnet-l2 exited \(-9\); restarting in ([\d.]+) s"
+        while len(re.findall(exits, run.log)) < 5:
+            assert time.monotonic() < deadline, run.log
+            time.sleep(0.05)
+        assert re.findall(exits, run.log) == ["0.25", "0.5", "1", "2", "2"], run.log
+        assert answers(f"{run.api}/readyz")
+        assert answers(run.rpc_b, CHAIN_ID)
+        assert "keeps exiting" not in run.log
+        assert run.child("watch --chain devnet ") is not None
+        assert run.child("watch --chain devnet-l2") is None  # waiting out its delay
+    finally:
+        status = run.stop()
+    assert status == 0, run.log
+    assert not answers(f"{run.api}/healthz")

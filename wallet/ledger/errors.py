@@ -1,14 +1,35 @@
 """Ledger errors: each a distinct problem type the API can render as it is."""
 
+from enum import StrEnum
 from typing import Any
 
 from wallet.errors import Conflict, InvalidRequest, NotFound, WalletError
+
+
+class ErrorCode(StrEnum):
+    """Why a database function (wallet/sql/functions) refused an item: its answer's `error`."""
+
+    INSUFFICIENT_FUNDS = "insufficient_funds"
+    FRACTIONAL_AMOUNT = "fractional_amount"
+    UNBALANCED = "unbalanced"
+    ALREADY_REVERSED = "already_reversed"
+    DUPLICATE_EXTERNAL_REF = "duplicate_external_ref"
+    UNKNOWN_HOLD = "unknown_hold"
+    HOLD_ALREADY_RESOLVED = "hold_already_resolved"
+    EXCEEDS_HOLD = "exceeds_hold"
+    UNKNOWN_WALLET = "unknown_wallet"
+    WALLET_NOT_ACTIVE = "wallet_not_active"
 
 
 class InsufficientFunds(WalletError):
     status_code = 422
     problem = "insufficient-funds"
     title = "The account's available balance is too low"
+
+
+class FractionalAmount(InvalidRequest):
+    problem = "fractional-amount"
+    title = "Amounts are whole numbers of the asset's smallest unit"
 
 
 class Unbalanced(InvalidRequest):
@@ -51,19 +72,21 @@ class UnknownTransaction(NotFound):
     title = "No such ledger transaction"
 
 
-_BY_CODE: dict[str, type[WalletError]] = {
-    "insufficient_funds": InsufficientFunds,
-    "unbalanced": Unbalanced,
-    "already_reversed": AlreadyReversed,
-    "duplicate_external_ref": DuplicateExternalReference,
-    "unknown_hold": UnknownHold,
-    "hold_already_resolved": HoldAlreadyResolved,
-    "exceeds_hold": ExceedsHold,
+# The wallets' codes (unknown_wallet, wallet_not_active) are the transfers' to render.
+_BY_CODE: dict[ErrorCode, type[WalletError]] = {
+    ErrorCode.INSUFFICIENT_FUNDS: InsufficientFunds,
+    ErrorCode.FRACTIONAL_AMOUNT: FractionalAmount,
+    ErrorCode.UNBALANCED: Unbalanced,
+    ErrorCode.ALREADY_REVERSED: AlreadyReversed,
+    ErrorCode.DUPLICATE_EXTERNAL_REF: DuplicateExternalReference,
+    ErrorCode.UNKNOWN_HOLD: UnknownHold,
+    ErrorCode.HOLD_ALREADY_RESOLVED: HoldAlreadyResolved,
+    ErrorCode.EXCEEDS_HOLD: ExceedsHold,
 }
 
 
 def error_from_outcome(outcome: dict[str, Any]) -> WalletError:
     """Turn a failure reported by the database functions into its error."""
-    code = str(outcome["error"])
+    code = ErrorCode(outcome["error"])
     extra = {key: value for key, value in outcome.items() if key not in {"ok", "error"}}
     return _BY_CODE[code](code.replace("_", " "), **extra)

@@ -1,6 +1,6 @@
 """Writing to the ledger: transactions of postings, reversals and holds.
 
-The writes are done by database functions (migration 0001) so that each call is one round
+The writes are done by database functions (wallet/sql/functions) so that each call is one round
 trip and the locking order, balance floors and versioning live in one place. This module turns
 typed requests into those calls and their answers back into typed results or errors.
 """

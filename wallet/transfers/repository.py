@@ -6,8 +6,8 @@ import psycopg
 from sqlalchemy import Row, text
 from sqlalchemy.orm import Session
 
-# The transfer's postings are `transfer_apply`'s, called by `transfer_once` (migration 0005);
-# refusals come back as ledger_apply's failures, plus those of the wallets.
+# The transfer's postings are `transfer_apply`'s, called by `transfer_once` (both in
+# wallet/sql/functions); refusals come back as ledger_apply's failures, plus the wallets'.
 _ONCE = "SELECT transfer_once(%s::jsonb, %s, %s)"
 
 _TRANSFER = text(

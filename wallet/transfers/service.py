@@ -19,7 +19,7 @@ from wallet.events.service import EVENT_PREFIX, registered
 from wallet.idempotency.errors import IdempotencyConflict
 from wallet.idempotency.service import IdempotencyKey, Outcome, replayed
 from wallet.ids import new_id
-from wallet.ledger.errors import error_from_outcome
+from wallet.ledger.errors import ErrorCode, error_from_outcome
 from wallet.money import check_units
 from wallet.transfers import repository
 from wallet.transfers.errors import SameWallet, UnknownTransfer
@@ -68,11 +68,11 @@ def transfers_once(
     """Make each transfer and announce it (`transfer.created`), unless its key was used already.
 
     One statement on an autocommit connection for all of them: each one's key claim, postings,
-    event and outcome (the transfer's `document`) commit together. An answer is the outcome
-    under the key (replayed if the key was used before), or the error that refused the
-    transfer: then nothing of it was written, not even the key's claim, and the failure is the
-    caller's to keep with `record_failure` (for an `IdempotencyConflict`, that raises it). The
-    keys must differ.
+    event and outcome (the transfer's `document`, or the problem that refused it) commit
+    together. An answer is the outcome under the key (replayed if the key was used before), or
+    an error found before the database or an `IdempotencyConflict`: then nothing was written,
+    and the failure is the caller's to keep with `record_failure` (for a conflict, that raises
+    it). The keys must differ.
     """
     answers: list[Outcome | WalletError | None] = []
     sent: list[dict[str, Any]] = []
@@ -104,11 +104,14 @@ def transfers_once(
 
 def _once_answer(key: IdempotencyKey, answer: dict[str, Any]) -> Outcome | WalletError:
     if "refused" in answer:
-        return _refusal(answer["refused"])
+        return _refused(answer)
     if not answer["replayed"]:
         return Outcome(value=answer["outcome"]["value"], problem=None)
+    stored = answer["outcome"]
+    if stored is not None and "refused" in stored:
+        stored = _refused(stored).to_json()
     try:
-        return replayed(key, answer["request_hash"], answer["outcome"])
+        return replayed(key, answer["request_hash"], stored)
     except IdempotencyConflict as conflict:
         return conflict
 
@@ -158,10 +161,15 @@ def _checked(catalogue: Catalogue, request: TransferRequest) -> dict[str, Any]:
     }
 
 
+def _refused(outcome: dict[str, Any]) -> Outcome:
+    """A refusal as transfer_once stores it under the key, as the problem it answers."""
+    return Outcome(value=None, problem=_refusal(outcome["refused"]).to_problem())
+
+
 def _refusal(failure: dict[str, Any]) -> WalletError:
-    if failure["error"] == "unknown_wallet":
+    if failure["error"] == ErrorCode.UNKNOWN_WALLET:
         return UnknownWallet(f"no wallet {failure['wallet_id']}")
-    if failure["error"] == "wallet_not_active":
+    if failure["error"] == ErrorCode.WALLET_NOT_ACTIVE:
         return WalletNotActive(f"wallet {failure['wallet_id']} is {failure['status']}")
     return error_from_outcome(failure)
 

@@ -29,7 +29,7 @@ def issue(
             tenant_id,
             wallet_id,
             name or chain.name,
-            book=chain.book,
+            issuer=chain.book,
             catalogue=chain.catalogue,
         )
 

@@ -1,0 +1,105 @@
+"""The supervisor of `wallet run`: capped exponential back-off; one member never stops the set."""
+
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from chains.devnet import find_free_port
+from wallet.supervisor import Backoff
+
+SUPERVISOR = """
+import functools, sys
+from wallet.supervisor import Backoff, Process, supervise
+
+python, port = sys.executable, sys.argv[1]
+supervise(
+    [
+        Process("failing", [python, "-c", "import sys; sys.exit(3)"]),
+        Process("server", [python, "-m", "http.server", "--bind", "127.0.0.1", port]),
+    ],
+    {},
+    Backoff(first=0.2, longest=0.8),
+    functools.partial(print, flush=True),
+)
+"""
+
+
+def test_the_delay_doubles_with_each_exit_in_a_row_up_to_the_longest() -> None:
+    backoff = Backoff(first=1.0, longest=60.0)
+    assert [backoff.delay(n) for n in range(1, 9)] == [1, 2, 4, 8, 16, 32, 60, 60]
+    assert backoff.delay(100_000) == 60
+
+
+def serves(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def test_a_member_that_keeps_exiting_is_restarted_ever_later_and_the_others_keep_running(
+    tmp_path: Path,
+) -> None:
+    port = find_free_port()
+    server = f"http://127.0.0.1:{port}/"
+    log = (tmp_path / "supervisor.log").open("wb")
+    supervisor = subprocess.Popen(
+        [sys.executable, "-c", SUPERVISOR, str(port)], stdout=log, stderr=subprocess.STDOUT
+    )
+    try:
+        delays: list[float] = []
+        deadline = time.monotonic() + 30
+        while len(delays) < 6:
+            assert supervisor.poll() is None, (tmp_path / "supervisor.log").read_text()
+            assert time.monotonic() < deadline, (tmp_path / "supervisor.log").read_text()
+            time.sleep(0.2)
+            delays = [
+                float(found)
+                for found in re.findall(
+                    r"failing exited \(3\); restarting in ([\d.]+) s",
+                    (tmp_path / "supervisor.log").read_text(),
+                )
+            ]
+        assert delays[:6] == [0.2, 0.4, 0.8, 0.8, 0.8, 0.8]
+        assert serves(server)
+        assert "server exited" not in (tmp_path / "supervisor.log").read_text()
+    finally:
+        supervisor.send_signal(signal.SIGTERM)
+        status = supervisor.wait(timeout=30)
+        log.close()
+    assert status == 0, (tmp_path / "supervisor.log").read_text()
+    assert not serves(server)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_during_a_restart_delay_stops_everything_at_once(
+    tmp_path: Path, signum: signal.Signals
+) -> None:
+    port = find_free_port()
+    log = (tmp_path / "supervisor.log").open("wb")
+    supervisor = subprocess.Popen(
+        [sys.executable, "-c", SUPERVISOR.replace("longest=0.8", "longest=600"), str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not (
+            "restarting in 1.6 s" in (tmp_path / "supervisor.log").read_text()
+            and serves(f"http://127.0.0.1:{port}/")
+        ):
+            assert time.monotonic() < deadline, (tmp_path / "supervisor.log").read_text()
+            time.sleep(0.1)
+        supervisor.send_signal(signum)
+        status = supervisor.wait(timeout=10)
+    finally:
+        supervisor.kill()
+        log.close()
+    assert status == 0, (tmp_path / "supervisor.log").read_text()
+    assert not serves(f"http://127.0.0.1:{port}/")
