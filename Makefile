@@ -25,6 +25,10 @@ lint: deps
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy wallet chains custody fiat
 	$(BIN)/lint-imports
+	@# alembic check: the models and wallet/sql/ against a freshly migrated scratch database
+	if [ -n "$$WALLET_TEST_DATABASE_URL" ]; then \
+	    WALLET_DATABASE_URL="$$WALLET_TEST_DATABASE_URL" $(BIN)/wallet db check; \
+	else $(BIN)/wallet db check; fi
 
 test: lint
 	$(BIN)/pytest

@@ -11,7 +11,7 @@ import psycopg
 from alembic import command
 from alembic.config import Config
 from psycopg_pool import ConnectionPool
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Connection, Engine, create_engine, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -102,8 +102,36 @@ def statement_pool(engine: Engine, size: int) -> ConnectionPool:
 
 def migrate(engine: Engine) -> None:
     """Bring the schema to the newest revision; the schema comes only from migrations."""
+    with engine.begin() as connection:
+        command.upgrade(_alembic_config(connection), "head")
+
+
+def check_schema(engine: Engine) -> None:
+    """`alembic check` on a migrated database: raise if the models, the functions or the
+    triggers of wallet/sql/ differ from what the migrations built."""
+    with engine.begin() as connection:
+        command.check(_alembic_config(connection))
+
+
+@contextmanager
+def scratch_database(server_url: str, name: str) -> Iterator[str]:
+    """A new, empty database on the server of `server_url`, dropped when the block ends."""
+    with psycopg.connect(_libpq(server_url), autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(_libpq(server_url), autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _libpq(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def _alembic_config(connection: Connection) -> Config:
     config = Config()
     config.set_main_option("script_location", str(resources.files("wallet") / "migrations"))
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+    config.attributes["connection"] = connection
+    return config

@@ -4,12 +4,16 @@ The tables come from the migrations; each area's `models.py` describes its table
 create them: `str` is `text`, `datetime` is `timestamptz`, amounts are `Units`.
 """
 
+import importlib
+import pkgutil
 from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import DateTime, Dialect, Numeric, Text
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
+
+import wallet
 
 
 class Base(DeclarativeBase):
@@ -34,3 +38,10 @@ class Units(TypeDecorator[int]):
         if not isinstance(value, Decimal | int):
             raise TypeError(f"expected a numeric amount, got {type(value).__name__}")
         return int(value)
+
+
+def load_models() -> None:
+    """Import every area's `models` module, so that `Base.metadata` holds every table."""
+    for module in pkgutil.walk_packages(wallet.__path__, "wallet."):
+        if module.name.endswith(".models"):
+            importlib.import_module(module.name)

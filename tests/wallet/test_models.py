@@ -1,21 +1,11 @@
 """Every table the migrations create has a model, with the same columns, types and nulls."""
 
-import importlib
-import pkgutil
-
 from sqlalchemy import Engine, inspect
 
-import wallet
-from wallet.models import Base
+from wallet.models import Base, load_models
 
 # Tables of kombu's SQL transport (the embedded profile's broker), not the service's.
 FOREIGN_TABLES = {"alembic_version", "kombu_message", "kombu_queue"}
-
-
-def load_models() -> None:
-    for module in pkgutil.walk_packages(wallet.__path__, "wallet."):
-        if module.name.endswith(".models"):
-            importlib.import_module(module.name)
 
 
 def test_every_table_has_a_model_that_matches_it(engine: Engine) -> None:

@@ -3,7 +3,7 @@
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, Text
+from sqlalchemy import ForeignKey, Index, Text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -21,10 +21,11 @@ class Scope(StrEnum):
 
 class ApiKey(Base):
     __tablename__ = "api_keys"
+    __table_args__ = (Index("api_keys_tenant", "tenant_id"),)
 
     id: Mapped[str] = mapped_column(primary_key=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
-    secret_hash: Mapped[str]
+    secret_hash: Mapped[str] = mapped_column(unique=True)
     scopes: Mapped[list[str]] = mapped_column(ARRAY(Text))
     label: Mapped[str | None]
     created_at: Mapped[datetime] = mapped_column(server_default="now()")

@@ -3,15 +3,17 @@
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, ForeignKey
+from sqlalchemy import BigInteger, ForeignKey, Index, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from wallet.assets.models import Asset
+from wallet.ledger.models import Hold, LedgerTransaction
 from wallet.models import Base, Units
 from wallet.tenants.models import Tenant
 from wallet.wallets.models import Wallet
 
 # Tables the foreign keys below name; imported so the mapper can resolve them in any process.
-REFERENCED_MODELS = (Tenant, Wallet)
+REFERENCED_MODELS = (Asset, Hold, LedgerTransaction, Tenant, Wallet)
 
 ADDRESS_PREFIX = "dad"
 DEPOSIT_PREFIX = "dep"
@@ -42,6 +44,11 @@ class DepositAddressCounter(Base):
 
 class DepositAddress(Base):
     __tablename__ = "deposit_addresses"
+    __table_args__ = (
+        UniqueConstraint("wallet_id", "chain"),
+        UniqueConstraint("chain", "derivation_index"),
+        UniqueConstraint("chain", "address"),
+    )
 
     id: Mapped[str] = mapped_column(primary_key=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
@@ -54,6 +61,18 @@ class DepositAddress(Base):
 
 class Deposit(Base):
     __tablename__ = "deposits"
+    __table_args__ = (
+        UniqueConstraint("chain", "tx_hash", "log_index"),
+        Index("deposits_chain_block", "chain", "block_number"),
+        Index(
+            "deposits_unconfirmed",
+            "chain",
+            "block_number",
+            postgresql_where=text("status = 'seen'"),
+        ),
+        Index("deposits_wallet", "wallet_id", text("seen_at DESC"), text("id DESC")),
+        Index("deposits_tenant", "tenant_id", text("seen_at DESC"), text("id DESC")),
+    )
 
     id: Mapped[str] = mapped_column(primary_key=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
@@ -61,7 +80,7 @@ class Deposit(Base):
     chain: Mapped[str]
     tx_hash: Mapped[str]
     log_index: Mapped[int]
-    asset: Mapped[str]
+    asset: Mapped[str] = mapped_column(ForeignKey("assets.code"))
     amount: Mapped[int] = mapped_column(Units)
     from_address: Mapped[str]
     to_address: Mapped[str]
@@ -69,9 +88,13 @@ class Deposit(Base):
     block_hash: Mapped[str]
     status: Mapped[str]
     confirmations: Mapped[int]
-    hold_id: Mapped[int | None] = mapped_column(BigInteger)
-    credit_transaction_id: Mapped[int | None] = mapped_column(BigInteger)
-    reversal_transaction_id: Mapped[int | None] = mapped_column(BigInteger)
+    hold_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("holds.id"))
+    credit_transaction_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("ledger_transactions.id")
+    )
+    reversal_transaction_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("ledger_transactions.id")
+    )
     reversal_count: Mapped[int]
     seen_at: Mapped[datetime] = mapped_column(server_default="now()")
     credited_at: Mapped[datetime | None]

@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey
+from sqlalchemy import BigInteger, ForeignKey, Index, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -12,6 +12,7 @@ from wallet.models import Base
 
 class OutboxEvent(Base):
     __tablename__ = "outbox"
+    __table_args__ = (Index("outbox_unrelayed", "id", postgresql_where=text("relayed_at IS NULL")),)
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     event_id: Mapped[str] = mapped_column(unique=True)

@@ -7,7 +7,7 @@ The ledger writes them through its database functions (`ledger_apply`, `ledger_h
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, ForeignKeyConstraint, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, ForeignKeyConstraint, Index, UniqueConstraint, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -59,6 +59,8 @@ class Posting(Base):
     __tablename__ = "postings"
     __table_args__ = (
         ForeignKeyConstraint(["account_id", "asset"], ["accounts.id", "accounts.asset"]),
+        Index("postings_transaction", "transaction_id"),
+        Index("postings_account_time", "account_id", "created_at"),
     )
 
     transaction_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("ledger_transactions.id"))
@@ -74,6 +76,9 @@ class Hold(Base):
     """An amount reserved from one account for another: pending until posted or voided."""
 
     __tablename__ = "holds"
+    __table_args__ = (
+        Index("holds_pending", "debit_account_id", postgresql_where=text("status = 'pending'")),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     debit_account_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("accounts.id"))

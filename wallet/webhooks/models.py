@@ -4,7 +4,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Final
 
-from sqlalchemy import BigInteger, ForeignKey, LargeBinary, Text, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Index, LargeBinary, Text, UniqueConstraint, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -24,6 +24,14 @@ class WebhookEndpoint(Base):
     """Where a tenant's events are posted; the signing secret is kept only encrypted."""
 
     __tablename__ = "webhook_endpoints"
+    __table_args__ = (
+        Index(
+            "webhook_endpoints_tenant",
+            "tenant_id",
+            "created_at",
+            postgresql_where=text("deleted_at IS NULL"),
+        ),
+    )
 
     id: Mapped[str] = mapped_column(primary_key=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
@@ -38,7 +46,15 @@ class WebhookDelivery(Base):
     """One event for one endpoint; while pending, `next_attempt_at` is when it is due."""
 
     __tablename__ = "webhook_deliveries"
-    __table_args__ = (UniqueConstraint("event_id", "endpoint_id"),)
+    __table_args__ = (
+        UniqueConstraint("event_id", "endpoint_id"),
+        Index(
+            "webhook_deliveries_due", "next_attempt_at", postgresql_where=text("status = 'pending'")
+        ),
+        Index(
+            "webhook_deliveries_endpoint", "endpoint_id", text("created_at DESC"), text("id DESC")
+        ),
+    )
 
     id: Mapped[str] = mapped_column(primary_key=True)
     event_id: Mapped[str] = mapped_column(ForeignKey("outbox.event_id"))
@@ -58,6 +74,7 @@ class WebhookAttempt(Base):
     """One post of a delivery and how it went."""
 
     __tablename__ = "webhook_attempts"
+    __table_args__ = (Index("webhook_attempts_delivery", "delivery_id", "id"),)
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     delivery_id: Mapped[str] = mapped_column(ForeignKey("webhook_deliveries.id"))
