@@ -67,12 +67,12 @@ def test_the_api_keeps_to_its_schema(
         *(str(Path(sys.executable).parent / "schemathesis"), "--config-file", str(config), "run"),
         *(f"{api_url}/openapi.json", "--header", f"Authorization: Bearer {key}"),
         *("--checks", "all", "--workers", "1", "--no-color"),
-        *("--report", "junit", "--report-dir", str(tmp_path)),
     ]
     if FUZZING:
         database = ROOT / ".schemathesis" / "examples"
         command += ["--max-examples", str(FUZZ_EXAMPLES), "--generation-database", str(database)]
-        command += ["--report", "pytest", "--report-pytest-path", str(ROOT / ".schemathesis")]
+        reproduction = ROOT / ".schemathesis" / "test_found_failures.py"
+        command += ["--report", "pytest", "--report-pytest-path", str(reproduction)]
     else:
         command += ["--max-examples", str(GATE_EXAMPLES), "--seed", "1"]
         command += ["--generation-deterministic"]
