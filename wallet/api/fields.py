@@ -17,6 +17,8 @@ from pydantic import (
     WithJsonSchema,
 )
 
+from wallet.api.contract import CATALOGUE_MARKER
+
 # `wallet.ids.new_id`: a prefix and 26 base32 characters (16 random bytes), lower case.
 _RANDOM_PART = "[a-z2-7]{26}"
 # A transfer is named by its ledger transaction's number.
@@ -68,8 +70,8 @@ Timestamp = Annotated[
 ]
 _STORABLE: dict[str, Any] = {"pattern": STORABLE_PATTERN}
 # Where the catalogue fixes the values, `wallet.api.contract` lists them in the schema.
-CATALOGUE_ASSETS: dict[str, Any] = {"x-catalogue": "assets"}
-CATALOGUE_CHAINS: dict[str, Any] = {"x-catalogue": "chains"}
+CATALOGUE_ASSETS: dict[str, Any] = {CATALOGUE_MARKER: "assets"}
+CATALOGUE_CHAINS: dict[str, Any] = {CATALOGUE_MARKER: "chains"}
 
 WalletId = Annotated[str, Field(pattern=id_pattern("wal"))]
 WalletIdPath = Annotated[
