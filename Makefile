@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint bench deps
+.PHONY: run test lint bench deps fuzz
 
 deps: $(VENV)/.installed node_modules/.installed
 
@@ -32,6 +32,10 @@ lint: deps
 
 test: lint
 	$(BIN)/pytest
+
+# Random exploration of the API with Schemathesis (a new seed, more examples); not a gate.
+fuzz: deps
+	WALLET_FUZZ=1 $(BIN)/pytest tests/wallet/api/test_schemathesis.py -p no:cacheprovider -s --timeout 3600
 
 bench: deps
 	$(BIN)/python bench/ledger.py

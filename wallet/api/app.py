@@ -8,6 +8,7 @@ from functools import partial
 from fastapi import FastAPI
 from sqlalchemy import text
 
+from wallet.api.contract import install_openapi, operation_id
 from wallet.api.handlers import install_problem_handlers
 from wallet.apikeys.service import find_active_keys
 from wallet.assets import endpoints as assets
@@ -66,7 +67,11 @@ def create_app(runtime: Runtime) -> FastAPI:
             statements.close()
 
     app = FastAPI(
-        title="Hybrid wallet API", version="1", description=DESCRIPTION, lifespan=lifespan
+        title="Hybrid wallet API",
+        version="1",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        generate_unique_id_function=operation_id,
     )
     app.state.runtime = runtime
     app.state.key_lookups = key_lookups
@@ -74,6 +79,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.state.address_issuer = address_issuer(runtime.settings, runtime.catalogue)
     app.state.secret_box = SecretBox.from_settings(runtime.settings)
     install_problem_handlers(app)
+    install_openapi(app, runtime.catalogue)
     routers = (
         wallets.router,
         transfers.router,
@@ -84,12 +90,12 @@ def create_app(runtime: Runtime) -> FastAPI:
     for router in routers:
         app.include_router(router)
 
-    @app.get("/healthz", tags=["health"])
+    @app.get("/healthz", name="live", tags=["health"])
     def healthz() -> dict[str, str]:
         """Liveness: the process answers."""
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["health"])
+    @app.get("/readyz", name="ready", tags=["health"])
     def readyz() -> dict[str, str]:
         """Readiness: the database answers."""
         with runtime.engine.connect() as connection:

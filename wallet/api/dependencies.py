@@ -1,5 +1,6 @@
 """Per-request dependencies: the runtime's parts and the request's unit of work."""
 
+from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Annotated, TypeVar, cast
 
@@ -63,13 +64,22 @@ RuntimeDep = Annotated[Runtime, Depends(current_runtime)]
 
 
 async def known_query_parameters(request: Request) -> None:
-    """Refuse query parameters the route does not declare: a misspelt filter must fail, not
-    silently widen a list to everything."""
+    """Refuse query parameters the route does not declare, and any given more than once: a
+    misspelt filter must fail, not silently widen a list to everything; each is one value."""
     unknown = sorted(set(request.query_params) - _declared_query_parameters(request.scope["route"]))
     if unknown:
         raise InvalidRequest(
             "unknown query parameters: " + ", ".join(repr(name) for name in unknown),
             errors=[{"field": f"query.{name}", "message": "unknown parameter"} for name in unknown],
+        )
+    counts = Counter(name for name, _ in request.query_params.multi_items())
+    repeated = sorted(name for name, count in counts.items() if count > 1)
+    if repeated:
+        raise InvalidRequest(
+            "query parameters given more than once: " + ", ".join(map(repr, repeated)),
+            errors=[
+                {"field": f"query.{name}", "message": "given more than once"} for name in repeated
+            ],
         )
 
 

@@ -11,27 +11,24 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
-from pydantic.json_schema import models_json_schema
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
 from wallet.api.auth import Unauthenticated
 from wallet.api.idempotent import IDEMPOTENCY_KEY_HEADER, IdempotencyKeyRequired
-from wallet.api.problems import Problem, problem_response
+from wallet.api.problems import problem_response
 from wallet.errors import PROBLEM_BASE, InvalidRequest, WalletError
 
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 
 
 def install_problem_handlers(app: FastAPI) -> None:
-    """Render every error of `app` as a problem document and document them in its OpenAPI."""
+    """Render every error of `app` as a problem document (`wallet.api.contract` documents them)."""
     app.add_exception_handler(WalletError, _wallet_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected_error)
-    app.openapi = lambda: _openapi_with_problems(app)  # type: ignore[method-assign]
 
 
 async def _wallet_error(request: Request, error: Exception) -> JSONResponse:
@@ -92,19 +89,3 @@ async def _unexpected_error(request: Request, error: Exception) -> JSONResponse:
         "detail": "The request failed on our side; it has been logged.",
     }
     return problem_response(problem)
-
-
-def _openapi_with_problems(app: FastAPI) -> dict[str, Any]:
-    if app.openapi_schema is None:
-        schema = get_openapi(
-            title=app.title,
-            version=app.version,
-            description=app.description,
-            routes=app.routes,
-        )
-        _, definitions = models_json_schema(
-            [(Problem, "serialization")], ref_template="#/components/schemas/{model}"
-        )
-        schema.setdefault("components", {}).setdefault("schemas", {}).update(definitions["$defs"])
-        app.openapi_schema = schema
-    return app.openapi_schema

@@ -1,27 +1,22 @@
-"""Cursor pagination: newest first, an opaque cursor naming where the last page ended."""
+"""Cursor pagination: newest first, a cursor naming where the last page ended.
 
-import base64
-import binascii
-import json
+The schema gives each list's cursor pattern, which the server enforces: any cursor matching
+it names a position (possibly one no page ended at, which is harmless).
+"""
+
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Annotated, Generic, TypeVar
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Query
 from pydantic import BaseModel, Field
 
-from wallet.errors import InvalidRequest
-
 MAX_LIMIT = 100
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 T = TypeVar("T")
 Item = TypeVar("Item")
-
-
-class InvalidCursor(InvalidRequest):
-    problem = "invalid-cursor"
-    title = "The cursor is not one this API returned"
 
 
 @dataclass(frozen=True)
@@ -35,10 +30,19 @@ class Position:
 Limit = Annotated[
     int, Query(ge=1, le=MAX_LIMIT, description=f"Items per page, at most {MAX_LIMIT}.")
 ]
-Cursor = Annotated[
-    str | None,
-    Query(max_length=200, description="`next_cursor` of the previous page; omit for the first."),
-]
+
+
+def cursor_pattern(id_pattern: str) -> str:
+    """A cursor: the last item's time in microseconds since 1970 (UTC), `-`, and its id."""
+    return f"^[0-9]{{1,17}}-{id_pattern.removeprefix('^')}"
+
+
+def cursor_query(id_pattern: str) -> Any:
+    """The `cursor` query parameter of a list whose items' ids match `id_pattern`."""
+    return Query(
+        pattern=cursor_pattern(id_pattern),
+        description="`next_cursor` of the previous page; omit for the first.",
+    )
 
 
 class Page(BaseModel, Generic[T]):
@@ -49,20 +53,15 @@ class Page(BaseModel, Generic[T]):
 
 
 def encode_cursor(position: Position) -> str:
-    document = json.dumps([position.created_at.isoformat(), position.id])
-    return base64.urlsafe_b64encode(document.encode()).decode().rstrip("=")
+    since_epoch = position.created_at - _EPOCH
+    micros = (since_epoch.days * 86_400 + since_epoch.seconds) * 10**6 + since_epoch.microseconds
+    return f"{micros}-{position.id}"
 
 
 def decode_cursor(cursor: str) -> Position:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        created_at, item_id = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        position = Position(datetime.fromisoformat(created_at), str(item_id))
-    except (ValueError, TypeError, binascii.Error) as error:
-        raise InvalidCursor(f"cursor {cursor!r} is not valid") from error
-    if position.created_at.tzinfo is None:
-        raise InvalidCursor(f"cursor {cursor!r} is not valid")
-    return position
+    """The position named by a cursor that matches its `cursor_pattern`."""
+    micros, item_id = cursor.split("-", 1)
+    return Position(_EPOCH + timedelta(microseconds=int(micros)), item_id)
 
 
 def page_and_cursor(

@@ -15,6 +15,6 @@ router = APIRouter(
 )
 
 
-@router.get("", summary="List assets")
+@router.get("", name="list", summary="List assets")
 async def list_assets(principal: Reader, catalogue: CatalogueDep) -> AssetList:
     return AssetList(data=[AssetOut.of(asset, catalogue) for asset in catalogue.assets.values()])

@@ -9,20 +9,21 @@ from typing import Annotated, cast
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from wallet.api.auth import Reader, Transferer
+from wallet.api.contract import link
 from wallet.api.dependencies import CatalogueDep, DbSession, known_query_parameters
-from wallet.api.fields import ID_PATTERN, WalletIdPath
+from wallet.api.fields import WalletIdPath, id_pattern
 from wallet.api.pagination import (
-    Cursor,
     Limit,
     Page,
     Position,
+    cursor_query,
     decode_cursor,
     page_and_cursor,
 )
 from wallet.api.problems import problem_responses
 from wallet.assets.service import Catalogue
 from wallet.deposits.addresses import AddressIssuer
-from wallet.deposits.models import Deposit
+from wallet.deposits.models import DEPOSIT_PREFIX, Deposit
 from wallet.deposits.schemas import DepositAddressCreate, DepositAddressOut, DepositOut
 from wallet.deposits.service import (
     current_confirmations,
@@ -33,9 +34,19 @@ from wallet.deposits.service import (
 )
 from wallet.wallets.service import get_wallet
 
+_ADDRESS_LINKS = {
+    "ListDepositAddresses": link(
+        "deposit_addresses_list",
+        "The wallet's deposit addresses.",
+        wallet_id="$response.body#/wallet_id",
+    ),
+    "ListDeposits": link(
+        "deposits_list", "The wallet's deposits.", wallet_id="$response.body#/wallet_id"
+    ),
+}
+
 router = APIRouter(
     dependencies=[Depends(known_query_parameters)],
-    tags=["deposits"],
     responses=problem_responses(400, 401, 403, 422, 500),
 )
 
@@ -50,10 +61,16 @@ IssuerDep = Annotated[AddressIssuer, Depends(address_issuer)]
 @router.post(
     "/v1/wallets/{wallet_id}/deposit-addresses",
     status_code=201,
+    name="create",
+    tags=["deposit-addresses"],
     summary="Get the wallet's deposit address on a chain",
-    responses={200: {"model": DepositAddressOut}, **problem_responses(404, 409, 503)},
+    responses={
+        200: {"model": DepositAddressOut, "links": _ADDRESS_LINKS},
+        201: {"links": _ADDRESS_LINKS},
+        **problem_responses(404, 409, 503),
+    },
 )
-def create_deposit_address(
+def create(
     wallet_id: WalletIdPath,
     body: DepositAddressCreate,
     *,
@@ -74,10 +91,12 @@ def create_deposit_address(
 
 @router.get(
     "/v1/wallets/{wallet_id}/deposit-addresses",
+    name="list",
+    tags=["deposit-addresses"],
     summary="List the wallet's deposit addresses",
     responses=problem_responses(404),
 )
-def list_deposit_addresses(
+def list_addresses(
     wallet_id: WalletIdPath, principal: Reader, session: DbSession, catalogue: CatalogueDep
 ) -> list[DepositAddressOut]:
     get_wallet(session, principal.tenant_id, wallet_id)
@@ -85,17 +104,33 @@ def list_deposit_addresses(
     return [DepositAddressOut.of(address, catalogue) for address in addresses]
 
 
-@router.get("/v1/deposits", summary="List deposits")
+@router.get(
+    "/v1/deposits",
+    name="list",
+    tags=["deposits"],
+    summary="List deposits",
+    responses={
+        200: {
+            "links": {
+                "GetFirstDeposit": link(
+                    "deposits_get",
+                    "The page's first deposit.",
+                    deposit_id="$response.body#/data/0/id",
+                )
+            }
+        }
+    },
+)
 def list_(
     principal: Reader,
     session: DbSession,
     catalogue: CatalogueDep,
     *,
     wallet_id: Annotated[
-        str | None, Query(max_length=64, pattern=ID_PATTERN, description="Only this wallet's.")
+        str | None, Query(pattern=id_pattern("wal"), description="Only this wallet's.")
     ] = None,
     limit: Limit = 50,
-    cursor: Cursor = None,
+    cursor: Annotated[str | None, cursor_query(id_pattern(DEPOSIT_PREFIX))] = None,
 ) -> Page[DepositOut]:
     """The tenant's crypto deposits, newest first."""
     after = decode_cursor(cursor) if cursor is not None else None
@@ -113,9 +148,16 @@ def list_(
     )
 
 
-@router.get("/v1/deposits/{deposit_id}", summary="Get a deposit", responses=problem_responses(404))
+@router.get(
+    "/v1/deposits/{deposit_id}",
+    tags=["deposits"],
+    summary="Get a deposit",
+    responses=problem_responses(404),
+)
 def get(
-    deposit_id: Annotated[str, Path(max_length=64, pattern=ID_PATTERN)],
+    deposit_id: Annotated[
+        str, Path(pattern=id_pattern(DEPOSIT_PREFIX), description="A deposit id (`dep_...`).")
+    ],
     principal: Reader,
     session: DbSession,
     catalogue: CatalogueDep,

@@ -5,12 +5,13 @@ from datetime import UTC, datetime
 from pydantic import BaseModel, Field
 
 from custody import checksum_address
+from wallet.api.fields import ChainName
 from wallet.assets.service import Asset, Catalogue, Chain
 from wallet.deposits.models import Deposit, DepositAddress, DepositStatus
 
 
 class DepositAddressCreate(BaseModel):
-    chain: str = Field(min_length=1, max_length=64, examples=["devnet"])
+    chain: ChainName
 
 
 class DepositAddressOut(BaseModel):

@@ -53,6 +53,11 @@ FAMILY_SUFFIX: Final = ".*"
 FAMILIES: Final[frozenset[str]] = frozenset(name.split(".", 1)[0] for name in EVENT_TYPES)
 
 
+def subscriptions() -> tuple[str, ...]:
+    """Every pattern an endpoint can subscribe to: all, each family, each type."""
+    return (ALL, *(family + FAMILY_SUFFIX for family in sorted(FAMILIES)), *EVENT_TYPES)
+
+
 def is_subscription(pattern: str) -> bool:
     """Whether `pattern` names an event type, a family of them (`deposit.*`), or all (`*`)."""
     if pattern == ALL or pattern in EVENT_TYPES:

@@ -8,6 +8,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from wallet.api.auth import Reader, Transferer
+from wallet.api.contract import link
 from wallet.api.dependencies import (
     CatalogueDep,
     DbSession,
@@ -15,7 +16,7 @@ from wallet.api.dependencies import (
     TransferBatches,
     known_query_parameters,
 )
-from wallet.api.fields import ID_PATTERN
+from wallet.api.fields import TRANSFER_ID_PATTERN
 from wallet.api.idempotent import REPLAY_HEADERS, RequiredIdempotencyKey, request_key, respond
 from wallet.api.problems import problem_responses
 from wallet.database import run_transaction
@@ -42,7 +43,30 @@ router = APIRouter(
     status_code=201,
     response_model=TransferOut,
     summary="Make a transfer",
-    responses={201: {"headers": REPLAY_HEADERS}, **problem_responses(404, 409)},
+    responses={
+        201: {
+            "headers": REPLAY_HEADERS,
+            "links": {
+                "GetTransfer": link(
+                    "transfers_get", "The transfer.", transfer_id="$response.body#/id"
+                ),
+                "ListSourceTransactions": link(
+                    "wallets_list_transactions",
+                    "The source wallet's ledger history.",
+                    wallet_id="$response.body#/source_wallet_id",
+                ),
+                "TransferBack": link(
+                    "transfers_create",
+                    "A transfer back to the source wallet.",
+                    {
+                        "source_wallet_id": "$response.body#/destination_wallet_id",
+                        "destination_wallet_id": "$response.body#/source_wallet_id",
+                    },
+                ),
+            },
+        },
+        **problem_responses(404, 409),
+    },
 )
 async def create(
     body: TransferCreate,
@@ -85,7 +109,9 @@ async def create(
     responses=problem_responses(404),
 )
 def get(
-    transfer_id: Annotated[str, Path(max_length=64, pattern=ID_PATTERN)],
+    transfer_id: Annotated[
+        str, Path(pattern=TRANSFER_ID_PATTERN, description="A transfer id (`trf_...`).")
+    ],
     principal: Reader,
     session: DbSession,
     catalogue: CatalogueDep,

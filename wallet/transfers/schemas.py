@@ -5,7 +5,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_serializer
 
-from wallet.api.fields import Amount, AssetCode, Id, Memo, Metadata
+from wallet.api.fields import Amount, AssetCode, Memo, Metadata, WalletId
 from wallet.transfers.service import (
     TIME_FORMAT,
 )
@@ -14,8 +14,8 @@ from wallet.transfers.service import (
 class TransferCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    source_wallet_id: Id
-    destination_wallet_id: Id
+    source_wallet_id: WalletId
+    destination_wallet_id: WalletId
     asset: AssetCode
     amount: Amount
     memo: Memo | None = None

@@ -1,22 +1,20 @@
 """Wallets: create, find, list by owner, freeze; their balances and ledger history."""
 
-import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse
-from pydantic import AwareDatetime
 
 from wallet.api.auth import Operator, Reader, Transferer
+from wallet.api.contract import link
 from wallet.api.dependencies import CatalogueDep, DbSession, known_query_parameters
-from wallet.api.fields import AssetCode, OwnerRef, WalletIdPath
+from wallet.api.fields import AssetCode, OwnerRef, Timestamp, WalletIdPath, id_pattern
 from wallet.api.idempotent import REPLAY_HEADERS, OptionalIdempotencyKey, respond_once
 from wallet.api.pagination import (
-    Cursor,
-    InvalidCursor,
     Limit,
     Page,
     Position,
+    cursor_query,
     decode_cursor,
     page_and_cursor,
 )
@@ -38,7 +36,31 @@ from wallet.wallets.schemas import (
 from wallet.wallets.service import create_wallet, get_wallet, set_status, tenant_wallets
 
 # A history cursor names a posting by its account and the account's version: `<account>.<version>`.
-_POSTING_ID = re.compile(r"(?P<account>[0-9]{1,18})\.(?P<version>[0-9]{1,18})")
+_POSTING_ID_PATTERN = r"^[0-9]{1,18}\.[0-9]{1,18}$"
+
+_ID = "$response.body#/id"
+_WALLET_LINKS = {
+    "GetWallet": link("wallets_get", "The wallet.", wallet_id=_ID),
+    "ListOwnersWallets": link(
+        "wallets_list", "The owner's wallets.", owner_ref="$response.body#/owner_ref"
+    ),
+    "FreezeWallet": link("wallets_freeze", "Freeze the wallet.", wallet_id=_ID),
+    "UnfreezeWallet": link("wallets_unfreeze", "Unfreeze the wallet.", wallet_id=_ID),
+    "GetBalances": link("wallets_get_balances", "The wallet's balances.", wallet_id=_ID),
+    "ListTransactions": link(
+        "wallets_list_transactions", "The wallet's ledger history.", wallet_id=_ID
+    ),
+    "TransferToWallet": link(
+        "transfers_create", "A transfer into the wallet.", {"destination_wallet_id": _ID}
+    ),
+    "CreateDepositAddress": link(
+        "deposit_addresses_create", "A deposit address of the wallet.", wallet_id=_ID
+    ),
+    "ListDepositAddresses": link(
+        "deposit_addresses_list", "The wallet's deposit addresses.", wallet_id=_ID
+    ),
+    "ListDeposits": link("deposits_list", "The wallet's deposits.", wallet_id=_ID),
+}
 
 router = APIRouter(
     dependencies=[Depends(known_query_parameters)],
@@ -53,7 +75,10 @@ router = APIRouter(
     status_code=201,
     response_model=WalletOut,
     summary="Create a wallet",
-    responses={201: {"headers": REPLAY_HEADERS}, **problem_responses(409)},
+    responses={
+        201: {"headers": REPLAY_HEADERS, "links": _WALLET_LINKS},
+        **problem_responses(409),
+    },
 )
 def create(
     body: WalletCreate,
@@ -78,13 +103,26 @@ def create(
     )
 
 
-@router.get("", summary="List wallets")
+@router.get(
+    "",
+    name="list",
+    summary="List wallets",
+    responses={
+        200: {
+            "links": {
+                "GetFirstWallet": link(
+                    "wallets_get", "The page's first wallet.", wallet_id="$response.body#/data/0/id"
+                )
+            }
+        }
+    },
+)
 def list_wallets(
     principal: Reader,
     session: DbSession,
     owner_ref: Annotated[OwnerRef | None, Query()] = None,
     limit: Limit = 50,
-    cursor: Cursor = None,
+    cursor: Annotated[str | None, cursor_query(id_pattern("wal"))] = None,
 ) -> Page[WalletOut]:
     """The tenant's wallets, newest first, optionally only those of one owner."""
     after = decode_cursor(cursor) if cursor is not None else None
@@ -122,7 +160,7 @@ def unfreeze(wallet_id: WalletIdPath, principal: Operator, session: DbSession) -
 @router.get(
     "/{wallet_id}/balances", summary="Get a wallet's balances", responses=problem_responses(404)
 )
-def balances(
+def get_balances(
     wallet_id: WalletIdPath, principal: Reader, session: DbSession, catalogue: CatalogueDep
 ) -> WalletBalances:
     """Every configured asset's balance, zero where the wallet never held it."""
@@ -149,19 +187,30 @@ def balances(
 @router.get(
     "/{wallet_id}/transactions",
     summary="List a wallet's ledger history",
-    responses=problem_responses(404),
+    responses={
+        200: {
+            "links": {
+                "GetFirstTransfer": link(
+                    "transfers_get",
+                    "The transfer of the page's first entry.",
+                    transfer_id="$response.body#/data/0/transfer_id",
+                )
+            }
+        },
+        **problem_responses(404),
+    },
 )
-def transactions(
+def list_transactions(
     *,
     wallet_id: WalletIdPath,
     principal: Reader,
     session: DbSession,
     catalogue: CatalogueDep,
     asset: Annotated[AssetCode | None, Query(description="Only this asset.")] = None,
-    created_after: Annotated[AwareDatetime | None, Query()] = None,
-    created_before: Annotated[AwareDatetime | None, Query()] = None,
+    created_after: Annotated[Timestamp | None, Query()] = None,
+    created_before: Annotated[Timestamp | None, Query()] = None,
     limit: Limit = 50,
-    cursor: Cursor = None,
+    cursor: Annotated[str | None, cursor_query(_POSTING_ID_PATTERN)] = None,
 ) -> Page[HistoryItem]:
     """Every movement on the wallet's accounts, newest first."""
     get_wallet(session, principal.tenant_id, wallet_id)
@@ -183,7 +232,5 @@ def _posting_position(key: PostingKey) -> Position:
 
 
 def _posting_key(position: Position) -> PostingKey:
-    posting = _POSTING_ID.fullmatch(position.id)
-    if posting is None:
-        raise InvalidCursor("the cursor does not name a history entry")
-    return PostingKey(position.created_at, int(posting["account"]), int(posting["version"]))
+    account, version = position.id.split(".")
+    return PostingKey(position.created_at, int(account), int(version))

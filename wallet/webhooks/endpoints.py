@@ -1,23 +1,23 @@
 """Webhook endpoints: the tenant's URLs, the events each wants, and deliveries to them."""
 
-import re
 from typing import Annotated, cast
 
 from fastapi import APIRouter, Depends, Path, Request, Response
 
 from wallet.api.auth import Operator, Reader
+from wallet.api.contract import link
 from wallet.api.dependencies import DbSession, known_query_parameters
-from wallet.api.fields import ID_PATTERN
+from wallet.api.fields import id_pattern
 from wallet.api.pagination import (
-    Cursor,
-    InvalidCursor,
     Limit,
     Page,
     Position,
+    cursor_query,
     decode_cursor,
     page_and_cursor,
 )
 from wallet.api.problems import problem_responses
+from wallet.webhooks.models import DELIVERY_PREFIX, ENDPOINT_PREFIX
 from wallet.webhooks.schemas import (
     CreatedWebhookEndpoint,
     WebhookDeliveryOut,
@@ -37,16 +37,38 @@ from wallet.webhooks.service import (
 router = APIRouter(
     dependencies=[Depends(known_query_parameters)],
     prefix="/v1/webhook-endpoints",
-    tags=["webhooks"],
+    tags=["webhook-endpoints"],
     responses=problem_responses(400, 401, 403, 422, 500),
 )
 
 EndpointIdPath = Annotated[
-    str, Path(max_length=64, pattern=ID_PATTERN, description="A webhook endpoint id (`whe_...`).")
+    str,
+    Path(pattern=id_pattern(ENDPOINT_PREFIX), description="A webhook endpoint id (`whe_...`)."),
 ]
 
 
-@router.post("", status_code=201, summary="Add a webhook endpoint")
+_ID = "$response.body#/id"
+
+
+@router.post(
+    "",
+    status_code=201,
+    summary="Add a webhook endpoint",
+    responses={
+        201: {
+            "links": {
+                "GetEndpoint": link("webhook_endpoints_get", "The endpoint.", endpoint_id=_ID),
+                "ListEndpoints": link("webhook_endpoints_list", "The tenant's endpoints."),
+                "ListDeliveries": link(
+                    "webhook_endpoints_list_deliveries", "Its deliveries.", endpoint_id=_ID
+                ),
+                "DeleteEndpoint": link(
+                    "webhook_endpoints_delete", "Delete the endpoint.", endpoint_id=_ID
+                ),
+            }
+        }
+    },
+)
 def create(
     body: WebhookEndpointCreate, principal: Operator, session: DbSession, request: Request
 ) -> CreatedWebhookEndpoint:
@@ -57,7 +79,7 @@ def create(
     return CreatedWebhookEndpoint(**WebhookEndpointOut.of(endpoint).model_dump(), secret=secret)
 
 
-@router.get("", summary="List webhook endpoints")
+@router.get("", name="list", summary="List webhook endpoints")
 def list_all(principal: Reader, session: DbSession) -> WebhookEndpointList:
     """The tenant's endpoints, oldest first."""
     endpoints = list_endpoints(session, principal.tenant_id)
@@ -83,6 +105,7 @@ def delete(endpoint_id: EndpointIdPath, principal: Operator, session: DbSession)
 
 @router.get(
     "/{endpoint_id}/deliveries",
+    name="list_deliveries",
     summary="List an endpoint's deliveries",
     responses=problem_responses(404),
 )
@@ -91,14 +114,16 @@ def deliveries(
     principal: Reader,
     session: DbSession,
     limit: Limit = 50,
-    cursor: Cursor = None,
+    cursor: Annotated[str | None, cursor_query(id_pattern(DELIVERY_PREFIX))] = None,
 ) -> Page[WebhookDeliveryOut]:
     """The endpoint's deliveries, newest first, with the outcome of their latest attempt."""
-    before = decode_cursor(cursor).id if cursor is not None else None
-    if before is not None and re.fullmatch(ID_PATTERN, before) is None:
-        raise InvalidCursor(f"cursor {cursor!r} is not valid")
+    before = decode_cursor(cursor) if cursor is not None else None
     found = list_deliveries(
-        session, principal.tenant_id, endpoint_id, limit=limit + 1, before=before
+        session,
+        principal.tenant_id,
+        endpoint_id,
+        limit=limit + 1,
+        before=None if before is None else (before.created_at, before.id),
     )
     page, next_cursor = page_and_cursor(found, limit, lambda d: Position(d.created_at, d.id))
     return Page(data=[WebhookDeliveryOut.of(d) for d in page], next_cursor=next_cursor)

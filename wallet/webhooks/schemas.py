@@ -5,16 +5,16 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from wallet.api.fields import storable
-from wallet.events.service import EVENT_TYPES
+from wallet.events.service import EVENT_TYPES, subscriptions
 from wallet.webhooks.models import DeliveryStatus
 from wallet.webhooks.service import (
     MAX_URL_LENGTH,
+    URL_PATTERN,
     WebhookDelivery,
     WebhookEndpoint,
 )
 
-EventTypePattern = Annotated[str, StringConstraints(min_length=1, max_length=100), storable]
+EventTypePattern = Annotated[str, Field(json_schema_extra={"enum": list(subscriptions())})]
 
 
 _EVENT_TYPES_DESCRIPTION = (
@@ -26,8 +26,9 @@ _EVENT_TYPES_DESCRIPTION = (
 class WebhookEndpointCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    url: Annotated[str, StringConstraints(min_length=1, max_length=MAX_URL_LENGTH), storable] = (
-        Field(examples=["https://app.example/webhooks/wallet"])
+    url: Annotated[str, StringConstraints(min_length=1, max_length=MAX_URL_LENGTH)] = Field(
+        json_schema_extra={"pattern": URL_PATTERN},
+        examples=["https://app.example/webhooks/wallet"],
     )
     event_types: list[EventTypePattern] = Field(
         min_length=1, max_length=50, description=_EVENT_TYPES_DESCRIPTION

@@ -102,7 +102,8 @@ def test_bad_requests_are_problems(
         "unknown-wallet",
     )
     assert refused.status_code == 403
-    assert client.get("/v1/deposits/dep_nothing").status_code == 404
+    assert client.get("/v1/deposits/dep_" + "a" * 26).status_code == 404
+    assert client.get("/v1/deposits/dep_nothing").status_code == 422
 
 
 def test_deposits_are_listed_and_read_with_status_and_confirmations(

@@ -165,8 +165,10 @@ def test_other_bad_transfers_are_their_own_problems(tenant: ApiTenant) -> None:
     assert_problem(post_transfer(client, to_frozen), 409, "wallet-not-active")
     too_much = transfer_body(alice, bob, "100.01")
     assert_problem(post_transfer(client, too_much), 422, "insufficient-funds")
-    nowhere = transfer_body(alice, "wal_nowhere", "1.00")
+    nowhere = transfer_body(alice, "wal_" + "a" * 26, "1.00")
     assert_problem(post_transfer(client, nowhere), 404, "unknown-wallet")
+    malformed = transfer_body(alice, "wal_nowhere", "1.00")
+    assert_problem(post_transfer(client, malformed), 422, "invalid-request")
     as_number = post_transfer(client, transfer_body(alice, bob, 12.5))  # type: ignore[arg-type]
     problem = assert_problem(as_number, 422, "invalid-request")
     assert problem["errors"][0]["field"] == "body.amount"

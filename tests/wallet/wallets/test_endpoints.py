@@ -90,4 +90,5 @@ def test_wallet_inputs_are_validated_field_by_field(tenant: ApiTenant) -> None:
     assert {"body.owner_ref", "body.metadata.n"} <= fields
     assert any(field.startswith("body.metadata.k") for field in fields - {"body.metadata.n"})
     assert_problem(tenant.client.get("/v1/wallets/not an id"), 422, "invalid-request")
-    assert_problem(tenant.client.get("/v1/wallets/wal_unknown"), 404, "unknown-wallet")
+    assert_problem(tenant.client.get("/v1/wallets/wal_" + "a" * 26), 404, "unknown-wallet")
+    assert_problem(tenant.client.get("/v1/wallets/wal_unknown"), 422, "invalid-request")

@@ -74,12 +74,20 @@ def test_history_is_filtered_by_asset_and_time(tenant: ApiTenant) -> None:
     assert_problem(naive, 422, "invalid-request")
 
 
-def test_a_tampered_cursor_is_refused(tenant: ApiTenant) -> None:
+def test_a_cursor_out_of_its_pattern_is_refused_and_any_in_it_is_a_position(
+    tenant: ApiTenant,
+) -> None:
     wallet = tenant.factory.wallet()
-    for cursor in ["garbage", "WyJ4IiwgIjEiXQ", "WyIyMDI0LTAxLTAxVDAwOjAwOjAwKzAwOjAwIiwgIngiXQ"]:
+    for cursor in ["garbage", "1-wal_" + "a" * 26, "1-1", "123456789012345678-1.1"]:
         response = tenant.client.get(
             f"/v1/wallets/{wallet}/transactions", params={"cursor": cursor}
         )
-        assert_problem(response, 422, "invalid-cursor")
+        problem = assert_problem(response, 422, "invalid-request")
+        assert problem["errors"][0]["field"] == "query.cursor"
+    for cursor in ["0-0.0", "99999999999999999-999999999999999999.999999999999999999"]:
+        response = tenant.client.get(
+            f"/v1/wallets/{wallet}/transactions", params={"cursor": cursor}
+        )
+        assert response.status_code == 200, response.text
     over = tenant.client.get(f"/v1/wallets/{wallet}/transactions", params={"limit": 101})
     assert assert_problem(over, 422, "invalid-request")["errors"][0]["field"] == "query.limit"
