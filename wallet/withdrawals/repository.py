@@ -1,6 +1,7 @@
 """The withdrawals' queries: one withdrawal, lists, sums for limits, approvals, nonces."""
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, select, text, tuple_
@@ -30,6 +31,18 @@ def get_withdrawal(
     if withdrawal is None:
         raise UnknownWithdrawal(f"no withdrawal {withdrawal_id}")
     return withdrawal
+
+
+def locked_withdrawal(
+    session: Session, withdrawal_id: str, statuses: Sequence[WithdrawalStatus] | None = None
+) -> Withdrawal | None:
+    """The withdrawal, locked, if it is in one of `statuses`. With `statuses`, a row another
+    transaction holds is skipped (None): someone else is moving it on."""
+    query = select(Withdrawal).where(Withdrawal.id == withdrawal_id)
+    if statuses is None:
+        return session.scalars(query.with_for_update()).one_or_none()
+    query = query.where(Withdrawal.status.in_(statuses)).with_for_update(skip_locked=True)
+    return session.scalars(query).one_or_none()
 
 
 def list_withdrawals(
@@ -100,24 +113,83 @@ def deposit_address_wallet(session: Session, chain: str, address: str) -> str | 
     ).one_or_none()
 
 
-# Takes the hot wallet's nonce row, creating it from the chain's count on first use; the row
-# stays locked until the transaction ends, so one nonce is handed out at a time.
-_TAKE_NONCE = text(
-    """
-    INSERT INTO hot_wallet_nonces AS n (chain, address, next_nonce)
-    VALUES (:chain, :address, :first + 1)
-    ON CONFLICT (chain, address) DO UPDATE SET next_nonce = n.next_nonce + 1
-    RETURNING n.next_nonce - 1
-    """
+_LOCK_NONCE = text(
+    "SELECT next_nonce FROM hot_wallet_nonces WHERE chain = :chain AND address = :address "
+    "FOR UPDATE"
 )
 
 
-def take_nonce(session: Session, chain: str, address: str, first: int) -> int:
-    """The next nonce of the hot wallet; `first` is the chain's count, used on first use only."""
-    return int(
-        session.execute(
-            _TAKE_NONCE, {"chain": chain, "address": address, "first": first}
-        ).scalar_one()
+def lock_next_nonce(session: Session, chain: str, address: str) -> int | None:
+    """The hot wallet's next nonce, its row locked to the end of the transaction, so one
+    nonce is handed out at a time; None before the hot wallet's first withdrawal."""
+    found = session.execute(_LOCK_NONCE, {"chain": chain, "address": address}).scalar()
+    return None if found is None else int(found)
+
+
+def start_nonces(session: Session, chain: str, address: str, first: int) -> None:
+    """Create the hot wallet's nonce row at `first` (the chain's count), unless it exists."""
+    session.execute(
+        text(
+            "INSERT INTO hot_wallet_nonces (chain, address, next_nonce) "
+            "VALUES (:chain, :address, :first) ON CONFLICT DO NOTHING"
+        ),
+        {"chain": chain, "address": address, "first": first},
+    )
+
+
+def set_next_nonce(session: Session, chain: str, address: str, next_nonce: int) -> None:
+    session.execute(
+        text(
+            "UPDATE hot_wallet_nonces SET next_nonce = :next "
+            "WHERE chain = :chain AND address = :address"
+        ),
+        {"chain": chain, "address": address, "next": next_nonce},
+    )
+
+
+@dataclass(frozen=True)
+class InFlight:
+    """A signed withdrawal of a hot wallet not yet mined, with its latest attempt's gas."""
+
+    asset: str
+    amount: int
+    gas: int
+    max_fee_per_gas: int
+
+
+def in_flight(session: Session, chain: str, sender: str) -> list[InFlight]:
+    """What the hot wallet has signed and not yet seen mined: it may still leave the wallet."""
+    rows = session.execute(
+        text(
+            """
+            SELECT w.asset, w.amount, a.gas, a.max_fee_per_gas
+            FROM withdrawals w
+            CROSS JOIN LATERAL (
+                SELECT gas, max_fee_per_gas FROM withdrawal_attempts
+                WHERE withdrawal_id = w.id ORDER BY signed_at DESC, tx_hash DESC LIMIT 1
+            ) a
+            WHERE w.chain = :chain AND w.sender = :sender AND w.block_number IS NULL
+              AND w.status IN ('signed', 'broadcast', 'unknown')
+            """
+        ),
+        {"chain": chain, "sender": sender},
+    )
+    return [
+        InFlight(row.asset, int(row.amount), int(row.gas), int(row.max_fee_per_gas)) for row in rows
+    ]
+
+
+def outgoing(
+    session: Session, chain: str, statuses: Sequence[WithdrawalStatus], limit: int
+) -> list[str]:
+    """Ids of the chain's withdrawals in `statuses`, in nonce order, then oldest first."""
+    return list(
+        session.scalars(
+            select(Withdrawal.id)
+            .where(Withdrawal.chain == chain, Withdrawal.status.in_(statuses))
+            .order_by(Withdrawal.nonce.nulls_last(), Withdrawal.created_at, Withdrawal.id)
+            .limit(limit)
+        )
     )
 
 
