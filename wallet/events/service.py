@@ -42,11 +42,11 @@ EVENT_TYPES: Final[Mapping[str, str]] = MappingProxyType(
         "withdrawal.completed": "A withdrawal to a wallet of this service was paid at once.",
         "withdrawal.cancelled": "A withdrawal was cancelled before signing; its hold released.",
         "withdrawal.waiting_liquidity": "The hot wallet cannot cover a withdrawal yet.",
-        "withdrawal.queued": "A withdrawal waiting for liquidity is queued again.",
         "withdrawal.signed": "A withdrawal's transaction was signed and stored, not yet sent.",
         "withdrawal.broadcast": "A withdrawal transaction was sent to its chain.",
         "withdrawal.unknown": "Whether a withdrawal's transaction went out cannot be told yet; "
         "its funds stay held until the chain shows it.",
+        "withdrawal.mined": "A withdrawal's transaction was mined; confirmations are counted.",
         "withdrawal.reorged": "A withdrawal's mined transaction left the chain; it is re-sent.",
         "withdrawal.confirmed": "A withdrawal is final.",
         "withdrawal.failed": "A withdrawal definitely failed and its hold was released.",

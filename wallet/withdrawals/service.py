@@ -13,22 +13,25 @@ internal transfer: posted at once, no hold, no fee.
 
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from chains import (
     ERC20_TRANSFER_GAS,
     ETH_TRANSFER_GAS,
+    BlockHeader,
     FeeCapReached,
     FeePolicy,
     FeeQuote,
-    Receipt,
     RpcClient,
     RpcError,
+    ScannedBlock,
+    SentTransaction,
     quote_fees,
 )
 from custody import checksum_address
@@ -57,9 +60,11 @@ from wallet.withdrawals.errors import (
     ZeroAddress,
 )
 from wallet.withdrawals.models import (
+    IN_FLIGHT_STATUSES,
     WITHDRAWAL_PREFIX,
     Withdrawal,
     WithdrawalApproval,
+    WithdrawalAttempt,
     WithdrawalStatus,
 )
 from wallet.withdrawals.repository import (
@@ -67,6 +72,7 @@ from wallet.withdrawals.repository import (
     approvers,
     deposit_address_wallet,
     get_withdrawal,
+    locked_withdrawal,
     sent_since,
 )
 from wallet.withdrawals.schemas import WithdrawalCreate, WithdrawalOut
@@ -361,12 +367,106 @@ def out_with(catalogue: Catalogue, withdrawal: Withdrawal, approvals: int) -> Wi
     )
 
 
-def settle(
-    session: Session, catalogue: Catalogue, withdrawal: Withdrawal, receipt: Receipt
-) -> Withdrawal:
-    """Finish a mined withdrawal once confirmed: posted if its receipt succeeded, released if
-    it failed (status 0). Either way the network fee is the house's, from `fees:<chain>`."""
-    assert withdrawal.hold_id is not None
+def track_blocks(
+    session: Session,
+    catalogue: Catalogue,
+    chain: Chain,
+    blocks: Sequence[ScannedBlock],
+    tip: BlockHeader,
+) -> None:
+    """The watcher's step for withdrawals: match the hot wallets' transactions in `blocks` to
+    withdrawals by any of their attempts' hashes, count confirmations, and settle the
+    withdrawals that have enough. A hot wallet transaction of no withdrawal is an alert."""
+    sent = [tx for block in blocks for tx in block.sent]
+    if sent:
+        _record_mined(session, catalogue, chain, sent)
+    mined = session.scalars(
+        select(Withdrawal)
+        .where(
+            Withdrawal.chain == chain.name,
+            Withdrawal.status == WithdrawalStatus.BROADCAST,
+            Withdrawal.block_number.is_not(None),
+        )
+        .order_by(Withdrawal.block_number, Withdrawal.id)
+        .with_for_update()
+    ).all()
+    for withdrawal in mined:
+        assert withdrawal.block_number is not None
+        withdrawal.confirmations = tip.number - withdrawal.block_number + 1
+        if withdrawal.confirmations >= chain.confirmations:
+            settle(session, catalogue, withdrawal)
+    session.flush()
+
+
+def _record_mined(
+    session: Session, catalogue: Catalogue, chain: Chain, sent: Sequence[SentTransaction]
+) -> None:
+    hashes = [tx.tx_hash for tx in sent]
+    owners = dict(
+        session.execute(
+            select(WithdrawalAttempt.tx_hash, WithdrawalAttempt.withdrawal_id).where(
+                WithdrawalAttempt.tx_hash.in_(hashes)
+            )
+        ).all()
+    )
+    for tx in sent:
+        withdrawal_id = owners.get(tx.tx_hash)
+        withdrawal = None if withdrawal_id is None else locked_withdrawal(session, withdrawal_id)
+        if withdrawal is None or withdrawal.status not in IN_FLIGHT_STATUSES:
+            logger.critical(
+                "ALERT %s: hot wallet %s sent tx %s (nonce %d, block %d) that matches no "
+                "withdrawal in flight (%s): the hot wallet's key may be used elsewhere",
+                chain.name,
+                tx.from_address,
+                tx.tx_hash,
+                tx.nonce,
+                tx.block_number,
+                "none" if withdrawal is None else f"{withdrawal.id} is {withdrawal.status}",
+            )
+            continue
+        withdrawal.tx_hash, withdrawal.succeeded, withdrawal.network_fee = (
+            tx.tx_hash,
+            tx.succeeded,
+            tx.fee,
+        )
+        withdrawal.block_number, withdrawal.block_hash = tx.block_number, tx.block_hash
+        withdrawal.failure_reason = None
+        # Mined is the chain's evidence: a withdrawal `signed` or `unknown` was sent after all.
+        transition(session, catalogue, withdrawal, WithdrawalStatus.BROADCAST, "withdrawal.mined")
+
+
+def unmine(session: Session, catalogue: Catalogue, chain: Chain, ancestor: BlockHeader) -> None:
+    """The blocks above `ancestor` left the chain: their withdrawals are `broadcast` again, and
+    the broadcaster sends their stored transactions again (the node dropped them)."""
+    gone = session.scalars(
+        select(Withdrawal)
+        .where(Withdrawal.chain == chain.name, Withdrawal.block_number > ancestor.number)
+        .order_by(Withdrawal.block_number, Withdrawal.id)
+        .with_for_update()
+    ).all()
+    for withdrawal in gone:
+        if withdrawal.status != WithdrawalStatus.BROADCAST:
+            logger.critical(
+                "ALERT %s: %s withdrawal %s (tx %s, block %s) left the chain in a reorg deeper "
+                "than %d confirmations: check by hand",
+                chain.name,
+                withdrawal.status,
+                withdrawal.id,
+                withdrawal.tx_hash,
+                withdrawal.block_number,
+                chain.confirmations,
+            )
+            continue
+        withdrawal.tx_hash = withdrawal.block_hash = None
+        withdrawal.block_number = withdrawal.network_fee = withdrawal.succeeded = None
+        withdrawal.confirmations = 0
+        transition(session, catalogue, withdrawal, WithdrawalStatus.BROADCAST, "withdrawal.reorged")
+
+
+def settle(session: Session, catalogue: Catalogue, withdrawal: Withdrawal) -> Withdrawal:
+    """Finish a mined withdrawal once confirmed: posted if its transaction succeeded, released
+    if it failed (status 0). Either way the network fee is the house's, from `fees:<chain>`."""
+    assert withdrawal.hold_id is not None and withdrawal.network_fee is not None
     chain = withdrawal.chain
     native = native_asset(catalogue, chain).code
     ledger.void_hold(session, withdrawal.hold_id)
@@ -375,30 +475,26 @@ def settle(
     def add(account: int, amount: int) -> None:
         lines[account] = lines.get(account, 0) + amount
 
-    add(system_account(session, f"fees:{chain}", native), -receipt.fee)
-    add(system_account(session, f"chain:{chain}", native), receipt.fee)
-    if receipt.succeeded:
-        add(
-            user_account(session, withdrawal.wallet_id, withdrawal.asset),
-            -withdrawal.amount - withdrawal.fee,
-        )
+    add(system_account(session, f"fees:{chain}", native), -withdrawal.network_fee)
+    add(system_account(session, f"chain:{chain}", native), withdrawal.network_fee)
+    if withdrawal.succeeded:
+        charged = withdrawal.amount + withdrawal.fee
+        add(user_account(session, withdrawal.wallet_id, withdrawal.asset), -charged)
         add(system_account(session, f"chain:{chain}", withdrawal.asset), withdrawal.amount)
         add(system_account(session, f"fees:{chain}", withdrawal.asset), withdrawal.fee)
     postings = [Posting(account, amount) for account, amount in sorted(lines.items()) if amount]
     withdrawal.transaction_id = ledger.post(
         session,
         TransactionRequest(
-            reason=Reason.WITHDRAWAL if receipt.succeeded else Reason.FEE,
+            reason=Reason.WITHDRAWAL if withdrawal.succeeded else Reason.FEE,
             postings=postings,
-            metadata={"withdrawal_id": withdrawal.id, "tx_hash": receipt.tx_hash},
+            metadata={"withdrawal_id": withdrawal.id, "tx_hash": withdrawal.tx_hash},
             external=ExternalReference(
-                EXTERNAL_KIND if receipt.succeeded else NETWORK_FEE_KIND, withdrawal.id
+                EXTERNAL_KIND if withdrawal.succeeded else NETWORK_FEE_KIND, withdrawal.id
             ),
         ),
     )
-    withdrawal.network_fee = receipt.fee
-    withdrawal.succeeded = receipt.succeeded
-    if receipt.succeeded:
+    if withdrawal.succeeded:
         return transition(session, catalogue, withdrawal, WithdrawalStatus.CONFIRMED)
     withdrawal.failure_reason = "the transaction was mined with status 0 (reverted)"
     return transition(session, catalogue, withdrawal, WithdrawalStatus.FAILED)
