@@ -9,7 +9,11 @@ from pathlib import Path
 
 import httpx
 
+from chains import RpcClient, native_balance
 from chains.devnet import find_free_port
+from custody import KeySigner, MasterSeed
+from wallet.cli import DEV_MNEMONIC
+from wallet.devnet import HOT_WALLET_ETH
 
 CATALOGUE = """
 [[chains]]
@@ -46,7 +50,7 @@ def answers(url: str, payload: dict[str, object] | None = None) -> bool:
         return False
 
 
-def test_run_starts_the_api_the_devnets_and_stops_cleanly(
+def test_run_starts_the_api_the_devnets_with_funded_hot_wallets_and_stops_cleanly(
     tmp_path: Path, database_url: str
 ) -> None:
     port_a, port_b, api_port = find_free_port(), find_free_port(), find_free_port()
@@ -76,6 +80,11 @@ def test_run_starts_the_api_the_devnets_and_stops_cleanly(
             assert run.poll() is None, (tmp_path / "run.log").read_text()
             assert time.monotonic() < deadline, (tmp_path / "run.log").read_text()
             time.sleep(0.5)
+        hot_wallet = KeySigner.hot_wallet(MasterSeed.from_mnemonic(DEV_MNEMONIC), account=31337)
+        with RpcClient(f"http://127.0.0.1:{port_a}") as rpc:
+            while native_balance(rpc, hot_wallet.address) != HOT_WALLET_ETH:
+                assert time.monotonic() < deadline, (tmp_path / "run.log").read_text()
+                time.sleep(0.2)
     finally:
         run.send_signal(signal.SIGTERM)
         status = run.wait(timeout=60)

@@ -435,21 +435,26 @@ class BroadcastContext:
     options: BroadcastOptions
 
 
-def hot_wallets(settings: Settings, catalogue: Catalogue) -> list[HotWallet]:
-    """A hot wallet per chain with a native asset, from the master seed; none without it."""
+def hot_wallet_signers(settings: Settings, catalogue: Catalogue) -> dict[str, KeySigner]:
+    """The hot wallet signer of each chain with a native asset, by chain name, from the
+    master seed (m/44'/60'/{chain_id}'/1/0); none without a seed."""
     seed = load_master_seed(settings)
     if seed is None:
         logger.warning("no seed configured: withdrawals are not sent")
-        return []
+        return {}
     chains = {asset.chain for asset in catalogue.assets.values() if asset.kind is AssetKind.NATIVE}
-    return [
-        HotWallet(
-            chain,
-            KeySigner.hot_wallet(seed, account=bip44_account(chain)),
-            RpcClient(chain.rpc_url, timeout=10.0),
-        )
+    return {
+        chain.name: KeySigner.hot_wallet(seed, account=bip44_account(chain))
         for chain in catalogue.chains.values()
         if chain.name in chains
+    }
+
+
+def hot_wallets(settings: Settings, catalogue: Catalogue) -> list[HotWallet]:
+    """Each chain's hot wallet with a client of its node."""
+    return [
+        HotWallet(catalogue.chain(name), signer, RpcClient(catalogue.chain(name).rpc_url))
+        for name, signer in hot_wallet_signers(settings, catalogue).items()
     ]
 
 

@@ -19,7 +19,12 @@ from typer.testing import CliRunner
 from chains import account_nonces
 from tests.api_fixtures import ApiTenant, running_api
 from tests.api_fixtures import _api_tenant as api_tenant_of
-from tests.wallet.deposits.conftest import CONFIRMATIONS, TEST_MNEMONIC, settle
+from tests.wallet.deposits.conftest import (
+    CONFIRMATIONS,
+    TEST_MNEMONIC,
+    settle,
+    write_catalogue_file,
+)
 from tests.wallet.withdrawals.conftest import ETH, USDC, SendingChain, post_withdrawal
 from tests.webhook_fixtures import CeleryProcesses, wait_until
 from wallet.cli import app as cli
@@ -88,37 +93,6 @@ class Deployment:
     customer: ApiTenant
 
 
-def write_catalogue(chain: SendingChain, rpc_url: str, path: Path) -> Path:
-    config = chain.live.config
-    native = chain.catalogue.asset(chain.live.native)
-    token = chain.catalogue.asset(chain.live.token)
-    path.write_text(
-        f"""
-[[chains]]
-name = "{config.name}"
-chain_id = {config.chain_id}
-rpc_url = "{rpc_url}"
-confirmations = {config.confirmations}
-
-[[assets]]
-code = "{native.code}"
-kind = "native"
-decimals = 18
-chain = "{config.name}"
-withdrawal_fee = "{native.withdrawal_fee}"
-
-[[assets]]
-code = "{token.code}"
-kind = "erc20"
-decimals = 6
-chain = "{config.name}"
-contract_address = "{token.contract_address}"
-withdrawal_fee = "{token.withdrawal_fee}"
-"""
-    )
-    return path
-
-
 @pytest.fixture
 def deployment(
     sending_chain: SendingChain,
@@ -131,7 +105,9 @@ def deployment(
     chain = sending_chain
     proxy = RpcProxy(chain.dev.rpc_url)
     env = {
-        "WALLET_ASSETS_FILE": str(write_catalogue(chain, proxy.url, tmp_path / "assets.toml")),
+        "WALLET_ASSETS_FILE": str(
+            write_catalogue_file(chain.live, tmp_path / "assets.toml", proxy.url)
+        ),
         "WALLET_WITHDRAWAL_POLICIES": json.dumps({chain.live.token: {"fee_rate": "3000"}}),
         "WALLET_WITHDRAWAL_BROADCAST_INTERVAL": "0.3",
         "WALLET_DEV_MNEMONIC": TEST_MNEMONIC,
