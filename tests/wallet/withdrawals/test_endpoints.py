@@ -83,7 +83,7 @@ def test_the_idempotency_key_is_required(customer: ApiTenant) -> None:
     response = customer.client.post(
         "/v1/withdrawals", json=withdrawal_body(wallet, "ETH", "0.1", OUTSIDE)
     )
-    assert response.status_code in (400, 422)
+    assert_problem(response, 400, "idempotency-key-required")
     assert withdrawal_rows(customer.factory.sessions, wallet) == []
 
 
