@@ -202,6 +202,49 @@ def hot_wallets(session: Session, chain: str) -> list[str]:
     )
 
 
+@dataclass(frozen=True)
+class SentAttempt:
+    """An attempt of an unmined withdrawal, with its withdrawal's status."""
+
+    withdrawal_id: str
+    status: WithdrawalStatus
+    tx_hash: str
+    raw_transaction: bytes
+    send_outcome: str | None
+    signed_at: datetime
+    sent_at: datetime | None
+
+
+def unmined_attempts(session: Session, chain: str, sender: str) -> dict[str, list[SentAttempt]]:
+    """The attempts of the hot wallet's signed or broadcast withdrawals not seen mined, by
+    withdrawal in nonce order, each withdrawal's oldest first."""
+    rows = session.execute(
+        select(Withdrawal.status, WithdrawalAttempt)
+        .join(WithdrawalAttempt, WithdrawalAttempt.withdrawal_id == Withdrawal.id)
+        .where(
+            Withdrawal.chain == chain,
+            Withdrawal.sender == sender,
+            Withdrawal.block_number.is_(None),
+            Withdrawal.status.in_([WithdrawalStatus.SIGNED, WithdrawalStatus.BROADCAST]),
+        )
+        .order_by(Withdrawal.nonce, WithdrawalAttempt.signed_at, WithdrawalAttempt.tx_hash)
+    ).all()
+    found: dict[str, list[SentAttempt]] = {}
+    for status, attempt in rows:
+        found.setdefault(attempt.withdrawal_id, []).append(
+            SentAttempt(
+                attempt.withdrawal_id,
+                WithdrawalStatus(status),
+                attempt.tx_hash,
+                attempt.raw_transaction,
+                attempt.send_outcome,
+                attempt.signed_at,
+                attempt.sent_at,
+            )
+        )
+    return found
+
+
 def attempts_of(session: Session, withdrawal_id: str) -> list[WithdrawalAttempt]:
     """The withdrawal's signed transactions, oldest first."""
     return list(

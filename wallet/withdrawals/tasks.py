@@ -57,6 +57,8 @@ from wallet.deposits.addresses import bip44_account, load_master_seed
 from wallet.settings import Settings
 from wallet.withdrawals.models import Withdrawal, WithdrawalAttempt, WithdrawalStatus
 from wallet.withdrawals.repository import (
+    InFlight,
+    SentAttempt,
     attempts_of,
     in_flight,
     lock_next_nonce,
@@ -64,6 +66,7 @@ from wallet.withdrawals.repository import (
     outgoing,
     set_next_nonce,
     start_nonces,
+    unmined_attempts,
 )
 from wallet.withdrawals.service import fee_policy, gas_limit, native_asset, transition
 
@@ -125,12 +128,45 @@ class _Stored:
     raw_transaction: bytes
 
     @classmethod
-    def of(cls, attempt: WithdrawalAttempt) -> "_Stored":
+    def of(cls, attempt: WithdrawalAttempt | SentAttempt) -> "_Stored":
         return cls(attempt.withdrawal_id, attempt.tx_hash, attempt.raw_transaction)
 
 
 def _latest_attempt(session: Session, withdrawal_id: str) -> _Stored:
     return _Stored.of(attempts_of(session, withdrawal_id)[-1])
+
+
+class _Liquidity:
+    """What the hot wallet can still spend in this run: its balances less everything it
+    signed and has not seen mined (each at its fee cap), read once per run and reduced as
+    the run signs. Runs of a chain never overlap, so nothing else signs meanwhile."""
+
+    def __init__(self, hot: HotWallet, native: int, pending: Sequence[InFlight]) -> None:
+        self._hot = hot
+        self._native = native
+        self._pending = pending
+        self._tokens: dict[str, int] = {}
+
+    def take(self, asset: Asset, amount: int, max_cost: int) -> bool:
+        """Reserve what a transaction of `amount` of `asset` may spend at most (its value and
+        gas at the fee cap, `max_cost`, in the native asset), if the wallet has it."""
+        if self._native < max_cost:
+            return False
+        if asset.kind is not AssetKind.NATIVE:
+            tokens = self._token(asset)
+            if tokens < amount:
+                return False
+            self._tokens[asset.code] = tokens - amount
+        self._native -= max_cost
+        return True
+
+    def _token(self, asset: Asset) -> int:
+        if asset.code not in self._tokens:
+            assert asset.contract_address is not None
+            held = token_balance(self._hot.rpc, asset.contract_address, self._hot.address)
+            signed = sum(p.amount for p in self._pending if p.asset == asset.code)
+            self._tokens[asset.code] = held - signed
+        return self._tokens[asset.code]
 
 
 class WithdrawalBroadcaster:
@@ -180,27 +216,40 @@ class WithdrawalBroadcaster:
 
     def _sign_queued(self, report: BroadcastReport) -> None:
         ids = self._read(lambda s: outgoing(s, self._chain, _SIGNABLE, self._options.batch))
+        if not ids:
+            return
+        fees = self._market_fees()
+        if fees is None:
+            return
+        liquidity = run_transaction(self._sessions, self._liquidity)
         for withdrawal_id in ids:
-            stored = run_transaction(
-                self._sessions, partial(self._sign, withdrawal_id=withdrawal_id, report=report)
+            sign = partial(
+                self._sign,
+                withdrawal_id=withdrawal_id,
+                fees=fees,
+                liquidity=liquidity,
+                report=report,
             )
+            stored = run_transaction(self._sessions, sign)
             if stored is not None:
                 self._send(stored, report)
 
     def _sign(
-        self, session: Session, withdrawal_id: str, report: BroadcastReport
+        self,
+        session: Session,
+        withdrawal_id: str,
+        fees: FeeQuote,
+        liquidity: "_Liquidity",
+        report: BroadcastReport,
     ) -> _Stored | None:
         """Step 1 of the write-ahead order, in the caller's transaction."""
         nonce = self._lock_nonce(session)
         withdrawal = locked_withdrawal(session, withdrawal_id, _SIGNABLE)
         if withdrawal is None:
             return None  # cancelled, or taken by another run meanwhile
-        fees = self._market_fees()
-        if fees is None:
-            return None
         asset = self._catalogue.asset(withdrawal.asset)
         request = self._transaction(withdrawal, asset, nonce, fees)
-        if not self._covers(session, asset, withdrawal.amount, request):
+        if not liquidity.take(asset, withdrawal.amount, request.max_cost()):
             if withdrawal.status != WithdrawalStatus.WAITING_LIQUIDITY:
                 transition(session, self._catalogue, withdrawal, WithdrawalStatus.WAITING_LIQUIDITY)
                 report.waiting.append(withdrawal.id)
@@ -211,6 +260,15 @@ class WithdrawalBroadcaster:
         transition(session, self._catalogue, withdrawal, WithdrawalStatus.SIGNED)
         report.signed.append(withdrawal.id)
         return stored
+
+    def _liquidity(self, session: Session) -> "_Liquidity":
+        native = native_asset(self._catalogue, self._chain).code
+        pending = in_flight(session, self._chain, self._hot.address)
+        committed = sum(
+            p.gas * p.max_fee_per_gas + (p.amount if p.asset == native else 0) for p in pending
+        )
+        held = native_balance(self._hot.rpc, self._hot.address)
+        return _Liquidity(self._hot, held - committed, pending)
 
     def _lock_nonce(self, session: Session) -> int:
         nonce = lock_next_nonce(session, self._chain, self._hot.address)
@@ -255,25 +313,6 @@ class WithdrawalBroadcaster:
             fees=fees,
             gas=gas_limit(asset),
         )
-
-    def _covers(
-        self, session: Session, asset: Asset, amount: int, request: TransactionRequest
-    ) -> bool:
-        """Whether the hot wallet holds enough for `request` on top of everything it signed
-        that is not mined yet (each at its fee cap): a send never fails for lack of funds."""
-        native = native_asset(self._catalogue, self._chain).code
-        pending = in_flight(session, self._chain, self._hot.address)
-        native_needed = request.max_cost() + sum(
-            p.gas * p.max_fee_per_gas + (p.amount if p.asset == native else 0) for p in pending
-        )
-        if native_balance(self._hot.rpc, self._hot.address) < native_needed:
-            return False
-        if asset.kind is AssetKind.NATIVE:
-            return True
-        assert asset.contract_address is not None
-        tokens_needed = amount + sum(p.amount for p in pending if p.asset == asset.code)
-        held = token_balance(self._hot.rpc, asset.contract_address, self._hot.address)
-        return held >= tokens_needed
 
     def _store(
         self, session: Session, withdrawal: Withdrawal, request: TransactionRequest
@@ -322,18 +361,18 @@ class WithdrawalBroadcaster:
                 transition(session, self._catalogue, withdrawal, WithdrawalStatus.BROADCAST)
                 report.sent.append(withdrawal.id)
         elif outcome in (SendOutcome.TRANSIENT, SendOutcome.NONCE_TOO_LOW, SendOutcome.REJECTED):
-            log = logger.warning if outcome is SendOutcome.TRANSIENT else logger.critical
-            log(
-                "%s: withdrawal %s, tx %s (nonce %s): %s (%s); its funds stay held until the "
-                "chain tells",
-                self._chain,
-                withdrawal.id,
-                stored.tx_hash,
-                withdrawal.nonce,
-                outcome.value,
-                result.message,
-            )
             if status == WithdrawalStatus.SIGNED:
+                log = logger.warning if outcome is SendOutcome.TRANSIENT else logger.critical
+                log(
+                    "%s: withdrawal %s, tx %s (nonce %s) is unknown: %s (%s); its funds stay "
+                    "held until the chain tells",
+                    self._chain,
+                    withdrawal.id,
+                    stored.tx_hash,
+                    withdrawal.nonce,
+                    outcome.value,
+                    result.message,
+                )
                 withdrawal.failure_reason = f"{outcome.value}: {result.message}"[:500]
                 transition(session, self._catalogue, withdrawal, WithdrawalStatus.UNKNOWN)
                 report.unknown.append(withdrawal.id)
@@ -353,46 +392,33 @@ class WithdrawalBroadcaster:
         return any(s.state is TransactionState.MINED for s in statuses)
 
     def _track_sent(self, report: BroadcastReport) -> None:
-        """Re-send what the node forgot; bump what waits too long or was underpriced."""
-        sent = (WithdrawalStatus.BROADCAST, WithdrawalStatus.SIGNED)
-        ids = self._read(lambda s: outgoing(s, self._chain, sent, 10_000))
-        for withdrawal_id in ids:
-            stuck = run_transaction(
-                self._sessions, partial(self._stuck, withdrawal_id=withdrawal_id)
-            )
-            if stuck is None:
+        """Re-send what the node forgot; bump what waits too long or was underpriced. The
+        node is asked about every attempt of every unmined withdrawal in one batch."""
+        unmined = run_transaction(
+            self._sessions, lambda s: unmined_attempts(s, self._chain, self._hot.address)
+        )
+        hashes = [a.tx_hash for attempts in unmined.values() for a in attempts]
+        states = {s.tx_hash: s.state for s in transaction_statuses(self._hot.rpc, hashes)}
+        now = datetime.now(UTC)
+        for withdrawal_id, attempts in unmined.items():
+            latest = attempts[-1]
+            known = {states[a.tx_hash] for a in attempts}
+            if latest.status == WithdrawalStatus.SIGNED:
+                stuck = latest.send_outcome in _UNDERPRICED
+            elif TransactionState.MINED in known:
+                continue  # the watcher records it
+            elif known == {TransactionState.NOT_FOUND}:
+                self._send(_Stored.of(latest), report)  # dropped, or removed by a reorg
                 continue
-            latest, bump = stuck
-            if bump:
+            else:
+                stuck = now - (latest.sent_at or latest.signed_at) > self._options.bump_after
+            if stuck:
                 replacement = run_transaction(
                     self._sessions, partial(self._bump, withdrawal_id=withdrawal_id)
                 )
                 if replacement is not None:
                     report.bumped.append(withdrawal_id)
                     self._send(replacement, report)
-            else:
-                self._send(latest, report)
-
-    def _stuck(self, session: Session, withdrawal_id: str) -> tuple[_Stored, bool] | None:
-        """The latest attempt of an unmined withdrawal that needs something: sent again
-        (False) if no node knows any of its attempts, or replaced (True)."""
-        withdrawal = session.get_one(Withdrawal, withdrawal_id)
-        if withdrawal.block_number is not None:
-            return None
-        attempts = attempts_of(session, withdrawal_id)
-        latest = attempts[-1]
-        stored = _Stored.of(latest)
-        if withdrawal.status == WithdrawalStatus.SIGNED:
-            return (stored, True) if latest.send_outcome in _UNDERPRICED else None
-        states = {
-            s.state for s in transaction_statuses(self._hot.rpc, [a.tx_hash for a in attempts])
-        }
-        if TransactionState.MINED in states:
-            return None
-        if states == {TransactionState.NOT_FOUND}:
-            return stored, False
-        waited = datetime.now(UTC) - (latest.sent_at or latest.signed_at)
-        return (stored, True) if waited > self._options.bump_after else None
 
     def _bump(self, session: Session, withdrawal_id: str) -> _Stored | None:
         """Sign a replacement of the latest attempt: same nonce, fees raised (capped)."""

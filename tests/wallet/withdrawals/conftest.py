@@ -174,6 +174,7 @@ class SendingChain:
     hot: HotWallet
     factory: Factory
     rules: WithdrawalRules
+    quoter: NodeFeeQuoter
 
     @property
     def catalogue(self) -> Catalogue:
@@ -204,20 +205,16 @@ class SendingChain:
         """Request a withdrawal as the API does; its id."""
         body = WithdrawalCreate.model_validate(withdrawal_body(wallet_id, asset, amount, address))
         body.destination.chain = self.live.name
-        quoter = NodeFeeQuoter(FeePolicy(max_fee_per_gas_cap=500 * 10**9))
-        try:
-            with unit_of_work(self.factory.sessions) as session:
-                return request_withdrawal(
-                    session,
-                    self.factory.tenant_id,
-                    "key_test",
-                    body,
-                    catalogue=self.catalogue,
-                    rules=self.rules,
-                    quote=quoter,
-                ).id
-        finally:
-            quoter.close()
+        with unit_of_work(self.factory.sessions) as session:
+            return request_withdrawal(
+                session,
+                self.factory.tenant_id,
+                "key_test",
+                body,
+                catalogue=self.catalogue,
+                rules=self.rules,
+                quote=self.quoter,
+            ).id
 
     def withdrawal(self, withdrawal_id: str) -> dict[str, Any]:
         with unit_of_work(self.factory.sessions) as session:
@@ -243,7 +240,7 @@ def sending_chain(
     isolated_chain: IsolatedChain,
     sessions: sessionmaker[Session],
     seed: MasterSeed,
-) -> SendingChain:
+) -> Iterator[SendingChain]:
     live = isolated_chain()
     native, token = live.catalogue.asset(live.native), live.catalogue.asset(live.token)
     assets = {
@@ -258,4 +255,6 @@ def sending_chain(
     rules = WithdrawalRules(
         policies={token.code: WithdrawalPolicy(fee_rate="3000")}, blocklist=frozenset()
     )
-    return SendingChain(live, hot, Factory(sessions, live.catalogue), rules)
+    quoter = NodeFeeQuoter(FeePolicy(max_fee_per_gas_cap=500 * 10**9))
+    yield SendingChain(live, hot, Factory(sessions, live.catalogue), rules, quoter)
+    quoter.close()

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
 from chains import account_nonces
+from custody import MasterSeed, hot_wallet_key
 from tests.api_fixtures import ApiTenant, running_api
 from tests.api_fixtures import _api_tenant as api_tenant_of
 from tests.wallet.deposits.conftest import (
@@ -91,6 +92,12 @@ class Deployment:
     proxy: RpcProxy
     celery: CeleryProcesses
     customer: ApiTenant
+    api_log: Path
+
+    def logs(self) -> str:
+        """Everything the worker, beat and API processes logged."""
+        worker, beat = self.celery.log("worker"), self.celery.log("beat")
+        return worker + beat + self.api_log.read_text(errors="replace")
 
 
 @pytest.fixture
@@ -120,7 +127,7 @@ def deployment(
         customer = api_tenant_of(url, sessions, chain.catalogue)
         try:
             with customer.client:
-                yield Deployment(chain, proxy, celery, customer)
+                yield Deployment(chain, proxy, celery, customer, tmp_path / "api" / "uvicorn.log")
         finally:
             celery.stop()
             proxy.close()
@@ -185,6 +192,12 @@ def test_eth_and_usdc_withdrawals_end_to_end(
     reconciled = CliRunner().invoke(cli, ["reconcile"])
     assert reconciled.exit_code == 0, reconciled.output
     assert "FAIL" not in reconciled.output
+    seed = MasterSeed.from_mnemonic(TEST_MNEMONIC)
+    key = hot_wallet_key(seed, account=chain.live.config.chain_id)
+    logs = deployment.logs()
+    assert "signed" in logs  # the broadcaster's own lines are there
+    for secret in (key.hex(), "0x" + key.hex(), TEST_MNEMONIC, seed.secret.hex()):
+        assert secret not in logs
 
 
 @pytest.mark.parametrize("hold", ["before", "after"])
