@@ -27,8 +27,8 @@ lint: deps
 	$(BIN)/lint-imports
 	@# alembic check: the models and wallet/sql/ against a freshly migrated scratch database
 	if [ -n "$$WALLET_TEST_DATABASE_URL" ]; then \
-	    WALLET_DATABASE_URL="$$WALLET_TEST_DATABASE_URL" $(BIN)/wallet db check; \
-	else $(BIN)/wallet db check; fi
+	    WALLET_DATABASE_URL="$$WALLET_TEST_DATABASE_URL" $(BIN)/python -m wallet db check; \
+	else $(BIN)/python -m wallet db check; fi
 
 test: lint
 	$(BIN)/pytest

@@ -116,7 +116,9 @@ class FakeChain:
         watched: WatchedAddresses,
         max_blocks: int = 250,
         head: int | None = None,
+        senders: WatchedAddresses | None = None,
     ) -> StepResult:
+        # Made-up blocks carry payments only: no sender of ours ever appears in them.
         if max_blocks < 1:
             raise ValueError("max_blocks must be at least 1")
         check_window(known_window)

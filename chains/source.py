@@ -21,7 +21,9 @@ class ChainSource(Protocol):
         watched: WatchedAddresses,
         max_blocks: int = 250,
         head: int | None = None,
+        senders: WatchedAddresses | None = None,
     ) -> StepResult:
-        """The blocks after the window's tip, up to `head`, scanned for transfers to `watched`;
-        or a rollback to the newest header of the window still canonical (see ChainFollower)."""
+        """The blocks after the window's tip, up to `head`, scanned for transfers to `watched`
+        and transactions sent by `senders`; or a rollback to the newest header of the window
+        still canonical (see ChainFollower)."""
         ...

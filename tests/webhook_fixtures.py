@@ -241,6 +241,12 @@ class CeleryProcesses:
     def log(self, name: str) -> str:
         return (self.logs / f"{name}.log").read_text(errors="replace")
 
+    def kill(self, name: str) -> None:
+        """SIGKILL the process (it dies at whatever line it is on); it is started again."""
+        process = self._processes[name]
+        process.kill()
+        process.wait()
+
     def stop(self) -> None:
         self._stopping.set()
         if self._supervisor.is_alive():

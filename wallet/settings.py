@@ -4,7 +4,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Self
 
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from wallet.assets.service import load_catalogue
@@ -34,6 +34,26 @@ class AddressIssuerKind(StrEnum):
     """BIP-32 from account xpubs (`deposit_xpubs`), or from the seed (keystore, dev mnemonic)."""
     FAKE = "fake"
     """`FakeAddressIssuer`: made-up addresses nobody holds a key for."""
+
+
+class WithdrawalPolicy(BaseModel):
+    """One asset's withdrawal rules; amounts are decimal strings in the asset's unit."""
+
+    per_transaction: str | None = Field(default=None, description="Largest single withdrawal.")
+    daily: str | None = Field(default=None, description="Most a wallet sends in any 24 hours.")
+    approval_above: str | None = Field(
+        default=None, description="Above this, one operator must approve."
+    )
+    dual_approval_above: str | None = Field(
+        default=None, description="Above this, two different operators must approve."
+    )
+    fee_rate: str | None = Field(
+        default=None,
+        description=(
+            "Tokens: how many of the asset's units one unit of the chain's native asset is "
+            'worth ("3000": 1 ETH = 3000 USDC), to charge the network fee in the token.'
+        ),
+    )
 
 
 class Settings(BaseSettings):
@@ -138,6 +158,26 @@ class Settings(BaseSettings):
         default=86_400.0,
         ge=0,
         description="Seconds after the first attempt before a failing delivery is given up.",
+    )
+
+    # Crypto withdrawals.
+    withdrawal_policies: dict[str, WithdrawalPolicy] = Field(
+        default_factory=dict,
+        description="JSON object of asset code to its limits, approval thresholds and fee rate.",
+    )
+    withdrawal_blocklist: list[str] = Field(
+        default_factory=list, description="Addresses no withdrawal may be sent to (JSON list)."
+    )
+    withdrawal_max_fee_per_gas: int = Field(
+        default=500 * 10**9, gt=0, description="Wei per gas a withdrawal never pays above."
+    )
+    withdrawal_broadcast_interval: float = Field(
+        default=1.0, gt=0, description="Seconds between runs of the withdrawal broadcaster."
+    )
+    withdrawal_bump_after: float = Field(
+        default=60.0,
+        gt=0,
+        description="Seconds a sent transaction may stay unmined before a fee bump.",
     )
 
     @model_validator(mode="after")

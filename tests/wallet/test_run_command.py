@@ -15,7 +15,10 @@ import psycopg
 import pytest
 from sqlalchemy import make_url
 
-from chains.devnet import dev_accounts, find_free_port
+from chains import RpcClient, native_balance
+from chains.devnet import DEV_MNEMONIC, dev_accounts, find_free_port
+from custody import KeySigner, MasterSeed
+from wallet.devnet import HOT_WALLET_ETH
 
 CATALOGUE = """
 [[chains]]
@@ -159,12 +162,18 @@ def run_database(server_url: str) -> Iterator[str]:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def test_run_starts_the_api_the_devnets_and_stops_cleanly(
+def test_run_starts_the_api_the_devnets_with_funded_hot_wallets_and_stops_cleanly(
     tmp_path: Path, run_database: str
 ) -> None:
     run = WalletRun(tmp_path, run_database)
     try:
         run.wait_until_ready()
+        hot_wallet = KeySigner.hot_wallet(MasterSeed.from_mnemonic(DEV_MNEMONIC), account=31337)
+        deadline = time.monotonic() + 30
+        with RpcClient(run.rpc_a) as rpc:
+            while native_balance(rpc, hot_wallet.address) != HOT_WALLET_ETH:
+                assert time.monotonic() < deadline, run.log
+                time.sleep(0.2)
     finally:
         status = run.stop()
     assert status == 0, run.log

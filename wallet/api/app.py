@@ -22,6 +22,8 @@ from wallet.transfers.service import transfers_once
 from wallet.wallets import endpoints as wallets
 from wallet.webhooks import endpoints as webhook_endpoints
 from wallet.webhooks.secrets import SecretBox
+from wallet.withdrawals import endpoints as withdrawals
+from wallet.withdrawals.service import NodeFeeQuoter, WithdrawalRules, fee_policy
 
 DESCRIPTION = """
 The app's API to the wallet service.
@@ -50,6 +52,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         apart=lambda transfer: (transfer.key.scope, transfer.key.key),
     )
     batchers = (key_lookups, transfer_batches)
+    fee_quoter = NodeFeeQuoter(fee_policy(runtime.settings))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -65,6 +68,7 @@ def create_app(runtime: Runtime) -> FastAPI:
             for batcher in batchers:
                 batcher.stop()
             statements.close()
+            fee_quoter.close()
 
     app = FastAPI(
         title="Hybrid wallet API",
@@ -78,12 +82,15 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.state.transfer_batches = transfer_batches
     app.state.address_issuer = address_issuer(runtime.settings, runtime.catalogue)
     app.state.secret_box = SecretBox.from_settings(runtime.settings)
+    app.state.withdrawal_rules = WithdrawalRules.from_settings(runtime.settings)
+    app.state.withdrawal_fees = fee_quoter
     install_problem_handlers(app)
     install_openapi(app, runtime.catalogue)
     routers = (
         wallets.router,
         transfers.router,
         deposits.router,
+        withdrawals.router,
         assets.router,
         webhook_endpoints.router,
     )

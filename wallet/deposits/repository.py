@@ -116,11 +116,6 @@ ADDRESSES_AFTER = text(
 )
 
 
-LOCK_WALLET_STATUS = text(
-    "SELECT status FROM wallets WHERE id = :id AND tenant_id = :tenant FOR NO KEY UPDATE"
-)
-
-
 LOCK_ACCOUNTS = text("SELECT 1 FROM accounts WHERE id = ANY(:ids) ORDER BY id FOR UPDATE")
 
 

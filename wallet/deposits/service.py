@@ -20,6 +20,7 @@ from wallet.deposits.models import (
 from wallet.ids import new_id
 from wallet.wallets.errors import UnknownWallet, WalletNotActive
 from wallet.wallets.models import WalletStatus
+from wallet.wallets.service import lock_status
 
 
 @dataclass(frozen=True)
@@ -49,14 +50,7 @@ def deposit_address(
     if not issuer.issues_on(chain):
         raise DepositAddressesUnavailable(f"no deposit address key is configured for {chain}")
 
-    # Serializes first requests for one wallet; FOR NO KEY UPDATE leaves rows that refer to
-    # the wallet (accounts, deposits) free to be inserted meanwhile.
-    status = session.execute(
-        repository.LOCK_WALLET_STATUS,
-        {"id": wallet_id, "tenant": tenant_id},
-    ).scalar_one_or_none()
-    if status is None:
-        raise UnknownWallet(f"no wallet {wallet_id}")
+    status = lock_status(session, tenant_id, wallet_id)  # serializes first requests
     existing = repository.address_of(session, wallet_id, chain)
     if existing is not None:
         return IssuedAddress(existing, created=False)

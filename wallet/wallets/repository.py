@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import select, text, tuple_
 from sqlalchemy.orm import Session
 
 from wallet.wallets.models import Wallet
@@ -13,6 +13,13 @@ def find_wallet(session: Session, tenant_id: str, wallet_id: str, *, lock: bool)
     if lock:
         query = query.with_for_update()
     return session.scalars(query).one_or_none()
+
+
+def lock_status(session: Session, tenant_id: str, wallet_id: str) -> str | None:
+    return session.execute(
+        text("SELECT status FROM wallets WHERE id = :id AND tenant_id = :tenant FOR NO KEY UPDATE"),
+        {"id": wallet_id, "tenant": tenant_id},
+    ).scalar_one_or_none()
 
 
 def tenant_wallets(

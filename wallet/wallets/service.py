@@ -31,6 +31,18 @@ def get_wallet(session: Session, tenant_id: str, wallet_id: str, *, lock: bool =
     return wallet
 
 
+def lock_status(session: Session, tenant_id: str, wallet_id: str) -> str:
+    """Lock the tenant's wallet to the end of the transaction and return its status.
+
+    FOR NO KEY UPDATE leaves rows that refer to the wallet (accounts, deposits, withdrawals)
+    free to be inserted meanwhile.
+    """
+    status = repository.lock_status(session, tenant_id, wallet_id)
+    if status is None:
+        raise UnknownWallet(f"no wallet {wallet_id}")
+    return str(status)
+
+
 def tenant_wallets(
     session: Session,
     tenant_id: str,
