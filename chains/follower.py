@@ -13,6 +13,7 @@ import itertools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from chains.bloom import bloom_mask, may_contain
 from chains.model import (
     TOP_LEVEL_INDEX,
     Advance,
@@ -26,12 +27,16 @@ from chains.model import (
     normalize_address,
     trace_index,
 )
-from chains.rpc import RpcCall, RpcClient, RpcProtocolError
+from chains.rpc import RpcCall, RpcClient, RpcError, RpcProtocolError
 
 # keccak256("Transfer(address,address,uint256)")
 TRANSFER_TOPIC = "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef"
 
 _CALL_TRACER = {"tracer": "callTracer"}
+
+# How many times the logs of a block whose bloom names a watched Transfer are fetched again,
+# by the block's hash, before its receipts decide.
+LOG_REFETCHES = 3
 
 
 class TraceMode(enum.Enum):
@@ -47,6 +52,11 @@ class TraceMode(enum.Enum):
 
 class WrongChain(RuntimeError):
     """The node serves another chain than the follower was configured for."""
+
+
+class IncompleteLogs(RpcError):
+    """The node left out logs that the block holds (a lagging replica behind a load balancer
+    answers `[]`); nothing of the step is usable, retry it."""
 
 
 class ChainFollower:
@@ -73,6 +83,8 @@ class ChainFollower:
         self._rpc = rpc
         self._tokens = {normalize_address(a): code for a, code in (tokens or {}).items()}
         self._token_list = sorted(self._tokens)
+        topic = bytes.fromhex(TRANSFER_TOPIC[2:])
+        self._transfer_masks = [bloom_mask(bytes.fromhex(a[2:]), topic) for a in self._token_list]
         self._trace_mode = trace_mode
         self._start_block = start_block
         self._chain_id = chain_id
@@ -147,6 +159,8 @@ class ChainFollower:
         if not blocks:
             return Advance((), head)  # the head moved back meanwhile; the next step sees where
 
+        if fetch_logs:
+            logs = self._complete_logs(logs, blocks)
         by_number = {h.number: (h, raw) for h, raw in blocks}
         tokens, stop = self._token_transfers(logs, by_number, watched)
         candidates = [
@@ -194,6 +208,56 @@ class ChainFollower:
                 return Rollback(ancestor=known)
             replaced = True
         return Rollback(ancestor=None) if replaced else Advance((), head)
+
+    def _complete_logs(
+        self, logs: list[dict[str, Any]], blocks: Sequence[tuple[BlockHeader, dict[str, Any]]]
+    ) -> list[dict[str, Any]]:
+        """`logs`, with those of each block whose bloom names a watched token's Transfer but
+        that has none in `logs`, fetched again by the block's hash.
+
+        A bloom can match without such a log (other logs set the same bits), so a block still
+        without logs after the refetches is settled by its receipts: with a watched Transfer in
+        them the node is leaving logs out (`IncompleteLogs`), without one the bloom misled.
+        """
+        with_logs = {_quantity(log["blockNumber"]) for log in logs}
+        suspects = [
+            h
+            for h, raw in blocks
+            if h.number not in with_logs
+            and any(may_contain(raw["logsBloom"], mask) for mask in self._transfer_masks)
+        ]
+        for _ in range(LOG_REFETCHES):
+            if not suspects:
+                return logs
+            log_filter = {"address": self._token_list, "topics": [TRANSFER_TOPIC]}
+            calls = [
+                RpcCall("eth_getLogs", ({**log_filter, "blockHash": h.hash},)) for h in suspects
+            ]
+            replies = self._rpc.batch(calls)
+            logs = [*logs, *(log for reply in replies for log in reply)]
+            suspects = [h for h, reply in zip(suspects, replies, strict=True) if not reply]
+        if suspects:
+            calls = [RpcCall("eth_getBlockReceipts", (h.hash,)) for h in suspects]
+            for header, receipts in zip(suspects, self._rpc.batch(calls), strict=True):
+                if receipts is None or any(self._is_watched_transfer(r) for r in receipts):
+                    raise IncompleteLogs(
+                        f"node at {self._rpc.url} returned no Transfer logs for block "
+                        f"{header.number} ({header.hash}) {LOG_REFETCHES + 1} times, though "
+                        + (
+                            "it has no receipts for it"
+                            if receipts is None
+                            else "its receipts hold some"
+                        )
+                    )
+        return sorted(
+            logs, key=lambda log: (_quantity(log["blockNumber"]), _quantity(log["logIndex"]))
+        )
+
+    def _is_watched_transfer(self, receipt: dict[str, Any]) -> bool:
+        return any(
+            log["address"].lower() in self._tokens and log["topics"][:1] == [TRANSFER_TOPIC]
+            for log in receipt["logs"]
+        )
 
     def _token_transfers(
         self,
