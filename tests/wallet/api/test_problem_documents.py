@@ -126,6 +126,9 @@ PROVOKED: dict[str, Provoke] = {
     ),
     "unknown-webhook-endpoint": lambda t: t.client.get("/v1/webhook-endpoints/whe_nothere"),
     "invalid-delivery-page": _invalid_delivery_page,
+    "body-too-large": lambda t: t.client.post(
+        "/v1/wallets", content=b" " * 1024 * 1024, headers={"Content-Type": "application/json"}
+    ),
 }
 
 # What the API never answers, built as the code builds it. The ledger's refusals come from
