@@ -105,8 +105,8 @@ class AuthenticateFirst:
             principal = await principal_of(headers.get("authorization"), self.key_lookups)
         except Unauthenticated as error:
             # The connection is closed after the answer: the body is never read.
-            headers = {**UNAUTHENTICATED_HEADERS, "Connection": "close"}
-            response = problem_response(error.to_problem(), headers)
+            closing = {**UNAUTHENTICATED_HEADERS, "Connection": "close"}
+            response = problem_response(error.to_problem(), closing)
             await response(scope, receive, send)
             return
         scope.setdefault("state", {})[PRINCIPAL_STATE] = principal
