@@ -6,14 +6,9 @@ the Transfer topic; such a block without logs is fetched again, and a node that 
 them out is an error the watcher retries, never a block scanned as empty.
 """
 
-import json
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
-import httpx
 import pytest
 
 from chains import (
@@ -29,6 +24,7 @@ from chains.abi import encode_call
 from chains.bloom import bloom_mask, may_contain
 from chains.devnet import DevChain, deploy_test_usd
 from tests.chains.test_follower import fresh_address
+from tests.rpc_proxy import LogDroppingProxy
 
 # From an Anvil block holding one transfer of TestUSD (at the devnet's first deployment
 # address) from dev account 1 to 0xabab...ab, and from one holding only an ETH transfer.
@@ -62,62 +58,6 @@ def test_the_bloom_rules_out_other_tokens_and_blocks_without_logs() -> None:
         "8c5be1e5ebec7d5bd14f71427d1e84f3dd0314c0f7b2291e5b200ac8c7c3b925"  # Approval topic
     )
     assert not may_contain(TOKEN_TRANSFER_BLOOM, bloom_mask(bytes.fromhex(TOKEN[2:]), approval))
-
-
-class LogDroppingProxy:
-    """A JSON-RPC proxy in front of a node that answers `[]` to the first `drops` eth_getLogs."""
-
-    def __init__(self, upstream: str, drops: int) -> None:
-        self.drops = drops
-        self.get_logs_calls = 0
-        proxy = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                answer = proxy.forward(json.loads(body))
-                payload = json.dumps(answer).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self._upstream = httpx.Client(base_url=upstream, timeout=30)
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def forward(self, request: Any) -> Any:
-        answer = self._upstream.post("", json=request).json()
-        if isinstance(request, list):
-            by_id = {reply["id"]: reply for reply in answer}
-            for call in request:
-                self._drop_logs(call, by_id[call["id"]])
-        else:
-            self._drop_logs(request, answer)
-        return answer
-
-    def _drop_logs(self, call: dict[str, Any], reply: dict[str, Any]) -> None:
-        if call["method"] != "eth_getLogs":
-            return
-        self.get_logs_calls += 1
-        if self.drops > 0:
-            self.drops -= 1
-            reply["result"] = []
-
-    @contextmanager
-    def running(self) -> Iterator["LogDroppingProxy"]:
-        thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        thread.start()
-        try:
-            yield self
-        finally:
-            self._server.shutdown()
-            self._server.server_close()
-            self._upstream.close()
 
 
 @contextmanager
