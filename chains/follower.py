@@ -84,7 +84,9 @@ class ChainFollower:
         self._tokens = {normalize_address(a): code for a, code in (tokens or {}).items()}
         self._token_list = sorted(self._tokens)
         topic = bytes.fromhex(TRANSFER_TOPIC[2:])
-        self._transfer_masks = [bloom_mask(bytes.fromhex(a[2:]), topic) for a in self._token_list]
+        self._transfer_masks = {
+            token: bloom_mask(bytes.fromhex(token[2:]), topic) for token in self._token_list
+        }
         self._trace_mode = trace_mode
         self._start_block = start_block
         self._chain_id = chain_id
@@ -212,50 +214,60 @@ class ChainFollower:
     def _complete_logs(
         self, logs: list[dict[str, Any]], blocks: Sequence[tuple[BlockHeader, dict[str, Any]]]
     ) -> list[dict[str, Any]]:
-        """`logs`, with those of each block whose bloom names a watched token's Transfer but
-        that has none in `logs`, fetched again by the block's hash.
+        """`logs`, with the logs of each block whose bloom names a watched token's Transfer
+        that `logs` lack fetched again by the block's hash.
 
-        A bloom can match without such a log (other logs set the same bits), so a block still
-        without logs after the refetches is settled by its receipts: with a watched Transfer in
-        them the node is leaving logs out (`IncompleteLogs`), without one the bloom misled.
+        A bloom can match without such a log (other logs set the same bits), so a block that
+        still lacks them after the refetches is settled by its receipts: if they hold more
+        watched Transfers than the logs, the node is leaving logs out (`IncompleteLogs`);
+        otherwise the bloom matched by chance.
         """
-        with_logs = {_quantity(log["blockNumber"]) for log in logs}
-        suspects = [
-            h
-            for h, raw in blocks
-            if h.number not in with_logs
-            and any(may_contain(raw["logsBloom"], mask) for mask in self._transfer_masks)
-        ]
+        suspects = self._lacking_logs(logs, blocks)
+        if not suspects:
+            return logs
+        log_filter = {"address": self._token_list, "topics": [TRANSFER_TOPIC]}
         for _ in range(LOG_REFETCHES):
+            calls = [
+                RpcCall("eth_getLogs", ({**log_filter, "blockHash": h.hash},)) for h, _ in suspects
+            ]
+            fetched = [log for reply in self._rpc.batch(calls) for log in reply]
+            by_identity = {(log["blockHash"], log["logIndex"]): log for log in [*logs, *fetched]}
+            logs = sorted(
+                by_identity.values(),
+                key=lambda log: (_quantity(log["blockNumber"]), _quantity(log["logIndex"])),
+            )
+            suspects = self._lacking_logs(logs, suspects)
             if not suspects:
                 return logs
-            log_filter = {"address": self._token_list, "topics": [TRANSFER_TOPIC]}
-            calls = [
-                RpcCall("eth_getLogs", ({**log_filter, "blockHash": h.hash},)) for h in suspects
-            ]
-            replies = self._rpc.batch(calls)
-            logs = [*logs, *(log for reply in replies for log in reply)]
-            suspects = [h for h, reply in zip(suspects, replies, strict=True) if not reply]
-        if suspects:
-            calls = [RpcCall("eth_getBlockReceipts", (h.hash,)) for h in suspects]
-            for header, receipts in zip(suspects, self._rpc.batch(calls), strict=True):
-                if receipts is None or any(self._is_watched_transfer(r) for r in receipts):
-                    raise IncompleteLogs(
-                        f"node at {self._rpc.url} returned no Transfer logs for block "
-                        f"{header.number} ({header.hash}) {LOG_REFETCHES + 1} times, though "
-                        + (
-                            "it has no receipts for it"
-                            if receipts is None
-                            else "its receipts hold some"
-                        )
-                    )
-        return sorted(
-            logs, key=lambda log: (_quantity(log["blockNumber"]), _quantity(log["logIndex"]))
-        )
+        calls = [RpcCall("eth_getBlockReceipts", (h.hash,)) for h, _ in suspects]
+        for (header, _), receipts in zip(suspects, self._rpc.batch(calls), strict=True):
+            held = [log for log in logs if log["blockHash"] == header.hash]
+            if receipts is None or self._watched_transfers(receipts) > len(held):
+                raise IncompleteLogs(
+                    f"node at {self._rpc.url} left Transfer logs of block {header.number} "
+                    f"({header.hash}) out of {LOG_REFETCHES + 1} answers: its "
+                    + ("receipts are missing too" if receipts is None else "receipts hold them")
+                )
+        return logs
 
-    def _is_watched_transfer(self, receipt: dict[str, Any]) -> bool:
-        return any(
+    def _lacking_logs(
+        self, logs: list[dict[str, Any]], blocks: Sequence[tuple[BlockHeader, dict[str, Any]]]
+    ) -> list[tuple[BlockHeader, dict[str, Any]]]:
+        """The blocks whose bloom names the Transfer of a watched token none of `logs` has."""
+        held = {(log["blockHash"], log["address"].lower()) for log in logs}
+        return [
+            (header, raw)
+            for header, raw in blocks
+            if any(
+                (header.hash, token) not in held and may_contain(raw["logsBloom"], mask)
+                for token, mask in self._transfer_masks.items()
+            )
+        ]
+
+    def _watched_transfers(self, receipts: list[dict[str, Any]]) -> int:
+        return sum(
             log["address"].lower() in self._tokens and log["topics"][:1] == [TRANSFER_TOPIC]
+            for receipt in receipts
             for log in receipt["logs"]
         )
 

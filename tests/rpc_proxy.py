@@ -11,10 +11,12 @@ import httpx
 
 
 class LogDroppingProxy:
-    """A JSON-RPC proxy in front of a node that answers `[]` to the first `drops` eth_getLogs."""
+    """A JSON-RPC proxy in front of a node that leaves every log (or only those of the contract
+    `only`) out of its first `drops` answers to eth_getLogs."""
 
-    def __init__(self, upstream: str, drops: int) -> None:
+    def __init__(self, upstream: str, drops: int, only: str | None = None) -> None:
         self.drops = drops
+        self.only = only
         self.get_logs_calls = 0
         proxy = self
 
@@ -52,7 +54,11 @@ class LogDroppingProxy:
         self.get_logs_calls += 1
         if self.drops > 0:
             self.drops -= 1
-            reply["result"] = []
+            reply["result"] = [
+                log
+                for log in reply["result"]
+                if self.only is not None and log["address"].lower() != self.only
+            ]
 
     @contextmanager
     def running(self) -> Iterator["LogDroppingProxy"]:

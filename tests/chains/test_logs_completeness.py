@@ -87,6 +87,27 @@ def test_logs_left_out_once_are_fetched_again(devnet: DevChain) -> None:
     assert proxy.get_logs_calls == 2
 
 
+def test_logs_of_one_token_left_out_beside_another_tokens_are_fetched_again(
+    devnet: DevChain,
+) -> None:
+    second_token = deploy_test_usd(devnet.devnet, devnet.deployer.address)
+    alice = fresh_address()
+    tip = fetch_header(devnet.rpc)
+    assert tip is not None
+    devnet.send_tokens(devnet.accounts[1].address, alice, 1_000_000)
+    devnet.devnet.mint_tokens(second_token, devnet.deployer.address, alice, 2_000_000)
+    devnet.mine()
+    tokens = {devnet.token_address: "USDC", second_token: "USDT"}
+    with (
+        LogDroppingProxy(devnet.rpc_url, drops=1, only=second_token).running() as proxy,
+        RpcClient(proxy.url) as rpc,
+    ):
+        result = ChainFollower(rpc, tokens=tokens).step([tip], AddressSet([alice]))
+    assert isinstance(result, Advance)
+    found = {(t.asset, t.amount) for block in result.blocks for t in block.token_transfers}
+    assert found == {("USDC", 1_000_000), ("USDT", 2_000_000)}
+
+
 def test_a_node_that_keeps_leaving_logs_out_is_an_error_not_an_empty_block(
     devnet: DevChain,
 ) -> None:
