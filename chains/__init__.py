@@ -13,7 +13,14 @@ from chains.fees import (
     quote_fees,
     replacement_fees,
 )
-from chains.follower import TRANSFER_TOPIC, ChainFollower, TraceMode, WrongChain, fetch_header
+from chains.follower import (
+    TRANSFER_TOPIC,
+    ChainFollower,
+    IncompleteLogs,
+    TraceMode,
+    WrongChain,
+    fetch_header,
+)
 from chains.model import (
     TOP_LEVEL_INDEX,
     AddressSet,
@@ -74,6 +81,7 @@ __all__ = [
     "FeeCapReached",
     "FeePolicy",
     "FeeQuote",
+    "IncompleteLogs",
     "NativeTransfer",
     "NodeUnreachable",
     "Receipt",

@@ -105,6 +105,15 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)
     api_workers: int = Field(default=1, ge=1)
+    api_max_body_bytes: int = Field(
+        default=512 * 1024,
+        ge=1024,
+        description=(
+            "Largest request body the API reads, in bytes; a larger one is answered 413. Every "
+            "request the schema allows fits the default, even with metadata at its limits and "
+            "every character written as a JSON escaped surrogate pair (about 340 KB)."
+        ),
+    )
 
     # Deposit addresses: account xpubs per chain, else the seed from its keystore, else (the
     # embedded profile only) a mnemonic in the environment.

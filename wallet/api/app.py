@@ -8,6 +8,8 @@ from functools import partial
 from fastapi import FastAPI
 from sqlalchemy import text
 
+from wallet.api.auth import AuthenticateFirst
+from wallet.api.bodies import BodyLimit
 from wallet.api.contract import install_openapi, operation_id
 from wallet.api.handlers import install_problem_handlers
 from wallet.apikeys.service import find_active_keys
@@ -86,6 +88,9 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.state.withdrawal_fees = fee_quoter
     install_problem_handlers(app)
     install_openapi(app, runtime.catalogue)
+    # Outermost first: the caller is known before the body is read, then the body is limited.
+    app.add_middleware(BodyLimit, max_bytes=runtime.settings.api_max_body_bytes)
+    app.add_middleware(AuthenticateFirst, key_lookups=key_lookups)
     routers = (
         wallets.router,
         transfers.router,

@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
-from wallet.api.auth import Unauthenticated
+from wallet.api.auth import UNAUTHENTICATED_HEADERS, Unauthenticated
 from wallet.api.idempotent import IDEMPOTENCY_KEY_HEADER, IdempotencyKeyRequired
 from wallet.api.problems import problem_response
 from wallet.errors import PROBLEM_BASE, InvalidRequest, WalletError
@@ -33,7 +33,7 @@ def install_problem_handlers(app: FastAPI) -> None:
 
 async def _wallet_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, WalletError)
-    headers = {"WWW-Authenticate": "Bearer"} if isinstance(error, Unauthenticated) else None
+    headers = UNAUTHENTICATED_HEADERS if isinstance(error, Unauthenticated) else None
     return problem_response(error.to_problem(), headers)
 
 

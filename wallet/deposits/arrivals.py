@@ -80,11 +80,14 @@ class DepositChanges:
     seen: list[str] = field(default_factory=list)
     below_minimum: list[str] = field(default_factory=list)
     credited: list[str] = field(default_factory=list)
+    held: list[str] = field(default_factory=list)
     orphaned: list[str] = field(default_factory=list)
     reversed: list[str] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return any((self.seen, self.below_minimum, self.credited, self.orphaned, self.reversed))
+        return any(
+            (self.seen, self.below_minimum, self.credited, self.held, self.orphaned, self.reversed)
+        )
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,9 @@ class DepositStatus(StrEnum):
     """In a canonical block, waiting for confirmations: pending in, not spendable."""
     CREDITED = "credited"
     """Confirmed and posted to the wallet, once."""
+    HELD = "held"
+    """Confirmed while its wallet was frozen (or closed): still pending in, not spendable,
+    credited when the wallet is unfrozen."""
     ORPHANED = "orphaned"
     """Its block left the chain before it was credited; nothing was posted."""
     BELOW_MINIMUM = "below_minimum"

@@ -138,10 +138,22 @@ ON_CHAIN_DEPOSITS_ABOVE = (
         Deposit.chain == bindparam("chain"),
         Deposit.block_number > bindparam("number"),
         Deposit.status.in_(
-            [DepositStatus.SEEN, DepositStatus.BELOW_MINIMUM, DepositStatus.CREDITED]
+            [
+                DepositStatus.SEEN,
+                DepositStatus.HELD,
+                DepositStatus.BELOW_MINIMUM,
+                DepositStatus.CREDITED,
+            ]
         ),
     )
     .order_by(Deposit.block_number, Deposit.id)
+    .with_for_update()
+)
+
+HELD_DEPOSITS_OF_WALLET = (
+    select(Deposit)
+    .where(Deposit.wallet_id == bindparam("wallet"), Deposit.status == DepositStatus.HELD)
+    .order_by(Deposit.chain, Deposit.block_number, Deposit.id)
     .with_for_update()
 )
 

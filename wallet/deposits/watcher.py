@@ -323,13 +323,15 @@ def _log_outcome(chain: str, outcome: StepOutcome) -> None:
         return  # logged by record_rollback
     if changes or outcome.blocks >= 100:
         logger.info(
-            "%s: block %s (head %d): +%d blocks, %d seen, %d credited, %d below minimum",
+            "%s: block %s (head %d): +%d blocks, %d seen, %d credited, %d held (wallet frozen), "
+            "%d below minimum",
             chain,
             None if outcome.tip is None else outcome.tip.number,
             outcome.head,
             outcome.blocks,
             len(changes.seen),
             len(changes.credited),
+            len(changes.held),
             len(changes.below_minimum),
         )
 
