@@ -75,6 +75,7 @@ class Deposit(Base):
         ),
         Index("deposits_wallet", "wallet_id", text("seen_at DESC"), text("id DESC")),
         Index("deposits_tenant", "tenant_id", text("seen_at DESC"), text("id DESC")),
+        Index("deposits_held", "wallet_id", postgresql_where=text("status = 'held'")),
     )
 
     id: Mapped[str] = mapped_column(primary_key=True)
