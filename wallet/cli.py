@@ -5,8 +5,10 @@ import os
 import signal
 import sys
 import threading
+from functools import partial
 from typing import Annotated
 
+import psycopg
 import typer
 import uvicorn
 
@@ -20,10 +22,11 @@ from wallet.deposits.errors import InconsistentChainState, WatcherHalted
 from wallet.deposits.watcher import WatcherOptions, configure_logging
 from wallet.deposits.watcher import watch as run_watch
 from wallet.devnet import DevnetError, local_chains, run_devnets
+from wallet.embedded_postgres import EmbeddedServer, create_database, serve_embedded_postgres
 from wallet.errors import WalletError
 from wallet.ledger.reconcile import check_ledger
 from wallet.ports import open_chain_source
-from wallet.runtime import database_url, open_runtime
+from wallet.runtime import open_runtime
 from wallet.settings import load_settings
 from wallet.supervisor import Backoff, Process, supervise
 from wallet.tenants.service import tenant_by_name
@@ -43,6 +46,13 @@ def db_migrate() -> None:
         with unit_of_work(runtime.sessions) as session:
             store_catalogue(session, runtime.catalogue)
     typer.echo("database is up to date")
+
+
+@db.command("serve")
+def db_serve() -> None:
+    """Run the embedded PostgreSQL of the data directory in the foreground (as `wallet run`
+    does): initialized on first use; SIGINT stops it."""
+    serve_embedded_postgres(load_settings().data_dir)
 
 
 @keys.command("create")
@@ -228,13 +238,36 @@ def run(
     a worker with the periodic jobs, and a watcher per chain; a process that exits is restarted,
     Ctrl-C or SIGTERM stops them all."""
     settings = load_settings()
-    environment = {"WALLET_DATABASE_URL": database_url(settings)}
+    processes = []
+    if settings.database_url is None:
+        server = EmbeddedServer.of(settings.data_dir)
+        running = server.running_pid()
+        if running is not None:
+            typer.echo(
+                f"An embedded PostgreSQL (pid {running}) already runs on {server.pgdata}; "
+                "stop the processes using it first.",
+                err=True,
+            )
+            raise typer.Exit(1)
+        database = server.url()
+        processes.append(
+            Process(
+                "postgres",
+                [sys.executable, "-m", "wallet", "db", "serve"],
+                ready=partial(_embedded_database_ready, server),
+                stop_signal=signal.SIGINT,
+            )
+        )
+    else:
+        database = settings.database_url.get_secret_value()
+    environment = {"WALLET_DATABASE_URL": database}
     if not (settings.deposit_xpubs or settings.seed_keystore or settings.dev_mnemonic):
         environment["WALLET_DEV_MNEMONIC"] = DEV_MNEMONIC
     os.environ.update(environment)
-    db_migrate()
+    if not processes:
+        db_migrate()
     catalogue = load_catalogue(settings.assets_file)
-    processes = [
+    processes += [
         _wallet("devnet", "devnet"),
         _wallet("api", "serve"),
         _wallet("worker", "worker", "--beat", "--concurrency", "2"),
@@ -246,6 +279,17 @@ def run(
     typer.echo(f"API on http://{settings.api_host}:{settings.api_port} (OpenAPI at /docs)")
     backoff = Backoff(first=restart_delay, longest=max(restart_delay, restart_delay_max))
     supervise(processes, environment, backoff, typer.echo)
+
+
+def _embedded_database_ready(server: EmbeddedServer) -> bool:
+    """Whether the embedded server answers; once it does, its database is made and migrated."""
+    try:
+        create_database(server.url("postgres"))
+    except psycopg.OperationalError:
+        return False
+    server.join()
+    db_migrate()
+    return True
 
 
 def _wallet(name: str, *arguments: str) -> Process:
