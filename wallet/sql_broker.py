@@ -5,10 +5,11 @@ kombu's own transport keeps one session per channel and counts only SQLAlchemy's
 in a tight loop (Celery gives up with `RestartFreqExceeded`) and beat keeps publishing on a
 closed channel for ever. Here every database failure, and a closed channel, is a recoverable
 connection error, so kombu reconnects and revives its producers and consumers; connecting
-checks that the database answers, so a reconnection waits (with kombu's back-off) while it
+waits for the database to answer, so a reconnection neither succeeds nor spins while it
 does not; and a failed channel's session is discarded.
 """
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -17,6 +18,9 @@ from amqp import RecoverableConnectionError
 from kombu.transport import sqlalchemy as kombu_sql
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
+
+# Seconds a connection attempt waits for the database to answer.
+DATABASE_WAIT = 5.0
 
 _DATABASE_ERRORS = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.PendingRollbackError)
 
@@ -72,12 +76,20 @@ class Transport(kombu_sql.Transport):
     recoverable_connection_errors = connection_errors
 
     def establish_connection(self) -> Any:
+        """Connect once the database answers, waiting a few seconds for it: kombu's own
+        pauses between attempts grow (2 s, 4 s, ... 30 s), so a database back during one of
+        them would wait it out."""
         connection = super().establish_connection()
         channel = self._avail_channels[-1]
-        try:
-            channel.check_database()
-        except _DATABASE_ERRORS:
-            self._avail_channels.remove(channel)
-            channel.close()
-            raise
-        return connection
+        deadline = time.monotonic() + DATABASE_WAIT
+        while True:
+            try:
+                channel.check_database()
+            except _DATABASE_ERRORS:
+                if time.monotonic() < deadline:
+                    time.sleep(0.25)
+                    continue
+                self._avail_channels.remove(channel)
+                channel.close()
+                raise
+            return connection

