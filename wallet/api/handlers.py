@@ -22,7 +22,7 @@ from starlette.routing import Match
 
 from wallet.api.auth import Unauthenticated
 from wallet.api.idempotent import IDEMPOTENCY_KEY_HEADER, IdempotencyKeyRequired
-from wallet.api.problems import Problem, problem_response
+from wallet.api.problems import Problem, problem_response, problem_responses
 from wallet.database import database_unavailable
 from wallet.errors import PROBLEM_BASE, DatabaseUnavailable, InvalidRequest, WalletError
 
@@ -127,5 +127,22 @@ def _openapi_with_problems(app: FastAPI) -> dict[str, Any]:
             [(Problem, "serialization")], ref_template="#/components/schemas/{model}"
         )
         schema.setdefault("components", {}).setdefault("schemas", {}).update(definitions["$defs"])
+        _document_database_unavailable(schema)
         app.openapi_schema = schema
     return app.openapi_schema
+
+
+def _document_database_unavailable(schema: dict[str, Any]) -> None:
+    """Every operation that needs the database may answer 503 while it is away."""
+    unavailable = problem_responses(DatabaseUnavailable.status_code)[503]
+    unavailable["headers"] = {
+        "Retry-After": {
+            "description": "Seconds to wait before trying again (under the same key).",
+            "schema": {"type": "integer"},
+        }
+    }
+    for path, operations in schema.get("paths", {}).items():
+        if path == "/healthz":
+            continue
+        for operation in operations.values():
+            operation.setdefault("responses", {}).setdefault("503", unavailable)
