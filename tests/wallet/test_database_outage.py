@@ -471,3 +471,29 @@ def test_the_embedded_server_killed_under_load_is_restarted_by_wallet_run(
     assert status == 0, run.log
     exits = [line for line in run.log.splitlines() if "exited" in line]
     assert len(exits) == 1 and exits[0].startswith("postgres exited (-9)"), run.log
+
+
+def test_the_embedded_server_stops_when_wallet_run_is_killed_outright(
+    server_data_dir: Path,
+) -> None:
+    supervisor = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import subprocess, sys, time\n"
+            "subprocess.Popen([sys.executable, '-m', 'wallet', 'db', 'serve'])\n"
+            "time.sleep(600)",
+        ],
+        env={**os.environ, "WALLET_DATA_DIR": str(server_data_dir)},
+    )
+    server = EmbeddedServer.of(server_data_dir)
+    try:
+        wait_until_connectable(server.url("postgres"), timeout=120)
+        assert server.running_pid() is not None
+    finally:
+        supervisor.kill()
+        supervisor.wait()
+    deadline = time.monotonic() + 30
+    while server.running_pid() is not None:  # its fast shutdown removes postmaster.pid
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
