@@ -5,7 +5,8 @@ exists for Celery's own command line (`celery -A wallet.celery_app worker`): it 
 settings from the environment only when Celery first needs its configuration, at process start.
 
 The broker is `WALLET_BROKER_URL` (Redis), or else kombu's SQLAlchemy transport on the
-service's own PostgreSQL (the embedded profile: no system package needed).
+service's own PostgreSQL (the embedded profile: no system package needed), in the form of
+`wallet.sql_broker`, which reconnects after a database restart.
 """
 
 import logging
@@ -34,6 +35,9 @@ from wallet.withdrawals.tasks import BROADCAST_WITHDRAWALS, BroadcastContext, Br
 T = TypeVar("T")
 
 APP_NAME: Final = "wallet"
+# Without a broker URL: kombu's SQL transport on the service's database, made to outlive a
+# database restart.
+SQL_TRANSPORT: Final = "wallet.sql_broker:Transport"
 
 
 def create_app(settings: Settings | None = None) -> Celery:
@@ -54,12 +58,19 @@ def create_app(settings: Settings | None = None) -> Celery:
 def celery_config(settings: Settings) -> dict[str, Any]:
     """Celery's configuration for the given settings (database URL already resolved)."""
     broker = broker_url(settings)
-    # kombu hands transport options of the SQL transport to create_engine: Redis's only.
-    transport_options = (
-        {"socket_connect_timeout": 5, "socket_timeout": 30} if broker.startswith("redis") else {}
-    )
+    if settings.broker_url is None:
+        transport: str | None = SQL_TRANSPORT
+        # kombu hands the SQL transport's options to create_engine.
+        transport_options: dict[str, Any] = {
+            "pool_pre_ping": True,
+            "connect_args": {"connect_timeout": 2},
+        }
+    else:
+        transport = None
+        transport_options = {"socket_connect_timeout": 5, "socket_timeout": 30}
     return {
         "broker_url": broker,
+        "broker_transport": transport,
         "broker_transport_options": transport_options,
         # A broker outage delays work and never ends a process: retry the connection forever.
         "broker_connection_retry_on_startup": True,
@@ -100,13 +111,12 @@ def celery_config(settings: Settings) -> dict[str, Any]:
 
 
 def broker_url(settings: Settings) -> str:
-    """The configured broker, or kombu's SQL transport on the service's database."""
+    """The configured broker, or the service's database (for `SQL_TRANSPORT`)."""
     if settings.broker_url is not None:
         return settings.broker_url.get_secret_value()
-    url = database_url(settings)
-    if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    return "sqla+" + url
+    # A driver in the scheme would be read by kombu as a transport; psycopg is SQLAlchemy's
+    # default for postgresql:// anyway.
+    return database_url(settings).replace("postgresql+psycopg://", "postgresql://", 1)
 
 
 def run_worker(

@@ -95,6 +95,14 @@ class Settings(BaseSettings):
         description="PostgreSQL URL; when unset, an embedded PostgreSQL under data_dir is used.",
     )
     database_pool_size: int = Field(default=10, ge=1)
+    database_timeout: float = Field(
+        default=1.0,
+        gt=0,
+        description=(
+            "Seconds to wait for a database connection (a free pooled one, or a new one) "
+            "before giving up: an API request is then answered 503."
+        ),
+    )
     broker_url: SecretStr | None = Field(
         default=None,
         description="Celery broker URL (Redis); when unset, kombu's SQL transport on the database.",

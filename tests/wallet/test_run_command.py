@@ -77,7 +77,16 @@ def answers(url: str, payload: dict[str, object] | None = None) -> bool:
 class WalletRun:
     """`wallet run` on its own database, data directory and free ports."""
 
-    def __init__(self, tmp_path: Path, database_url: str, *options: str) -> None:
+    def __init__(
+        self,
+        tmp_path: Path,
+        database_url: str | None,
+        *options: str,
+        env: dict[str, str] | None = None,
+        data_dir: Path | None = None,
+    ) -> None:
+        """`database_url` None: the embedded PostgreSQL in the run's data directory
+        (`data_dir`, by default in `tmp_path`)."""
         self.port_a, self.port_b, api_port = find_free_port(), find_free_port(), find_free_port()
         self.api = f"http://127.0.0.1:{api_port}"
         self.rpc_a, self.rpc_b = (
@@ -86,14 +95,18 @@ class WalletRun:
         )
         catalogue = tmp_path / "assets.toml"
         catalogue.write_text(CATALOGUE.format(port_a=self.port_a, port_b=self.port_b))
+        self.data_dir = data_dir or tmp_path / "data"
         self.env = {
             **os.environ,
-            "WALLET_DATABASE_URL": database_url,
-            "WALLET_DATA_DIR": str(tmp_path / "data"),
+            "WALLET_DATA_DIR": str(self.data_dir),
             "WALLET_ASSETS_FILE": str(catalogue),
             "WALLET_API_PORT": str(api_port),
         }
         self.env.pop("WALLET_BROKER_URL", None)
+        self.env.pop("WALLET_DATABASE_URL", None)
+        if database_url is not None:
+            self.env["WALLET_DATABASE_URL"] = database_url
+        self.env.update(env or {})
         self.log_path = tmp_path / "run.log"
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(

@@ -45,7 +45,10 @@ The app's API to the wallet service.
 def create_app(runtime: Runtime) -> FastAPI:
     # The hot paths, authentication and transfers, batch the statements of concurrent
     # requests on plain autocommit connections (wallet.batching).
-    statements = statement_pool(runtime.engine, runtime.settings.database_pool_size)
+    settings = runtime.settings
+    statements = statement_pool(
+        runtime.engine, settings.database_pool_size, settings.database_timeout
+    )
     key_lookups = Batcher("api-key-lookups", statements, find_active_keys)
     transfer_batches = Batcher(
         "transfers",

@@ -56,8 +56,9 @@ class WatcherOptions:
     """At most this many blocks per step (one database transaction)."""
     window_size: int = 256
     """Headers kept per chain: reorgs up to this depth are followed; must exceed confirmations."""
-    max_retry_interval: float = 10.0
-    """Longest wait between retries after node or database failures."""
+    max_retry_interval: float = 2.0
+    """Longest wait between retries after node or database failures: a node or database
+    that is back is used again within this time."""
 
 
 @dataclass(frozen=True)

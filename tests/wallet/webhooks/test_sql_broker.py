@@ -22,7 +22,7 @@ def test_without_a_broker_url_events_go_through_the_database(
     receiver: WebhookReceiver,
 ) -> None:
     celery = start_celery(None)
-    assert "sqla+postgresql+psycopg://" in celery.log("worker")
+    assert "transport:   postgresql://" in celery.log("worker")
     with unit_of_work(sessions) as session:
         _, secret = create_endpoint(
             session, factory.tenant_id, receiver.url("app"), ["*"], secrets=secret_box
