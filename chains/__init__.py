@@ -12,7 +12,14 @@ from chains.fees import (
     quote_fees,
     replacement_fees,
 )
-from chains.follower import TRANSFER_TOPIC, ChainFollower, TraceMode, WrongChain, fetch_header
+from chains.follower import (
+    TRANSFER_TOPIC,
+    ChainFollower,
+    TraceMode,
+    WrongChain,
+    fetch_header,
+    fetch_headers,
+)
 from chains.model import (
     TOP_LEVEL_INDEX,
     AddressSet,
@@ -96,6 +103,7 @@ __all__ = [
     "estimate_gas",
     "fees_for",
     "fetch_header",
+    "fetch_headers",
     "minimum_bump",
     "native_balance",
     "native_transfer",

@@ -1,6 +1,6 @@
 """The `wallet` command: run the processes (API, worker, beat), migrate, reconcile."""
 
-import logging
+import getpass
 import os
 import signal
 import sys
@@ -10,13 +10,15 @@ from typing import Annotated
 import typer
 import uvicorn
 
-from chains import TraceMode, WrongChain
+from chains import RpcClient, RpcError, TraceMode
 from wallet.apikeys.models import Scope
 from wallet.apikeys.service import create_key_for_tenant, list_keys, revoke_key
 from wallet.assets.service import load_catalogue, store_catalogue
 from wallet.celery_app import run_beat, run_worker
 from wallet.database import migrate, unit_of_work
-from wallet.deposits.errors import InconsistentChainState, WatcherHalted
+from wallet.deposits.arrivals import ChainAssets
+from wallet.deposits.chain_states import ResumeRequest, chain_statuses, resume_chain
+from wallet.deposits.errors import ResumeRefused
 from wallet.deposits.watcher import WatcherOptions, configure_logging
 from wallet.deposits.watcher import watch as run_watch
 from wallet.devnet import DevnetError, local_chains, run_devnets
@@ -32,6 +34,8 @@ db = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db, name="db")
 keys = typer.Typer(help="API keys of the tenants.", no_args_is_help=True)
 app.add_typer(keys, name="keys")
+chain_commands = typer.Typer(help="The followed chains: status, and resuming a halted one.")
+app.add_typer(chain_commands, name="chain", no_args_is_help=True)
 
 
 @db.command("migrate")
@@ -167,18 +171,93 @@ def watch(
 ) -> None:
     """Follow a chain and record its deposits; one active per chain, others wait (lease)."""
     configure_logging()
+    settings = load_settings()
     options = WatcherOptions(
         poll_interval=poll_interval,
+        window_size=settings.watcher_window_size,
         batch_blocks=batch_blocks,
         start_block=start_block,
         trace_mode=traces,
     )
+    with open_runtime(settings) as runtime:
+        run_watch(runtime.sessions, runtime.engine, runtime.catalogue, chain, options=options)
+
+
+@chain_commands.command("status")
+def chain_status() -> None:
+    """Each chain's cursor, the node's head, the lag and the state; a halt's reason; the last
+    operator's resume."""
     with open_runtime(load_settings()) as runtime:
+        configs = list(runtime.catalogue.chains.values())
+        with unit_of_work(runtime.sessions) as session:
+            statuses = chain_statuses(session, [c.name for c in configs])
+        for config, status in zip(configs, statuses, strict=True):
+            head = _node_head(config.rpc_url)
+            cursor = "none" if status.cursor is None else str(status.cursor)
+            lag = "?" if head is None or status.cursor is None else str(head - status.cursor)
+            state = status.state.value
+            if status.since is not None:
+                state += f" since {status.since:%Y-%m-%d %H:%M:%S %Z}"
+            typer.echo(f"{config.name}  {state}")
+            typer.echo(
+                f"  cursor {cursor}  head {'unreachable' if head is None else head}  lag {lag}"
+            )
+            if status.reason is not None:
+                typer.echo(f"  reason: {status.reason}")
+            resumed = status.last_resume
+            if resumed is not None:
+                typer.echo(
+                    f"  last resumed {resumed.resumed_at:%Y-%m-%d %H:%M:%S %Z} by "
+                    f"{resumed.operator} from block {resumed.from_block} "
+                    f"({resumed.orphaned} orphaned, {resumed.reversed} reversed): {resumed.reason}"
+                )
+
+
+def _node_head(rpc_url: str) -> int | None:
+    """The node's newest block number; None if it cannot be asked."""
+    try:
+        with RpcClient(rpc_url, timeout=5, connect_timeout=2) as rpc:
+            return int(rpc.call("eth_blockNumber"), 16)
+    except (RpcError, ValueError):
+        return None
+
+
+@chain_commands.command("resume")
+def chain_resume(
+    chain: str = typer.Option(..., "--chain", help="The halted chain."),
+    from_block: int = typer.Option(
+        ..., min=0, help="The newest block known good: at or below where the chains forked."
+    ),
+    reason: str = typer.Option(..., help="Why resuming is safe: what was checked."),
+    operator: str | None = typer.Option(
+        None, help="Who resumes (recorded); the OS user by default."
+    ),
+) -> None:
+    """Rebuild a halted chain's header window from the node up to --from-block, undo the
+    deposits above it whose blocks left the chain, and set it running again (recorded)."""
+    settings = load_settings()
+    with open_runtime(settings) as runtime:
         try:
-            run_watch(runtime.sessions, runtime.engine, runtime.catalogue, chain, options=options)
-        except (WatcherHalted, InconsistentChainState, WrongChain) as error:
-            logging.getLogger("wallet.deposits").critical("watcher halted: %s", error)
-            raise typer.Exit(2) from None
+            assets = ChainAssets.of(runtime.catalogue, chain)
+        except WalletError as error:
+            raise typer.BadParameter(error.detail) from None
+        request = ResumeRequest(chain, from_block, operator or getpass.getuser(), reason)
+        try:
+            with RpcClient(assets.chain.rpc_url) as rpc:
+                resumed, changes = resume_chain(
+                    runtime.sessions,
+                    rpc,
+                    assets,
+                    request,
+                    window_size=settings.watcher_window_size,
+                )
+        except (ResumeRefused, RpcError) as error:
+            typer.echo(f"not resumed: {error}", err=True)
+            raise typer.Exit(1) from None
+    typer.echo(
+        f"{chain} resumed from block {resumed.from_block} by {resumed.operator}: "
+        f"{len(changes.orphaned)} deposit(s) orphaned, {len(changes.reversed)} reversed"
+    )
 
 
 @app.command()

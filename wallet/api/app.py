@@ -6,8 +6,8 @@ from contextlib import asynccontextmanager
 from functools import partial
 
 from fastapi import FastAPI
-from sqlalchemy import text
 
+from wallet.api import health
 from wallet.api.handlers import install_problem_handlers
 from wallet.apikeys.service import find_active_keys
 from wallet.assets import endpoints as assets
@@ -80,20 +80,8 @@ def create_app(runtime: Runtime) -> FastAPI:
         deposits.router,
         assets.router,
         webhook_endpoints.router,
+        health.router,
     )
     for router in routers:
         app.include_router(router)
-
-    @app.get("/healthz", tags=["health"])
-    def healthz() -> dict[str, str]:
-        """Liveness: the process answers."""
-        return {"status": "ok"}
-
-    @app.get("/readyz", tags=["health"])
-    def readyz() -> dict[str, str]:
-        """Readiness: the database answers."""
-        with runtime.engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
-        return {"status": "ready"}
-
     return app

@@ -227,25 +227,34 @@ class ChainAccounts:
         )
 
 
+# Deposits whose block may leave the chain: those that were neither orphaned nor reversed.
+LIVE_STATUSES = (DepositStatus.SEEN, DepositStatus.BELOW_MINIMUM, DepositStatus.CREDITED)
+
+
+def live_deposits_above(session: Session, chain: str, block: int) -> list[Deposit]:
+    """The chain's live deposits in blocks above `block`, locked, oldest block first."""
+    return list(
+        session.scalars(
+            select(Deposit)
+            .where(
+                Deposit.chain == chain,
+                Deposit.block_number > block,
+                Deposit.status.in_(LIVE_STATUSES),
+            )
+            .order_by(Deposit.block_number, Deposit.id)
+            .with_for_update()
+        ).all()
+    )
+
+
 def orphan_or_reverse(
-    session: Session, assets: ChainAssets, ancestor: BlockHeader, changes: DepositChanges
+    session: Session, assets: ChainAssets, gone: Sequence[Deposit], changes: DepositChanges
 ) -> list[Event]:
-    """Orphan the deposits in blocks above `ancestor`, reverse the credited ones; their events."""
-    chain = assets.name
-    gone = session.scalars(
-        select(Deposit)
-        .where(
-            Deposit.chain == chain,
-            Deposit.block_number > ancestor.number,
-            Deposit.status.in_(
-                [DepositStatus.SEEN, DepositStatus.BELOW_MINIMUM, DepositStatus.CREDITED]
-            ),
-        )
-        .order_by(Deposit.block_number, Deposit.id)
-        .with_for_update()
-    ).all()
+    """Orphan the deposits of `gone` (their blocks left the chain), reverse the credited ones;
+    their events. `gone` are live deposits, locked."""
     if not gone:
         return []
+    chain = assets.name
     accounts = ChainAccounts(session, chain)
     accounts.lock(gone)
     by_code = assets.by_code

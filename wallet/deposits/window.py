@@ -21,7 +21,12 @@ from wallet.deposits.arrivals import (
     insert_deposits,
     record_arrivals,
 )
-from wallet.deposits.crediting import confirm, deposit_event, orphan_or_reverse
+from wallet.deposits.crediting import (
+    confirm,
+    deposit_event,
+    live_deposits_above,
+    orphan_or_reverse,
+)
 from wallet.deposits.models import ChainCursor, ChainHeader, DepositStatus
 from wallet.events.service import emit_many
 
@@ -132,7 +137,8 @@ def record_rollback(session: Session, assets: ChainAssets, ancestor: BlockHeader
         text(_MOVE_CURSOR), {"chain": chain, "number": ancestor.number, "hash": ancestor.hash}
     )
     changes = DepositChanges()
-    events = orphan_or_reverse(session, assets, ancestor, changes)
+    gone = live_deposits_above(session, chain, ancestor.number)
+    events = orphan_or_reverse(session, assets, gone, changes)
     if not events:
         return changes
     emit_many(session, events)
@@ -145,3 +151,22 @@ def record_rollback(session: Session, assets: ChainAssets, ancestor: BlockHeader
         len(changes.reversed),
     )
     return changes
+
+
+def replace_window(session: Session, chain: str, headers: Sequence[BlockHeader]) -> None:
+    """Store `headers` (linked, oldest first) as the chain's whole window, the cursor on the
+    last: what an operator's resume rebuilds from the node."""
+    tip = headers[-1]
+    session.execute(delete(ChainHeader).where(ChainHeader.chain == chain))
+    session.add_all(
+        ChainHeader(
+            chain=chain,
+            number=h.number,
+            hash=h.hash,
+            parent_hash=h.parent_hash,
+            timestamp=h.timestamp,
+        )
+        for h in headers
+    )
+    session.flush()
+    session.execute(text(_MOVE_CURSOR), {"chain": chain, "number": tip.number, "hash": tip.hash})

@@ -5,6 +5,8 @@ from typing import Final
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from wallet.events.service import matches
+
 ENDPOINT_DELETED: Final = "endpoint deleted"
 
 _GIVE_UP = text(
@@ -23,3 +25,12 @@ def give_up_for_deleted_endpoint(
     """Fail the pending deliveries of a deleted endpoint: all of them, or the one given."""
     params = {"endpoint": endpoint_id, "delivery": delivery_id, "reason": ENDPOINT_DELETED}
     session.execute(_GIVE_UP, params)
+
+
+def subscribed_tenants(session: Session, event_type: str) -> list[str]:
+    """The tenants with a live endpoint subscribed to `event_type`: who hears of an event that
+    is no one tenant's own (a chain halted), one outbox row each."""
+    rows = session.execute(
+        text("SELECT tenant_id, event_types FROM webhook_endpoints WHERE deleted_at IS NULL")
+    ).all()
+    return sorted({row.tenant_id for row in rows if matches(row.event_types, event_type)})
