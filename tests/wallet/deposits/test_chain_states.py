@@ -1,16 +1,19 @@
 """A halted chain stays halted and visible, and an operator's resume brings it back: a watcher
 on a real Anvil node and PostgreSQL, a reorg deeper than its header window."""
 
+import dataclasses
 import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
+from typer.testing import CliRunner
 
 from tests.factories import Factory
 from tests.wallet.deposits.conftest import (
@@ -22,8 +25,10 @@ from tests.wallet.deposits.conftest import (
     events_of,
     settle,
     wait_for,
+    write_catalogue_file,
 )
-from wallet.assets.service import Chain
+from wallet import cli
+from wallet.assets.service import Catalogue, Chain
 from wallet.database import unit_of_work
 from wallet.deposits.arrivals import ChainAssets
 from wallet.deposits.chain_states import (
@@ -269,3 +274,77 @@ def test_readyz_answers_200_and_names_a_halted_chain(
             session.execute(text("DELETE FROM chain_states WHERE chain = :c"), {"c": chain.name})
     parts = httpx.get(f"{api_url}/readyz", timeout=10).json()["degraded"]
     assert f"chain:{chain.name}" not in [p["part"] for p in parts]
+
+
+def test_chain_status_shows_cursor_head_lag_and_state_and_resume_refuses_a_running_chain(
+    isolated_chain: IsolatedChain,
+    database_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    chain = isolated_chain()
+    settle(chain.watcher(window_size=WINDOW))
+    cursor = cursor_of(chain.sessions, chain.name)
+    head = chain.dev.mine(2)
+    catalogue = write_catalogue_file(chain, tmp_path / "assets.toml")
+    with catalogue.open("a") as toml:  # a chain whose node does not answer
+        toml.write(
+            '\n[[chains]]\nname = "nowhere"\nchain_id = 424243\n'
+            'rpc_url = "http://127.0.0.1:9"\nconfirmations = 3\n'
+            '\n[[assets]]\ncode = "ETH-NOWHERE"\nkind = "native"\ndecimals = 18\n'
+            'chain = "nowhere"\n'
+        )
+    monkeypatch.setenv("WALLET_DATABASE_URL", database_url)
+    monkeypatch.setenv("WALLET_ASSETS_FILE", str(catalogue))
+    monkeypatch.setenv("WALLET_DATA_DIR", str(tmp_path))
+    with unit_of_work(chain.sessions) as session:
+        record_halt(session, chain.config, f"{chain.name}: none of the last 6 stored blocks ...")
+
+    shown = CliRunner().invoke(cli.app, ["chain", "status"])
+
+    assert shown.exit_code == 0, shown.output
+    lines = shown.output.splitlines()
+    at = lines.index(next(line for line in lines if line.startswith(f"{chain.name}  halted since")))
+    assert lines[at + 1] == f"  cursor {cursor}  head {head}  lag {head - cursor}"
+    assert lines[at + 2] == f"  reason: {chain.name}: none of the last 6 stored blocks ..."
+    assert "nowhere  running" in lines
+    assert "  cursor none  head unreachable  lag ?" in lines
+
+    refused = CliRunner().invoke(
+        cli.app, ["chain", "resume", "--chain", "nowhere", "--from-block", "1", "--reason", "x"]
+    )
+    assert refused.exit_code == 1
+    assert "not resumed: nowhere is not halted" in refused.output
+    unknown = ["chain", "resume", "--chain", "moon", "--from-block", "1", "--reason", "x"]
+    assert CliRunner().invoke(cli.app, unknown).exit_code == 2
+
+    resume = ["chain", "resume", "--chain", chain.name, "--from-block", str(cursor)]
+    resumed = CliRunner().invoke(
+        cli.app, [*resume, "--reason", "the node was right", "--operator", "ops-bob"]
+    )
+    assert resumed.exit_code == 0, resumed.output
+    shown = CliRunner().invoke(cli.app, ["chain", "status"])
+    assert f"by ops-bob from block {cursor} (0 orphaned, 0 reversed): the node was right" in (
+        shown.output
+    )
+
+
+def test_a_node_serving_another_chain_halts_the_chain_with_the_reason(
+    isolated_chain: IsolatedChain, running: Callable[[LiveChain], RunningWatcher]
+) -> None:
+    chain = isolated_chain()
+    config = dataclasses.replace(chain.config, chain_id=chain.config.chain_id + 1)
+    catalogue = Catalogue(
+        chains={**chain.catalogue.chains, chain.name: config}, assets=chain.catalogue.assets
+    )
+    watcher = running(dataclasses.replace(chain, catalogue=catalogue))
+
+    wait_for(lambda: halted(chain.sessions, chain.name), "the watcher halts")
+
+    with unit_of_work(chain.sessions) as session:
+        state = halted_state(session, chain.name)
+        assert state is not None
+        assert f"serves chain {chain.config.chain_id}, not {config.chain_id}" in str(state.reason)
+    assert watcher.thread.is_alive()
+    with unit_of_work(chain.sessions) as session:
+        session.execute(text("DELETE FROM chain_states WHERE chain = :c"), {"c": chain.name})
