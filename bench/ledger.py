@@ -209,6 +209,7 @@ def transfer_once(session: Session, keyed: KeyedTransfer, catalogue: Catalogue) 
     (answer,) = transfers_once(connection, [keyed], catalogue)
     if isinstance(answer, WalletError):
         raise answer
+    answer.unwrap()  # raises the refusal's error
 
 
 def client(job: ClientJob) -> tuple[int, list[float]]:

@@ -40,7 +40,7 @@ from wallet.assets.service import Catalogue, load_catalogue, store_catalogue
 from wallet.database import make_engine, make_session_factory, migrate, unit_of_work
 from wallet.deposits.addresses import DepositAddressBook
 from wallet.deposits.lease import ChainLease
-from wallet.deposits.watcher import DepositWatcher, WatcherOptions
+from wallet.deposits.watcher import DepositWatcher, WatcherOptions, chain_follower
 from wallet.embedded_postgres import start_embedded_postgres
 
 CHAIN = "devnet"
@@ -267,9 +267,9 @@ def catch_up_worker(database_url: str, rpc_url: str, token: str) -> dict[str, An
     engine = make_engine(database_url)
     sessions = make_session_factory(engine)
     with RpcClient(rpc_url) as rpc:
-        watcher = DepositWatcher(
-            sessions, bench_catalogue(rpc_url, token), CHAIN, rpc, WatcherOptions(start_block=0)
-        )
+        catalogue = bench_catalogue(rpc_url, token)
+        source = chain_follower(catalogue, CHAIN, rpc, start_block=0)
+        watcher = DepositWatcher(sessions, catalogue, CHAIN, source)
         blocks = 0
         began = time.perf_counter()
         while True:
@@ -305,8 +305,9 @@ def seen_latencies(
     """Milliseconds from a block with a deposit being mined to the deposit being recorded."""
     engine = make_engine(database_url)
     sessions = make_session_factory(engine)
+    catalogue = bench_catalogue(devnet.rpc_url, token)
     rpc = RpcClient(devnet.rpc_url)
-    watcher = DepositWatcher(sessions, bench_catalogue(devnet.rpc_url, token), CHAIN, rpc)
+    watcher = DepositWatcher(sessions, catalogue, CHAIN, chain_follower(catalogue, CHAIN, rpc))
     stop = threading.Event()
     thread = threading.Thread(
         target=watcher.run, args=(ChainLease.for_engine(engine, CHAIN), stop), daemon=True

@@ -3,6 +3,7 @@ tracks transactions. Never imports `wallet`."""
 
 from chains.abi import encode_call, erc20_transfer_data
 from chains.broadcast import SendOutcome, SendResult, classify_send_error, send_raw_transaction
+from chains.fake import FakeChain
 from chains.fees import (
     FeeCapReached,
     FeePolicy,
@@ -43,6 +44,7 @@ from chains.rpc import (
     RpcProtocolError,
     RpcResponseError,
 )
+from chains.source import ChainSource
 from chains.tracking import (
     AccountNonces,
     Receipt,
@@ -73,6 +75,8 @@ __all__ = [
     "Advance",
     "BlockHeader",
     "ChainFollower",
+    "ChainSource",
+    "FakeChain",
     "FeeCapReached",
     "FeePolicy",
     "FeeQuote",

@@ -53,8 +53,9 @@ class ChainFollower:
     """Scans an EVM chain for ETH and ERC-20 transfers to watched addresses, block by block.
 
     `tokens` maps token contract address to the caller's asset code. `start_block` is where a
-    step with an empty known window starts. With `chain_id`, the first step checks the node's
-    eth_chainId and raises WrongChain on a mismatch. Identity indexes of internal transfers
+    step with an empty known window starts (None: the node's head at that step). With
+    `chain_id`, the first step checks the node's eth_chainId and raises WrongChain on a
+    mismatch. Identity indexes of internal transfers
     depend on the trace mode's frame numbering; keep one mode per chain.
     """
 
@@ -64,10 +65,10 @@ class ChainFollower:
         *,
         tokens: Mapping[str, str] | None = None,
         trace_mode: TraceMode = TraceMode.NONE,
-        start_block: int = 0,
+        start_block: int | None = 0,
         chain_id: int | None = None,
     ) -> None:
-        if start_block < 0:
+        if start_block is not None and start_block < 0:
             raise ValueError("start_block must be >= 0")
         self._rpc = rpc
         self._tokens = {normalize_address(a): code for a, code in (tokens or {}).items()}
@@ -80,6 +81,10 @@ class ChainFollower:
     @property
     def trace_mode(self) -> TraceMode:
         return self._trace_mode
+
+    def head(self) -> int:
+        """The node's latest block number."""
+        return _quantity(self._rpc.call("eth_blockNumber"))
 
     def step(
         self,
@@ -99,7 +104,7 @@ class ChainFollower:
         """
         if max_blocks < 1:
             raise ValueError("max_blocks must be at least 1")
-        _check_window(known_window)
+        check_window(known_window)
         self._check_chain()
         tip = known_window[-1] if known_window else None
         # Whether our tip is still canonical rides on the first round trip: the head's when the
@@ -113,7 +118,10 @@ class ChainFollower:
             if tip is not None and not _is_block(replies[1], tip):
                 return self._walk_back(known_window, head)
             tip_check = []
-        first = tip.number + 1 if tip is not None else self._start_block
+        if tip is not None:
+            first = tip.number + 1
+        else:
+            first = head if self._start_block is None else self._start_block
         last = min(head, first + max_blocks - 1)
 
         calls = [RpcCall("eth_getBlockByNumber", (hex(n), True)) for n in range(first, last + 1)]
@@ -291,7 +299,7 @@ def fetch_headers(rpc: RpcClient, numbers: Sequence[int]) -> list[BlockHeader | 
     return [None if raw is None else _header(raw) for raw in replies]
 
 
-def _check_window(window: Sequence[BlockHeader]) -> None:
+def check_window(window: Sequence[BlockHeader]) -> None:
     for prev, cur in itertools.pairwise(window):
         if cur.number != prev.number + 1:
             raise ValueError(f"known window is not consecutive at block {cur.number}")

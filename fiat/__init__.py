@@ -1,0 +1,66 @@
+"""Bank adapter: the provider port, its HTTP client and in-memory fake. Never imports `wallet`.
+
+The sandbox bank (`fiat.sandbox`) is a separate process implementing a provider's HTTP API.
+"""
+
+from fiat.client import SandboxBankClient
+from fiat.errors import (
+    FiatError,
+    IdempotencyConflict,
+    NotFound,
+    OutcomeUnknown,
+    ProviderRejected,
+    WebhookRejected,
+)
+from fiat.fake import InMemoryBankProvider
+from fiat.model import (
+    BalanceReport,
+    BankAccountDetails,
+    LinkedBankAccount,
+    Payin,
+    PayinRequest,
+    PayinStatus,
+    Payment,
+    PaymentKind,
+    PaymentRequest,
+    Payout,
+    PayoutRequest,
+    PayoutStatus,
+    ProviderEvent,
+    ReportLine,
+    may_follow,
+    net_effect,
+)
+from fiat.provider import BankProvider
+from fiat.webhooks import SignedDelivery, WebhookVerifier, sign_event
+
+__all__ = [
+    "BalanceReport",
+    "BankAccountDetails",
+    "BankProvider",
+    "FiatError",
+    "IdempotencyConflict",
+    "InMemoryBankProvider",
+    "LinkedBankAccount",
+    "NotFound",
+    "OutcomeUnknown",
+    "Payin",
+    "PayinRequest",
+    "PayinStatus",
+    "Payment",
+    "PaymentKind",
+    "PaymentRequest",
+    "Payout",
+    "PayoutRequest",
+    "PayoutStatus",
+    "ProviderEvent",
+    "ProviderRejected",
+    "ReportLine",
+    "SandboxBankClient",
+    "SignedDelivery",
+    "WebhookRejected",
+    "WebhookVerifier",
+    "may_follow",
+    "net_effect",
+    "sign_event",
+]

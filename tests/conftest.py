@@ -8,6 +8,7 @@ tests isolate themselves by creating their own tenant and wallets.
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -67,3 +68,10 @@ def sessions(engine: Engine) -> sessionmaker[Session]:
 def factory(sessions: sessionmaker[Session], catalogue: Catalogue) -> Factory:
     """Test data for one test: its own tenant, wallets and funding."""
     return Factory(sessions, catalogue)
+
+
+@pytest.fixture
+def connection(database_url: str) -> Iterator[psycopg.Connection[Any]]:
+    """A plain psycopg connection in autocommit mode, as the API's hot paths use."""
+    with psycopg.connect(database_url, autocommit=True) as connection:
+        yield connection

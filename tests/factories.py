@@ -53,7 +53,7 @@ class Factory:
     ) -> dict[str, Any]:
         """Make a transfer as the API makes it (`transfers_once`, under a key of its own).
 
-        Returns the transfer's document; raises the error that refused it (nothing written).
+        Returns the transfer's document; raises the error that refused it (no money moved).
         """
         key = IdempotencyKey.for_request(request.tenant_id, new_id("key"), {})
         with unit_of_work(self.sessions) as session:

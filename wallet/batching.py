@@ -4,6 +4,11 @@ Requests wait in a queue while a batch is in the database; a thread then sends w
 gathered as the next batch, in one statement. Batches grow with the load and a lone request
 goes at once, so nothing waits on a timer. Each request still gets its own answer: a batch
 only shares the round trip, the statement and, for writes, the commit.
+
+A statement that waits too long for a row lock (the pool's `lock_timeout`) must not hold up
+the requests behind it: its items are tried again alone, and one that still waits is sent
+again, with no time limit on its lock waits, from a second thread, where such items wait in
+turn while the first thread goes on with the others.
 """
 
 import asyncio
@@ -12,6 +17,7 @@ import queue
 import threading
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Generic, TypeVar
 
 import psycopg
@@ -40,7 +46,9 @@ class Batcher(Generic[Item, Answer]):
 
     Items whose `apart` values are equal never share a batch (two uses of one idempotency
     key, say). If a batch fails as a whole, each of its items is tried alone, so that one
-    item's failure is its own; if the database cannot be reached, they all fail at once.
+    item's failure is its own; if the database cannot be reached, they all fail at once. An
+    item that alone times out waiting for a lock is sent again from the second thread, where
+    its statement waits for locks as long as it takes.
     """
 
     def __init__(
@@ -58,14 +66,21 @@ class Batcher(Generic[Item, Answer]):
         self._max_batch = max_batch
         self._queue: queue.SimpleQueue[_Waiting[Item, Answer] | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._locked: queue.SimpleQueue[_Waiting[Item, Answer] | None] = queue.SimpleQueue()
+        self._locked_thread = threading.Thread(
+            target=self._run_locked, name=f"{name}-locked", daemon=True
+        )
 
     def start(self) -> None:
         self._thread.start()
+        self._locked_thread.start()
 
     def stop(self) -> None:
         """Finish what is queued, then stop."""
         self._queue.put(None)
         self._thread.join()
+        self._locked.put(None)
+        self._locked_thread.join()
 
     async def submit(self, item: Item) -> Answer:
         """The item's answer; raises what the database raised for it."""
@@ -114,6 +129,15 @@ class Batcher(Generic[Item, Answer]):
         try:
             with self._pool.connection() as connection:
                 answers = retrying(lambda: self._statement(connection, items))
+        except psycopg.errors.LockNotAvailable:
+            # The statement left nothing behind. The items that don't wait for that lock go
+            # on now; the one that does waits on the other thread.
+            if len(batch) > 1:
+                for waiting in batch:
+                    self._send([waiting])
+            else:
+                self._locked.put(batch[0])
+            return
         except Exception as error:
             # An item may have failed the statement: try each alone. Not when the database
             # could not be reached: alone, each would only wait for it again.
@@ -127,6 +151,24 @@ class Batcher(Generic[Item, Answer]):
             return
         for waiting, answer in zip(batch, answers, strict=True):
             waiting.loop.call_soon_threadsafe(_answer, waiting.answer, answer)
+
+    def _run_locked(self) -> None:
+        """Send the items that timed out waiting for a lock, one at a time, with no timeout."""
+        while (waiting := self._locked.get()) is not None:
+            try:
+                with self._pool.connection() as connection:
+                    answer = retrying(partial(self._waiting_for_locks, connection, waiting.item))
+            except Exception as error:
+                logger.exception("a statement waiting for a lock failed")
+                waiting.loop.call_soon_threadsafe(_fail, waiting.answer, error)
+            else:
+                waiting.loop.call_soon_threadsafe(_answer, waiting.answer, answer)
+
+    def _waiting_for_locks(self, connection: psycopg.Connection[Any], item: Item) -> Answer:
+        with connection.transaction():
+            connection.execute("SET LOCAL lock_timeout = 0")
+            (answer,) = self._statement(connection, [item])
+        return answer
 
 
 def _answer(future: "asyncio.Future[Answer]", answer: Answer) -> None:

@@ -24,6 +24,7 @@ from wallet.deposits.watcher import watch as run_watch
 from wallet.devnet import DevnetError, local_chains, run_devnets
 from wallet.errors import WalletError
 from wallet.ledger.reconcile import check_ledger
+from wallet.ports import open_chain_source
 from wallet.runtime import database_url, open_runtime
 from wallet.settings import load_settings
 from wallet.supervisor import Backoff, Process, supervise
@@ -174,13 +175,18 @@ def watch(
     settings = load_settings()
     options = WatcherOptions(
         poll_interval=poll_interval,
-        window_size=settings.watcher_window_size,
         batch_blocks=batch_blocks,
-        start_block=start_block,
-        trace_mode=traces,
+        window_size=settings.watcher_window_size,
     )
-    with open_runtime(settings) as runtime:
-        run_watch(runtime.sessions, runtime.engine, runtime.catalogue, chain, options=options)
+    with (
+        open_runtime(settings) as runtime,
+        open_chain_source(
+            settings, runtime.catalogue, chain, trace_mode=traces, start_block=start_block
+        ) as source,
+    ):
+        run_watch(
+            runtime.sessions, runtime.engine, runtime.catalogue, chain, source, options=options
+        )
 
 
 @chain_commands.command("status")

@@ -35,7 +35,7 @@ def run_devnets(
                 start_node(catalogue, chain, state_dir / f"{chain.name}.json", report, fresh)
             )
         if not nodes:
-            raise DevnetError("no chain of the catalogue has a local rpc_url")
+            raise DevnetError("no chain of the catalogue is marked local")
         report(f"devnet running; chains kept in {state_dir}")
         while not stop.wait(0.5):
             if not all(node.is_running for node in nodes):
@@ -46,11 +46,8 @@ def run_devnets(
 
 
 def local_chains(catalogue: Catalogue) -> list[Chain]:
-    return [
-        chain
-        for chain in catalogue.chains.values()
-        if urlsplit(chain.rpc_url).hostname in {"127.0.0.1", "localhost"}
-    ]
+    """The chains marked `local = true` in the catalogue: the devnets."""
+    return [chain for chain in catalogue.chains.values() if chain.local]
 
 
 def start_node(

@@ -1,9 +1,39 @@
 """The service's one settings object, read from `WALLET_*` environment variables at start."""
 
+from enum import StrEnum
 from pathlib import Path
+from typing import Self
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from wallet.assets.service import load_catalogue
+
+# Anvil's and Hardhat's default chain id, and the second devnet's.
+DEVNET_CHAIN_IDS = frozenset({31337, 31338})
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+class ChainSourceKind(StrEnum):
+    """Where the watchers read chains from."""
+
+    RPC = "rpc"
+    """`chains.ChainFollower` over each chain's `rpc_url`."""
+    FAKE = "fake"
+    """`chains.FakeChain`: an in-memory chain that nothing is ever mined on."""
+
+
+class AddressIssuerKind(StrEnum):
+    """What issues deposit addresses."""
+
+    HD = "hd"
+    """BIP-32 from account xpubs (`deposit_xpubs`), or from the seed (keystore, dev mnemonic)."""
+    FAKE = "fake"
+    """`FakeAddressIssuer`: made-up addresses nobody holds a key for."""
 
 
 class Settings(BaseSettings):
@@ -12,7 +42,26 @@ class Settings(BaseSettings):
     Built once by the process entry point (`load_settings()`), never at import time.
     """
 
-    model_config = SettingsConfigDict(env_prefix="WALLET_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="WALLET_", env_file=".env", extra="ignore", hide_input_in_errors=True
+    )
+
+    environment: Environment = Field(
+        default=Environment.DEVELOPMENT,
+        description=(
+            "production refuses to start with development secrets: a mnemonic in the "
+            "environment, a generated webhook secrets key, a devnet chain, a fake port."
+        ),
+    )
+
+    # Ports: which implementation a process uses, chosen when it starts. The bank provider
+    # (fiat) is chosen here too.
+    chain_source: ChainSourceKind = Field(
+        default=ChainSourceKind.RPC, description="rpc, or fake (an empty in-memory chain)."
+    )
+    address_issuer: AddressIssuerKind = Field(
+        default=AddressIssuerKind.HD, description="hd, or fake (made-up deposit addresses)."
+    )
 
     data_dir: Path = Field(
         default=Path(".wallet"),
@@ -100,7 +149,58 @@ class Settings(BaseSettings):
         description="Seconds after the first attempt before a failing delivery is given up.",
     )
 
+    @model_validator(mode="after")
+    def _no_development_secrets_in_production(self) -> Self:
+        if self.environment is Environment.PRODUCTION:
+            refusals = development_secrets(self)
+            if refusals:
+                lines = "\n".join(f"  - {refusal}" for refusal in refusals)
+                raise ValueError(
+                    f"WALLET_ENVIRONMENT=production refuses development settings:\n{lines}"
+                )
+        return self
+
+
+def development_secrets(settings: Settings) -> list[str]:
+    """What in `settings` (and the catalogue it names) is fit for development only."""
+    refusals = []
+    if settings.dev_mnemonic is not None:
+        refusals.append(
+            "WALLET_DEV_MNEMONIC is set: a seed in the environment is for development only; "
+            "use WALLET_DEPOSIT_XPUBS or WALLET_SEED_KEYSTORE"
+        )
+    if settings.webhook_secrets_key is None:
+        refusals.append(
+            "WALLET_WEBHOOK_SECRETS_KEY is not set: a key generated into the data directory is "
+            "for development only; set 32 random bytes in base64"
+        )
+    for port, kind in (
+        ("WALLET_CHAIN_SOURCE", settings.chain_source),
+        ("WALLET_ADDRESS_ISSUER", settings.address_issuer),
+    ):
+        if kind == "fake":
+            refusals.append(f"{port}=fake: fakes are for tests and development only")
+    for chain in load_catalogue(settings.assets_file).chains.values():
+        if chain.local or chain.chain_id in DEVNET_CHAIN_IDS:
+            refusals.append(
+                f"chain {chain.name} (chain id {chain.chain_id}) is a local devnet; "
+                "set WALLET_ASSETS_FILE to a catalogue of real chains"
+            )
+    return refusals
+
+
+class SettingsRefused(SystemExit):
+    """The settings cannot run a process; its text says why, for the operator."""
+
 
 def load_settings() -> Settings:
-    """Read the settings from the environment (and `.env`)."""
-    return Settings()
+    """Read the settings from the environment (and `.env`); exit with the reasons if refused."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        reasons = "\n".join(
+            f"{'.'.join(map(str, e['loc'])) or 'settings'}: "
+            + str(e["msg"]).removeprefix("Value error, ")
+            for e in error.errors()
+        )
+        raise SettingsRefused(f"wallet: refusing to start.\n{reasons}") from None

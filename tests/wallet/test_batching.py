@@ -71,3 +71,53 @@ def test_when_the_database_is_unreachable_a_batch_fails_at_once(pool: Connection
     answers = run(Batcher("doubler", pool, doubler), [1, 2, 3])
     assert all(isinstance(answer, psycopg.OperationalError) for answer in answers)
     assert doubler.batches == [[1, 2, 3]]
+
+
+class Locker:
+    """Takes an advisory lock per number, then doubles them, one statement per batch."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[int]] = []
+
+    def __call__(self, connection: psycopg.Connection[Any], items: Sequence[int]) -> list[int]:
+        self.batches.append(list(items))
+        rows = connection.execute(
+            "SELECT 2 * n FROM unnest(%s::int[]) AS n, LATERAL pg_advisory_xact_lock(n)",
+            (list(items),),
+        ).fetchall()
+        return [row[0] for row in rows]
+
+
+def test_an_item_waiting_for_a_lock_holds_up_no_other(database_url: str) -> None:
+    locker = Locker()
+    with (
+        ConnectionPool(
+            database_url,
+            min_size=1,
+            max_size=2,
+            kwargs={"autocommit": True, "options": "-c lock_timeout=50ms"},
+        ) as pool,
+        psycopg.connect(database_url) as holder,
+    ):
+        holder.execute("SELECT pg_advisory_xact_lock(13)")
+        batcher = Batcher("locker", pool, locker)
+
+        async def meanwhile() -> list[int | BaseException]:
+            answers = [asyncio.ensure_future(batcher.submit(n)) for n in (1, 13, 2)]
+            await asyncio.sleep(0)
+            batcher.start()
+            # Answered while 13 is still locked; 13 waits for it on the batcher's second thread.
+            others = await asyncio.wait_for(asyncio.gather(answers[0], answers[2]), timeout=20)
+            assert not answers[1].done()
+            holder.rollback()
+            return [*others, await answers[1]]
+
+        try:
+            assert asyncio.run(meanwhile()) == [2, 4, 26]
+        finally:
+            holder.rollback()
+            batcher.stop()
+    # The batch timed out; each item was tried alone; 13, timed out again, waited (the two
+    # threads may interleave).
+    assert locker.batches[0] == [1, 13, 2]
+    assert sorted(locker.batches[1:]) == [[1], [2], [13], [13]]

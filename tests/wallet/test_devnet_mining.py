@@ -19,6 +19,7 @@ chain_id = 31337
 rpc_url = "http://127.0.0.1:{interval}"
 confirmations = 1
 block_time = 0.5
+local = true
 
 [[chains]]
 name = "automine"
@@ -26,6 +27,7 @@ chain_id = 31338
 rpc_url = "http://127.0.0.1:{automine}"
 confirmations = 1
 block_time = 0
+local = true
 """
 
 

@@ -25,12 +25,14 @@ name = "devnet"
 chain_id = 31337
 rpc_url = "http://127.0.0.1:{port_a}"
 confirmations = 3
+local = true
 
 [[chains]]
 name = "devnet-l2"
 chain_id = 31338
 rpc_url = "http://127.0.0.1:{port_b}"
 confirmations = 3
+local = true
 
 [[assets]]
 code = "USD"

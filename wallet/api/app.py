@@ -14,7 +14,7 @@ from wallet.assets import endpoints as assets
 from wallet.batching import Batcher
 from wallet.database import statement_pool
 from wallet.deposits import endpoints as deposits
-from wallet.deposits.addresses import load_address_book
+from wallet.ports import address_issuer
 from wallet.runtime import Runtime
 from wallet.transfers import endpoints as transfers
 from wallet.transfers.service import transfers_once
@@ -71,7 +71,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.state.runtime = runtime
     app.state.key_lookups = key_lookups
     app.state.transfer_batches = transfer_batches
-    app.state.deposit_address_book = load_address_book(runtime.settings, runtime.catalogue)
+    app.state.address_issuer = address_issuer(runtime.settings, runtime.catalogue)
     app.state.secret_box = SecretBox.from_settings(runtime.settings)
     install_problem_handlers(app)
     routers = (

@@ -40,6 +40,8 @@ class Chain:
     # How `wallet devnet` mines a local chain: a block every `block_time` seconds, or with 0
     # a block for each transaction as it arrives (Anvil's automine).
     block_time: float = 1.0
+    local: bool = False
+    """A development chain (an Anvil devnet): `wallet run` starts it; production refuses it."""
 
     def __post_init__(self) -> None:
         if self.block_time < 0:

@@ -10,6 +10,9 @@ recorded in the database and checked on every allocation.
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Protocol
+
+from eth_hash.auto import keccak
 
 from custody import DepositKeyTree, MasterSeed, XpubAddressDeriver, load_seed
 from custody.hd import MAX_INDEX
@@ -27,6 +30,20 @@ def bip44_account(chain: Chain) -> int:
             f"chain {chain.name}: chain id {chain.chain_id} does not fit a BIP-44 account number"
         )
     return chain.chain_id
+
+
+class AddressIssuer(Protocol):
+    """The address issuer port: each chain's deposit address at an index."""
+
+    def issues_on(self, chain: str) -> bool: ...
+
+    def account(self, chain: str) -> int:
+        """The BIP-44 account the chain's addresses are issued under."""
+        ...
+
+    def address(self, chain: str, index: int) -> str:
+        """The deposit address at `index` on `chain`, lowercase hex."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -77,6 +94,26 @@ class DepositAddressBook:
             return self.derivers[chain]
         except KeyError:
             raise AddressBookError(f"no deposit address deriver for chain {chain!r}") from None
+
+
+class FakeAddressIssuer:
+    """Made-up addresses for tests: a hash of chain and index, no key behind them."""
+
+    def __init__(self, chains: Iterable[Chain]) -> None:
+        self._accounts = {chain.name: bip44_account(chain) for chain in chains}
+
+    def issues_on(self, chain: str) -> bool:
+        return chain in self._accounts
+
+    def account(self, chain: str) -> int:
+        try:
+            return self._accounts[chain]
+        except KeyError:
+            raise AddressBookError(f"no deposit addresses are issued on {chain!r}") from None
+
+    def address(self, chain: str, index: int) -> str:
+        self.account(chain)
+        return "0x" + keccak(f"fake-deposit:{chain}:{index}".encode())[-20:].hex()
 
 
 def load_address_book(settings: Settings, catalogue: Catalogue) -> DepositAddressBook:

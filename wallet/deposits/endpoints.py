@@ -1,7 +1,7 @@
 """Deposit addresses and crypto deposits over HTTP.
 
-Mounted by `wallet.api.app.create_app`, which also puts the process's `DepositAddressBook`
-(from `wallet.deposits.addresses.load_address_book`) on `app.state.deposit_address_book`.
+Mounted by `wallet.api.app.create_app`, which also puts the process's `AddressIssuer`
+(chosen by `wallet.ports.address_issuer`) on `app.state.address_issuer`.
 """
 
 from typing import Annotated, cast
@@ -21,7 +21,7 @@ from wallet.api.pagination import (
 )
 from wallet.api.problems import problem_responses
 from wallet.assets.service import Catalogue
-from wallet.deposits.addresses import DepositAddressBook
+from wallet.deposits.addresses import AddressIssuer
 from wallet.deposits.models import Deposit
 from wallet.deposits.schemas import DepositAddressCreate, DepositAddressOut, DepositOut
 from wallet.deposits.service import (
@@ -40,11 +40,11 @@ router = APIRouter(
 )
 
 
-def address_book(request: Request) -> DepositAddressBook:
-    return cast(DepositAddressBook, request.app.state.deposit_address_book)
+def address_issuer(request: Request) -> AddressIssuer:
+    return cast(AddressIssuer, request.app.state.address_issuer)
 
 
-AddressBookDep = Annotated[DepositAddressBook, Depends(address_book)]
+IssuerDep = Annotated[AddressIssuer, Depends(address_issuer)]
 
 
 @router.post(
@@ -60,12 +60,12 @@ def create_deposit_address(
     principal: Transferer,
     session: DbSession,
     catalogue: CatalogueDep,
-    book: AddressBookDep,
+    issuer: IssuerDep,
     response: Response,
 ) -> DepositAddressOut:
     """The wallet's address on the chain: 201 when made now, 200 with the same one after."""
     issued = deposit_address(
-        session, principal.tenant_id, wallet_id, body.chain, book=book, catalogue=catalogue
+        session, principal.tenant_id, wallet_id, body.chain, issuer=issuer, catalogue=catalogue
     )
     if not issued.created:
         response.status_code = 200

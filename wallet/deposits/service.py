@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from custody import InvalidChildKey
 from wallet.assets.service import Catalogue
-from wallet.deposits.addresses import DepositAddressBook
+from wallet.deposits.addresses import AddressIssuer
 from wallet.deposits.errors import AddressBookError, DepositAddressesUnavailable, UnknownDeposit
 from wallet.deposits.models import (
     ADDRESS_PREFIX,
@@ -49,7 +49,7 @@ def deposit_address(
     wallet_id: str,
     chain: str,
     *,
-    book: DepositAddressBook,
+    issuer: AddressIssuer,
     catalogue: Catalogue,
 ) -> IssuedAddress:
     """The wallet's deposit address on `chain`, allocated and derived on first request."""
@@ -59,7 +59,7 @@ def deposit_address(
         if existing.tenant_id != tenant_id:
             raise UnknownWallet(f"no wallet {wallet_id}")
         return IssuedAddress(existing, created=False)
-    if not book.issues_on(chain):
+    if not issuer.issues_on(chain):
         raise DepositAddressesUnavailable(f"no deposit address key is configured for {chain}")
 
     # Serializes first requests for one wallet; FOR NO KEY UPDATE leaves rows that refer to
@@ -76,7 +76,7 @@ def deposit_address(
     if status != WalletStatus.ACTIVE:
         raise WalletNotActive(f"wallet {wallet_id} is {status}")
 
-    account = book.account(chain)
+    account = issuer.account(chain)
     while True:
         row = session.execute(_ALLOCATE_INDEX, {"chain": chain, "account": account}).one()
         if row.bip44_account != account:
@@ -85,7 +85,7 @@ def deposit_address(
                 f"but its configuration now gives account {account}"
             )
         try:
-            address = book.address(chain, row.allocated)
+            address = issuer.address(chain, row.allocated)
             break
         except InvalidChildKey:
             continue  # BIP-32: an index without a valid key (odds ~2**-127) is skipped

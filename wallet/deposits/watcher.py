@@ -1,17 +1,17 @@
-"""The deposit watcher of one chain: follower steps recorded in one transaction each.
+"""The deposit watcher of one chain: chain source steps recorded in one transaction each.
 
-`DepositWatcher.step` is the unit of work: ask the node for its head, load deposit addresses
-issued since the last step, let the follower fetch and link the next blocks (or report a
-reorg), then write headers, deposits, ledger entries, events and the cursor in one database
-transaction, fenced by the cursor it started from. While catching up, the next step's fetch
-runs on a thread during this step's write; it only reads, and is used only by a step that
-starts from the window it was fetched for. `DepositWatcher.run` loops over steps while
-holding the chain's lease; node and database failures are logged and retried, never taken
-for "no deposits". What it cannot go on from by itself (a reorg deeper than the header window,
-stored state that contradicts the chain, a node serving another chain) halts the chain: the
-halt and its reason are stored (`wallet.deposits.chain_states`) and the watcher stays up,
-holding the lease, reading the stored state until an operator resumes the chain.
-`wallet watch --chain NAME` runs `watch`.
+`DepositWatcher.step` is the unit of work: ask the chain source (`chains.ChainSource`) for its
+head, load deposit addresses issued since the last step, let the source fetch and link the
+next blocks (or report a reorg), then write headers, deposits, ledger entries, events and the
+cursor in one database transaction, fenced by the cursor it started from. While catching up,
+the next step's fetch runs on a thread during this step's write; it only reads, and is used
+only by a step that starts from the window it was fetched for. `DepositWatcher.run` loops
+over steps while holding the chain's lease; node and database failures are logged and
+retried, never taken for "no deposits". What it cannot go on from by itself (a reorg deeper
+than the header window, stored state that contradicts the chain, a node serving another
+chain) halts the chain: the halt and its reason are stored (`wallet.deposits.chain_states`)
+and the watcher stays up, holding the lease, reading the stored state until an operator
+resumes the chain. `wallet watch --chain NAME` runs `watch`.
 """
 
 import logging
@@ -32,6 +32,7 @@ from chains import (
     Advance,
     BlockHeader,
     ChainFollower,
+    ChainSource,
     NodeUnreachable,
     RpcClient,
     RpcError,
@@ -39,7 +40,6 @@ from chains import (
     StepResult,
     TraceMode,
     WrongChain,
-    fetch_header,
     next_window,
 )
 from wallet.assets.service import Catalogue
@@ -67,10 +67,6 @@ class WatcherOptions:
     """At most this many blocks per step (one database transaction)."""
     window_size: int = 256
     """Headers kept per chain: reorgs up to this depth are followed; must exceed confirmations."""
-    start_block: int | None = None
-    """Where a chain with no cursor yet starts; None: the node's head at the first start."""
-    trace_mode: TraceMode = TraceMode.NONE
-    """How internal ETH transfers are found (TraceMode.PARITY or CALL_TRACER where supported)."""
     max_retry_interval: float = 10.0
     """Longest wait between retries after node or database failures."""
     halt_poll_interval: float = 1.0
@@ -95,7 +91,7 @@ class StepOutcome:
 
 @dataclass(frozen=True)
 class _Fetched:
-    """The node's head when a fetch began, and what the follower found after the window."""
+    """The chain's head when a fetch began, and what the source found after the window."""
 
     head: int
     result: StepResult
@@ -140,7 +136,7 @@ class DepositWatcher:
         sessions: sessionmaker[Session],
         catalogue: Catalogue,
         chain: str,
-        rpc: RpcClient,
+        source: ChainSource,
         options: WatcherOptions | None = None,
     ) -> None:
         self.options = options or WatcherOptions()
@@ -148,12 +144,11 @@ class DepositWatcher:
         if self.options.window_size <= self.assets.chain.confirmations:
             raise ValueError("the header window must be longer than the confirmations needed")
         self._sessions = sessions
-        self._rpc = rpc
+        self._source = source
         self._watched = AddressSet()
         """The chain's deposit addresses."""
         self._last_index = -1
         self._window: list[BlockHeader] | None = None
-        self._follower: ChainFollower | None = None
         self._prefetch: _Prefetch | None = None
         self.lease: ChainLease | None = None
         """When set, every write first checks that the lease is still held."""
@@ -173,28 +168,17 @@ class DepositWatcher:
         return len(self._watched)
 
     def load(self) -> None:
-        """(Re)load the stored header window; the follower checks the node's chain id first."""
+        """(Re)load the stored header window."""
         if self._prefetch is not None:
             self._prefetch.wait()  # kept: the window reloaded may be the one it was for
         with unit_of_work(self._sessions) as session:
-            window = load_window(session, self.chain, self.options.window_size)
-        start = self.options.start_block
-        if not window and start is None:
-            head = fetch_header(self._rpc)
-            start = 0 if head is None else head.number
-            logger.info("%s: no cursor yet; starting at the head, block %d", self.chain, start)
-        self._follower = ChainFollower(
-            self._rpc,
-            tokens=self.assets.follower_tokens(),
-            trace_mode=self.options.trace_mode,
-            start_block=start or 0,
-            chain_id=self.assets.chain.chain_id,
-        )
-        self._window = window
+            self._window = load_window(session, self.chain, self.options.window_size)
+        if not self._window:
+            logger.info("%s: no cursor yet; starting where the chain source starts", self.chain)
 
     def step(self) -> StepOutcome:
-        """One follower step, recorded in one database transaction."""
-        if self._window is None or self._follower is None:
+        """One chain source step, recorded in one database transaction."""
+        if self._window is None:
             self.load()
         assert self._window is not None
         window = self._window
@@ -226,15 +210,14 @@ class DepositWatcher:
         return StepOutcome(head, ancestor, rolled_back_to=ancestor, changes=changes)
 
     def _fetch(self, window: list[BlockHeader]) -> _Fetched:
-        """Read the node's head and new deposit addresses, then let the follower step."""
-        assert self._follower is not None
+        """Read the chain's head and new deposit addresses, then let the chain source step."""
         # The head is read before the address set is loaded: every block up to it was mined
         # before any address issued after the load, so no block scanned here can pay an
-        # address the set lacks. The follower fetches no block above it.
-        head = int(self._rpc.call("eth_blockNumber"), 16)
+        # address the set lacks. The source fetches no block above it.
+        head = self._source.head()
         self._load_new_addresses()
         return _Fetched(
-            head, self._follower.step(window, self._watched, self.options.batch_blocks, head)
+            head, self._source.step(window, self._watched, self.options.batch_blocks, head)
         )
 
     def _prefetched(self, window: list[BlockHeader]) -> _Fetched | None:
@@ -242,7 +225,7 @@ class DepositWatcher:
         prefetch, self._prefetch = self._prefetch, None
         if prefetch is None:
             return None
-        prefetch.wait()  # it uses the follower and the address set: never two at once
+        prefetch.wait()  # it uses the source and the address set: never two at once
         return prefetch.result() if prefetch.window == window else None
 
     def _advance(self, session: Session, blocks: Sequence[ScannedBlock]) -> DepositChanges:
@@ -409,17 +392,39 @@ def _log_outcome(chain: str, outcome: StepOutcome) -> None:
         )
 
 
+def chain_follower(
+    catalogue: Catalogue,
+    chain: str,
+    rpc: RpcClient,
+    *,
+    trace_mode: TraceMode = TraceMode.NONE,
+    start_block: int | None = None,
+) -> ChainFollower:
+    """The follower of `chain` over `rpc`, scanning for its configured assets.
+
+    `start_block` is where a chain with no cursor yet starts; None: the node's head then.
+    It checks the node's chain id before its first step.
+    """
+    return ChainFollower(
+        rpc,
+        tokens=ChainAssets.of(catalogue, chain).follower_tokens(),
+        trace_mode=trace_mode,
+        start_block=start_block,
+        chain_id=catalogue.chain(chain).chain_id,
+    )
+
+
 def watch(
     sessions: sessionmaker[Session],
     engine: Engine,
     catalogue: Catalogue,
     chain: str,
+    source: ChainSource,
     *,
     options: WatcherOptions | None = None,
     stop: threading.Event | None = None,
 ) -> None:
     """Run the watcher of `chain` until SIGTERM or SIGINT (or `stop`)."""
-    config = catalogue.chain(chain)
     stop = stop or threading.Event()
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
@@ -428,10 +433,8 @@ def watch(
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
-    logger.info("%s: following %s (chain id %d)", chain, config.rpc_url, config.chain_id)
-    with RpcClient(config.rpc_url) as rpc:
-        watcher = DepositWatcher(sessions, catalogue, chain, rpc, options)
-        watcher.run(ChainLease.for_engine(engine, chain), stop)
+    watcher = DepositWatcher(sessions, catalogue, chain, source, options)
+    watcher.run(ChainLease.for_engine(engine, chain), stop)
 
 
 def configure_logging() -> None:

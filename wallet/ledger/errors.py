@@ -10,6 +10,7 @@ class ErrorCode(StrEnum):
     """Why a database function (wallet/sql/functions) refused an item: its answer's `error`."""
 
     INSUFFICIENT_FUNDS = "insufficient_funds"
+    FRACTIONAL_AMOUNT = "fractional_amount"
     UNBALANCED = "unbalanced"
     ALREADY_REVERSED = "already_reversed"
     DUPLICATE_EXTERNAL_REF = "duplicate_external_ref"
@@ -24,6 +25,11 @@ class InsufficientFunds(WalletError):
     status_code = 422
     problem = "insufficient-funds"
     title = "The account's available balance is too low"
+
+
+class FractionalAmount(InvalidRequest):
+    problem = "fractional-amount"
+    title = "Amounts are whole numbers of the asset's smallest unit"
 
 
 class Unbalanced(InvalidRequest):
@@ -64,6 +70,7 @@ class UnknownTransaction(NotFound):
 # The wallets' codes (unknown_wallet, wallet_not_active) are the transfers' to render.
 _BY_CODE: dict[ErrorCode, type[WalletError]] = {
     ErrorCode.INSUFFICIENT_FUNDS: InsufficientFunds,
+    ErrorCode.FRACTIONAL_AMOUNT: FractionalAmount,
     ErrorCode.UNBALANCED: Unbalanced,
     ErrorCode.ALREADY_REVERSED: AlreadyReversed,
     ErrorCode.DUPLICATE_EXTERNAL_REF: DuplicateExternalReference,

@@ -76,11 +76,11 @@ def transfers_once(
     """Make each transfer and announce it (`transfer.created`), unless its key was used already.
 
     One statement on an autocommit connection for all of them: each one's key claim, postings,
-    event and outcome (the transfer's `document`) commit together. An answer is the outcome
-    under the key (replayed if the key was used before), or the error that refused the
-    transfer: then nothing of it was written, not even the key's claim, and the failure is the
-    caller's to keep with `record_failure` (for an `IdempotencyConflict`, that raises it). The
-    keys must differ.
+    event and outcome (the transfer's `document`, or the problem that refused it) commit
+    together. An answer is the outcome under the key (replayed if the key was used before), or
+    an error found before the database or an `IdempotencyConflict`: then nothing was written,
+    and the failure is the caller's to keep with `record_failure` (for a conflict, that raises
+    it). The keys must differ.
     """
     answers: list[Outcome | WalletError | None] = []
     sent: list[dict[str, Any]] = []
@@ -114,11 +114,14 @@ def transfers_once(
 
 def _once_answer(key: IdempotencyKey, answer: dict[str, Any]) -> Outcome | WalletError:
     if "refused" in answer:
-        return _refusal(answer["refused"])
+        return _refused(answer)
     if not answer["replayed"]:
         return Outcome(value=answer["outcome"]["value"], problem=None)
+    stored = answer["outcome"]
+    if stored is not None and "refused" in stored:
+        stored = _refused(stored).to_json()
     try:
-        return replayed(key, answer["request_hash"], answer["outcome"])
+        return replayed(key, answer["request_hash"], stored)
     except IdempotencyConflict as conflict:
         return conflict
 
@@ -186,6 +189,11 @@ def _checked(catalogue: Catalogue, request: TransferRequest) -> dict[str, Any]:
         "amount": str(amount),
         "metadata": {"memo": request.memo, "app": dict(request.metadata)},
     }
+
+
+def _refused(outcome: dict[str, Any]) -> Outcome:
+    """A refusal as transfer_once stores it under the key, as the problem it answers."""
+    return Outcome(value=None, problem=_refusal(outcome["refused"]).to_problem())
 
 
 def _refusal(failure: dict[str, Any]) -> WalletError:

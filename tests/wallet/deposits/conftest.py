@@ -18,6 +18,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
+from chains import TraceMode
 from chains.devnet import DevChain, start_dev_chain
 from custody import MasterSeed
 from tests.factories import Factory
@@ -25,7 +26,7 @@ from wallet.assets.service import Asset, AssetKind, Catalogue, Chain, store_cata
 from wallet.database import unit_of_work
 from wallet.deposits.addresses import DepositAddressBook
 from wallet.deposits.service import deposit_address
-from wallet.deposits.watcher import DepositWatcher, StepOutcome, WatcherOptions
+from wallet.deposits.watcher import DepositWatcher, StepOutcome, WatcherOptions, chain_follower
 from wallet.ledger.repository import Balance, balance, user_account
 
 # The BIP-39 test vector mnemonic: a known seed, never one for real funds.
@@ -54,12 +55,14 @@ class LiveChain:
     def config(self) -> Chain:
         return self.catalogue.chain(self.name)
 
-    def watcher(self, **options: object) -> DepositWatcher:
+    def watcher(self, trace_mode: TraceMode = TraceMode.NONE, **options: object) -> DepositWatcher:
+        """A watcher following the node from its head, as `wallet watch` does."""
+        source = chain_follower(self.catalogue, self.name, self.dev.rpc, trace_mode=trace_mode)
         return DepositWatcher(
             self.sessions,
             self.catalogue,
             self.name,
-            self.dev.rpc,
+            source,
             WatcherOptions(**options),  # type: ignore[arg-type]
         )
 
@@ -71,7 +74,7 @@ class LiveChain:
                 factory.tenant_id,
                 wallet_id,
                 self.name,
-                book=self.book,
+                issuer=self.book,
                 catalogue=self.catalogue,
             )
             return issued.address.address
@@ -97,7 +100,7 @@ def settle(watcher: DepositWatcher, max_steps: int = 1000) -> list[StepOutcome]:
     raise AssertionError("the watcher did not catch up")
 
 
-def _with_chain(catalogue: Catalogue, chain: Chain, assets: list[Asset]) -> Catalogue:
+def with_chain(catalogue: Catalogue, chain: Chain, assets: list[Asset]) -> Catalogue:
     return Catalogue(
         chains={**catalogue.chains, chain.name: chain},
         assets={**catalogue.assets, **{a.code: a for a in assets}},
@@ -168,7 +171,7 @@ def isolated_chain(
         token = Asset(
             f"USDC-{tag}", AssetKind.ERC20, 6, name, dev.token_address, min_deposit=10_000
         )
-        isolated = _with_chain(catalogue, config, [native, token])
+        isolated = with_chain(catalogue, config, [native, token])
         with unit_of_work(sessions) as session:
             store_catalogue(session, isolated)
         book = DepositAddressBook.from_seed(seed, [config])
@@ -235,6 +238,20 @@ def events_of(sessions: sessionmaker[Session], deposit_id: str) -> list[tuple[st
             {"id": deposit_id},
         ).all()
         return [(row[0], row[1]) for row in rows]
+
+
+def external_refs(sessions: sessionmaker[Session], deposit_ids: list[str]) -> list[str]:
+    """The external references of the deposits' credit transactions, in order."""
+    with unit_of_work(sessions) as session:
+        return list(
+            session.execute(
+                text(
+                    "SELECT external_ref FROM ledger_transactions WHERE external_kind = 'deposit' "
+                    "AND metadata ->> 'deposit_id' = ANY(:ids) ORDER BY id"
+                ),
+                {"ids": deposit_ids},
+            ).scalars()
+        )
 
 
 def cursor_of(sessions: sessionmaker[Session], chain: str) -> int:

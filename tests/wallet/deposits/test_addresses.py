@@ -27,7 +27,7 @@ def issue(
             tenant_id,
             wallet_id,
             name or chain.name,
-            book=chain.book,
+            issuer=chain.book,
             catalogue=chain.catalogue,
         )
 

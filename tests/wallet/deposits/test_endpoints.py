@@ -32,7 +32,7 @@ def app(
 ) -> FastAPI:
     runtime = Runtime(Settings(), engine, sessions, live_catalogue)
     app = create_app(runtime)
-    app.state.deposit_address_book = chain.book
+    app.state.address_issuer = chain.book
     return app
 
 

@@ -5,7 +5,6 @@ import secrets
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.orm import Session, sessionmaker
 
 from chains import TraceMode
 from tests.factories import Factory
@@ -15,6 +14,7 @@ from tests.wallet.deposits.conftest import (
     LiveChain,
     deposits_of,
     events_of,
+    external_refs,
     settle,
 )
 from wallet.assets.service import Catalogue
@@ -39,19 +39,6 @@ def fresh_address() -> str:
 def marker_tx(chain: LiveChain) -> dict[str, str]:
     """A transaction that makes a re-mined block differ from the block it replaces."""
     return {"from": chain.dev.accounts[9].address, "to": fresh_address(), "value": "0x1"}
-
-
-def external_refs(sessions: sessionmaker[Session], deposit_ids: list[str]) -> list[str]:
-    with unit_of_work(sessions) as session:
-        return list(
-            session.execute(
-                text(
-                    "SELECT external_ref FROM ledger_transactions WHERE external_kind = 'deposit' "
-                    "AND metadata ->> 'deposit_id' = ANY(:ids) ORDER BY id"
-                ),
-                {"ids": deposit_ids},
-            ).scalars()
-        )
 
 
 def test_eth_and_usdc_are_pending_at_once_then_credited_after_the_confirmations(

@@ -30,7 +30,7 @@ from tests.wallet.deposits.conftest import (
 )
 from wallet.database import unit_of_work
 from wallet.deposits.lease import ChainLease
-from wallet.deposits.watcher import DepositWatcher, WatcherOptions
+from wallet.deposits.watcher import DepositWatcher, WatcherOptions, chain_follower
 from wallet.ledger.reconcile import check_ledger
 
 ETH = 10**18
@@ -252,7 +252,8 @@ def test_node_down_and_back_the_watcher_waits_logs_and_resumes(
     sender = chain.dev.accounts[1].address
     rpc = RpcClient(chain.config.rpc_url, connect_timeout=0.5, timeout=5)
     options = WatcherOptions(poll_interval=0.05, max_retry_interval=0.5)
-    watcher = DepositWatcher(sessions, chain.catalogue, chain.name, rpc, options)
+    source = chain_follower(chain.catalogue, chain.name, rpc)
+    watcher = DepositWatcher(sessions, chain.catalogue, chain.name, source, options)
 
     lease = ChainLease.for_engine(engine, chain.name)
     with caplog.at_level(logging.INFO, logger="wallet.deposits"), rpc, running(watcher, lease):
@@ -268,7 +269,7 @@ def test_node_down_and_back_the_watcher_waits_logs_and_resumes(
             "the watcher logs the outage and keeps retrying",
         )
         with pytest.raises(NodeUnreachable):
-            DepositWatcher(sessions, chain.catalogue, chain.name, rpc, options).step()
+            DepositWatcher(sessions, chain.catalogue, chain.name, source, options).step()
         assert cursor_of(sessions, chain.name) == tip
         assert [d["status"] for d in deposits_of(sessions, [wallet])] == ["seen"]
 

@@ -1,6 +1,5 @@
 """Idempotent transfers in batches: one statement makes, replays and refuses each on its own."""
 
-from collections.abc import Iterator
 from typing import Any
 
 import psycopg
@@ -9,30 +8,13 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.factories import Factory
+from tests.wallet.transfers.keyed import keyed
 from wallet.assets.service import Catalogue
 from wallet.database import unit_of_work
-from wallet.idempotency.service import IdempotencyConflict, IdempotencyKey, Outcome
+from wallet.idempotency.service import IdempotencyConflict, Outcome
 from wallet.ledger.errors import InsufficientFunds
-from wallet.transfers.service import (
-    KeyedTransfer,
-    SameWallet,
-    TransferRequest,
-    transfers_once,
-)
+from wallet.transfers.service import SameWallet, transfers_once
 from wallet.wallets.service import UnknownWallet
-
-
-@pytest.fixture
-def connection(database_url: str) -> Iterator[psycopg.Connection[Any]]:
-    with psycopg.connect(database_url, autocommit=True) as connection:
-        yield connection
-
-
-def keyed(factory: Factory, source: str, destination: str, cents: int, key: str) -> KeyedTransfer:
-    request = TransferRequest(factory.tenant_id, source, destination, "USD", cents)
-    return KeyedTransfer(
-        request, IdempotencyKey.for_request(factory.tenant_id, key, {"cents": cents})
-    )
 
 
 def stored(sessions: sessionmaker[Session], factory: Factory, key: str) -> Any:
@@ -73,16 +55,17 @@ def test_each_transfer_of_a_batch_has_its_own_answer(
     assert isinstance(made, Outcome) and isinstance(made_too, Outcome)
     assert made.value is not None and made_too.value is not None
     assert (made.value["amount"], made_too.value["amount"]) == ("3.00", "2.00")
-    assert isinstance(too_much, InsufficientFunds)
-    assert isinstance(unknown, UnknownWallet)
+    assert isinstance(too_much, Outcome) and isinstance(unknown, Outcome)
+    with pytest.raises(InsufficientFunds):
+        too_much.unwrap()
+    with pytest.raises(UnknownWallet):
+        unknown.unwrap()
     assert isinstance(same, SameWallet)
-    # Refused transfers leave nothing, not even their key's claim; made ones leave their
-    # outcome and their event.
-    assert [stored(sessions, factory, key) for key in ("too-much", "unknown", "same")] == [
-        None,
-        None,
-        None,
-    ]
+    # Transfers refused by the database leave their refusal under their key, one refused
+    # before it leaves nothing; made ones leave their outcome and their event.
+    assert stored(sessions, factory, "too-much")["refused"]["error"] == "insufficient_funds"
+    assert stored(sessions, factory, "unknown")["refused"]["error"] == "unknown_wallet"
+    assert stored(sessions, factory, "same") is None
     assert stored(sessions, factory, "made") == made.to_json()
     ids = [made.value["id"], made_too.value["id"]]
     assert sorted(events_about(sessions, ids)) == sorted(ids)

@@ -22,6 +22,7 @@ DECLARE
     line_delta numeric[];
     slot_of jsonb;
     transaction_of bigint[];
+    fractional integer[];
     unbalanced integer[];
     reversed integer[];
     duplicated integer[];
@@ -59,7 +60,11 @@ BEGIN
         RAISE EXCEPTION 'a transaction needs postings to known accounts' USING ERRCODE = 'WL003';
     END IF;
 
-    -- What can be refused without the balances, for all transactions at once.
+    -- What can be refused without the balances, for all transactions at once. Amounts are
+    -- whole numbers of the smallest unit: a fraction would be rounded where it is stored
+    -- (NUMERIC(78,0)) but not in the balances computed here.
+    SELECT array_agg(DISTINCT l.item) INTO fractional
+    FROM unnest(line_item, line_delta) AS l(item, delta) WHERE l.delta <> trunc(l.delta);
     SELECT array_agg(DISTINCT u.item) INTO unbalanced FROM (
         SELECT l.item FROM unnest(line_item, line_slot, line_delta) AS l(item, slot, delta)
         GROUP BY l.item, assets[l.slot] HAVING sum(l.delta) <> 0
@@ -78,7 +83,9 @@ BEGIN
         WHILE pos <= line_count AND line_item[pos] = n LOOP
             pos := pos + 1;
         END LOOP;
-        IF n = ANY(unbalanced) THEN
+        IF n = ANY(fractional) THEN
+            failure := jsonb_build_object('error', 'fractional_amount');
+        ELSIF n = ANY(unbalanced) THEN
             failure := jsonb_build_object('error', 'unbalanced');
         ELSIF n = ANY(reversed) THEN
             failure := jsonb_build_object('error', 'already_reversed');

@@ -33,6 +33,13 @@ BEGIN
     INTO tenants, sources, destinations, asset_codes, amounts, transaction_metadata
     FROM jsonb_array_elements(p_transfers) WITH ORDINALITY AS e(t, n);
 
+    -- The wallets are share-locked in id order before any account is, and stay locked to the
+    -- end of the transaction: a freeze (any change of a wallet row) waits for the transfers in
+    -- flight, and a transfer that waited for a freeze reads the new status below. So once a
+    -- freeze has committed, no later commit moves money into or out of the wallet.
+    -- (FOR KEY SHARE would not conflict with a plain UPDATE of the status.)
+    PERFORM 1 FROM wallets w WHERE w.id = ANY(sources || destinations) ORDER BY w.id FOR SHARE;
+
     -- Each transfer's failure, or NULL when both wallets are its tenant's and active. Another
     -- tenant's wallet is unknown. (Wallets are found by id alone, whatever the statistics on
     -- tenants say.)

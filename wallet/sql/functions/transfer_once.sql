@@ -2,10 +2,11 @@
 -- is {"tenant", "key", "request_hash", "transfer", "document", "event_id"}; its answer is
 -- {"replayed": true, "request_hash", "outcome"} when the key was claimed before (the caller
 -- compares the hashes), {"refused": failure} when the transfer is refused (nothing of it is
--- left, not even the key's claim: the caller records the failure), or {"replayed": false,
--- "outcome"} when the transfer is made: then the event (`p_event_type`) is in the outbox and
--- the outcome, `document` with the transfer's id (`p_id_prefix` and the ledger transaction's
--- number) and time, is stored under the key. The keys of one call must differ.
+-- written but the outcome {"refused": failure} under the key, so that a retry is refused the
+-- same way), or {"replayed": false, "outcome"} when the transfer is made: then the event
+-- (`p_event_type`) is in the outbox and the outcome, `document` with the transfer's id
+-- (`p_id_prefix` and the ledger transaction's number) and time, is stored under the key.
+-- The keys of one call must differ (SQLSTATE WL005 otherwise): one claim would make both.
 -- The statements take arrays and JSON whose sizes the planner cannot see; a custom plan per call
 -- costs more than the statement itself, so the function keeps one generic plan.
 CREATE FUNCTION public.transfer_once(p_requests jsonb, p_id_prefix text, p_event_type text)
@@ -19,15 +20,21 @@ DECLARE
     applied jsonb;
     item jsonb;
     document jsonb;
+    outcome jsonb;
     next_applied integer := 0;
     answers jsonb[] := '{}';
     made integer[] := '{}';
     documents jsonb[] := '{}';
-    refused integer[] := '{}';
+    settled integer[] := '{}';
+    outcomes jsonb[] := '{}';
 BEGIN
     SELECT array_agg(e.r ->> 'tenant' ORDER BY e.n), array_agg(e.r ->> 'key' ORDER BY e.n)
     INTO tenants, keys
     FROM jsonb_array_elements(p_requests) WITH ORDINALITY AS e(r, n);
+    IF (SELECT count(DISTINCT (x.tenant, x.key)) FROM unnest(tenants, keys) AS x(tenant, key))
+        <> array_length(keys, 1) THEN
+        RAISE EXCEPTION 'an idempotency key is used twice in one call' USING ERRCODE = 'WL005';
+    END IF;
 
     -- Keys are claimed in one order by every call, so two calls never wait on each other's
     -- claims in a cycle. A key claimed by a call still running waits for it to end.
@@ -65,24 +72,22 @@ BEGIN
                                       'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'));
             made := made || n;
             documents := documents || document;
-            answers := answers || jsonb_build_object('replayed', false, 'outcome',
-                jsonb_build_object('value', document, 'problem', null));
+            outcome := jsonb_build_object('value', document, 'problem', null);
+            answers := answers || jsonb_build_object('replayed', false, 'outcome', outcome);
         ELSE
-            refused := refused || n;
-            answers := answers || jsonb_build_object('refused', item - 'ok');
+            outcome := jsonb_build_object('refused', item - 'ok');
+            answers := answers || outcome;
         END IF;
+        settled := settled || n;
+        outcomes := outcomes || outcome;
     END LOOP;
 
     INSERT INTO outbox (event_id, tenant_id, event_type, payload)
     SELECT p_requests -> (m.n - 1) ->> 'event_id', tenants[m.n], p_event_type, m.document
     FROM unnest(made, documents) WITH ORDINALITY AS m(n, document, position)
     ORDER BY m.position;
-    UPDATE idempotency_keys k
-    SET outcome = jsonb_build_object('value', m.document, 'problem', null)
-    FROM unnest(made, documents) AS m(n, document)
-    WHERE k.scope = tenants[m.n] AND k.key = keys[m.n];
-    DELETE FROM idempotency_keys k
-    USING unnest(refused) AS r(n)
-    WHERE k.scope = tenants[r.n] AND k.key = keys[r.n];
+    UPDATE idempotency_keys k SET outcome = s.outcome
+    FROM unnest(settled, outcomes) AS s(n, outcome)
+    WHERE k.scope = tenants[s.n] AND k.key = keys[s.n];
     RETURN to_jsonb(answers);
 END $$;

@@ -1,0 +1,3 @@
+from fiat.sandbox.server import main
+
+main()

@@ -1,0 +1,123 @@
+"""Webhooks from the sandbox bank: signed, verified, refused when forged or stale, duplicated,
+out of order, retried."""
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from fiat import (
+    BankAccountDetails,
+    PayoutRequest,
+    ProviderEvent,
+    SandboxBankClient,
+    WebhookRejected,
+    WebhookVerifier,
+)
+from fiat.sandbox import SandboxControl
+from fiat.webhooks import sign_body
+from tests.fiat.conftest import WEBHOOK_SECRET, Inbox
+from tests.webhook_fixtures import WebhookReceiver, wait_until
+
+OTHER_SECRET = "whsec_" + "A" * 43 + "="
+
+
+def payout(bank: SandboxBankClient, amount: int = 1_200) -> str:
+    details = BankAccountDetails(uuid.uuid4().hex, "Alan Turing", "11112222", "EUR", "DE")
+    token = bank.link_bank_account(details).token
+    return bank.create_payout(PayoutRequest(uuid.uuid4().hex, token, amount, "EUR")).id
+
+
+def test_each_event_arrives_signed_under_its_id_and_verifies(
+    bank: SandboxBankClient, inbox: Inbox
+) -> None:
+    payout_id = payout(bank)
+    inbox.wait_for(payout_id, "payout.paid")
+
+    for request in inbox.requests(payout_id):
+        event = bank.parse_webhook(request.body, request.headers)
+        assert request.headers["webhook-id"] == event.id
+        sent_at = datetime.fromtimestamp(int(request.headers["webhook-timestamp"]), UTC)
+        assert abs(datetime.now(UTC) - sent_at) < timedelta(minutes=1)
+        assert event.data.id == payout_id
+
+
+def test_forged_tampered_stale_and_malformed_webhooks_are_refused(
+    bank: SandboxBankClient, inbox: Inbox
+) -> None:
+    payout_id = payout(bank)
+    (event,) = inbox.wait_for(payout_id, "payout.pending")[:1]
+    request = inbox.requests(payout_id)[0]
+    body, headers = request.body, request.headers
+    now = datetime.now(UTC)
+    tampered = body.replace(b'"amount":1200', b'"amount":9200')
+    assert tampered != body
+
+    def signed(data: bytes, at: datetime, event_id: str = event.id) -> dict[str, str]:
+        return sign_body(WEBHOOK_SECRET, event_id, data, at).headers
+
+    refused: list[tuple[bytes, dict[str, str]]] = [
+        (body, sign_body(OTHER_SECRET, event.id, body).headers),
+        (tampered, headers),
+        (body, signed(body, now - timedelta(minutes=10))),
+        (body, signed(body, now + timedelta(minutes=10))),
+        (body, {k: v for k, v in headers.items() if k != "webhook-signature"}),
+        (body, {**headers, "webhook-signature": "v1,not base64!"}),
+        (body, {**headers, "webhook-signature": "garbage"}),
+        (b"[1, 2]", signed(b"[1, 2]", now)),
+        (body, signed(body, now, "evt_other")),
+    ]
+    for forged_body, forged_headers in refused:
+        with pytest.raises(WebhookRejected):
+            bank.parse_webhook(forged_body, forged_headers)
+    assert bank.parse_webhook(body, signed(body, now)) == event
+
+
+def test_a_body_that_is_not_an_event_is_refused_after_its_signature_checks() -> None:
+    verifier = WebhookVerifier(WEBHOOK_SECRET)
+    body = json.dumps({"id": "evt_1", "type": "payout.paid", "data": {"amount": 1.5}}).encode()
+
+    with pytest.raises(WebhookRejected, match="not a provider event"):
+        verifier.verify(body, sign_body(WEBHOOK_SECRET, "evt_1", body).headers)
+
+
+def test_duplicated_delivery_sends_each_event_twice_under_the_same_id(
+    bank: SandboxBankClient, control: SandboxControl, inbox: Inbox
+) -> None:
+    control.configure(duplicate_webhooks=True)
+    payout_id = payout(bank)
+    inbox.wait_for(payout_id, "payout.paid")
+    wait_until(lambda: len(inbox.requests(payout_id)) == 6)
+
+    ids = [r.headers["webhook-id"] for r in inbox.requests(payout_id)]
+    assert all(ids.count(i) == 2 for i in ids)
+
+
+def test_reversed_delivery_sends_a_payments_later_events_first(
+    bank: SandboxBankClient, control: SandboxControl, inbox: Inbox
+) -> None:
+    control.configure(reverse_webhooks=True, webhook_hold=1.0)
+    payout_id = payout(bank)
+    events = inbox.wait_for(payout_id, "payout.pending")
+
+    assert [e.type for e in events] == ["payout.paid", "payout.processing", "payout.pending"]
+    assert [e.data.version for e in events] == [3, 2, 1]
+
+
+def test_a_refused_delivery_is_retried_until_it_is_accepted(
+    bank: SandboxBankClient, control: SandboxControl, hooks: WebhookReceiver, inbox: Inbox
+) -> None:
+    hooks.answer(inbox.path, 500, 503, 500)
+    payout_id = payout(bank)
+    events = inbox.wait_for(payout_id, "payout.paid")
+
+    def delivered(event: ProviderEvent) -> bool:
+        (state,) = [e for e in control.events() if e["id"] == event.id]
+        return state["delivered_at"] is not None
+
+    wait_until(lambda: len({e.id for e in inbox.events(payout_id)}) == 3)
+    wait_until(lambda: all(delivered(e) for e in inbox.events(payout_id)))
+    assert len(inbox.requests(payout_id)) == 3 + 3
+    attempts = [e["attempts"] for e in control.events() if e["id"] in {x.id for x in events}]
+    assert sum(attempts) == 6
