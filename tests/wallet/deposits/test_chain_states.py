@@ -87,15 +87,18 @@ def statuses(sessions: sessionmaker[Session], wallets: list[str]) -> list[str]:
     return [str(d["status"]) for d in deposits_of(sessions, wallets)]
 
 
-def chain_events(sessions: sessionmaker[Session], chain: str) -> list[tuple[str, str, str]]:
-    """(tenant, event type, state) of the chain's `chain.*` events, in order."""
+def chain_events(
+    sessions: sessionmaker[Session], chain: str, tenants: list[str]
+) -> list[tuple[str, str, str]]:
+    """(tenant, event type, state) of the chain's `chain.*` events to `tenants`, in order."""
     with unit_of_work(sessions) as session:
         rows = session.execute(
             text(
                 "SELECT tenant_id, event_type, payload ->> 'state' FROM outbox "
-                "WHERE event_type LIKE 'chain.%' AND payload ->> 'chain' = :chain ORDER BY id"
+                "WHERE event_type LIKE 'chain.%' AND payload ->> 'chain' = :chain "
+                "AND tenant_id = ANY(:tenants) ORDER BY id"
             ),
-            {"chain": chain},
+            {"chain": chain, "tenants": tenants},
         ).all()
     return [(row[0], row[1], row[2]) for row in rows]
 
@@ -150,7 +153,11 @@ def test_a_reorg_deeper_than_the_window_halts_the_chain_until_an_operator_resume
         assert state is not None
         assert f"none of the last {WINDOW} stored blocks is canonical" in str(state.reason)
     assert first.thread.is_alive()  # up and idle, holding the lease
-    assert chain_events(sessions, chain.name) == [(operators.tenant_id, "chain.halted", "halted")]
+    # Other tenants' endpoints subscribed to `*` get theirs too; the bystander's does not.
+    tenants = [operators.tenant_id, bystander.tenant_id]
+    assert chain_events(sessions, chain.name, tenants) == [
+        (operators.tenant_id, "chain.halted", "halted")
+    ]
     # Halted, nothing more is recorded: not the new blocks, not a new deposit.
     chain.dev.send_eth(sender, keeper_address, 3 * ETH)
     chain.dev.mine(CONFIRMATIONS + 1)
@@ -195,7 +202,7 @@ def test_a_reorg_deeper_than_the_window_halts_the_chain_until_an_operator_resume
     )
     assert events_of(sessions, str(reversed_["id"]))[-1] == ("deposit.reversed", "reversed")
     assert events_of(sessions, str(orphaned["id"]))[-1] == ("deposit.orphaned", "orphaned")
-    assert chain_events(sessions, chain.name)[-1] == (
+    assert chain_events(sessions, chain.name, tenants)[-1] == (
         operators.tenant_id,
         "chain.resumed",
         "running",
