@@ -35,10 +35,9 @@ from wallet.embedded_postgres import start_embedded_postgres
 from wallet.errors import WalletError
 from wallet.idempotency.service import IdempotencyKey
 from wallet.ids import new_id
-from wallet.ledger import service as postings
+from wallet.ledger import service as ledger
 from wallet.ledger.reconcile import check_ledger
-from wallet.ledger.repository import system_account
-from wallet.ledger.service import Posting, Reason, TransactionRequest
+from wallet.ledger.service import Posting, Reason, TransactionRequest, system_account
 from wallet.transfers.service import KeyedTransfer, TransferRequest, transfers_once
 
 ACCOUNTS = 10_000
@@ -117,7 +116,7 @@ def prepare(url: str) -> tuple[str, list[str]]:
             for a in accounts
         ]
         for start in range(0, len(funding), BATCH):
-            postings.apply(session, funding[start : start + BATCH], atomic=True)
+            ledger.apply(session, funding[start : start + BATCH], atomic=True)
 
     run_transaction(sessions, setup)
     engine.dispose()
@@ -234,7 +233,7 @@ def client(job: ClientJob) -> tuple[int, list[float]]:
             run_transaction(sessions, lambda s, k=keyed: transfer_once(s, k, catalogue))
         else:
             posting = move(job.accounts[source], job.accounts[destination], amount)
-            run_transaction(sessions, lambda s, r=posting: postings.post(s, r))
+            run_transaction(sessions, lambda s, r=posting: ledger.post(s, r))
         latencies.append(time.perf_counter() - start)
     engine.dispose()
     return len(latencies), latencies
@@ -264,7 +263,7 @@ def batch_client(job: ClientJob) -> int:
     while time.perf_counter() < deadline:
         pairs = [rng.sample(job.accounts, 2) for _ in range(BATCH)]
         batch = [move(a, b, rng.randint(1, 100)) for a, b in pairs]
-        results = run_transaction(sessions, lambda s, b=batch: postings.apply(s, b, atomic=False))
+        results = run_transaction(sessions, lambda s, b=batch: ledger.apply(s, b, atomic=False))
         done += sum(1 for result in results if result.ok)
     engine.dispose()
     return done

@@ -9,7 +9,7 @@ from wallet.database import unit_of_work
 from wallet.errors import WalletError
 from wallet.idempotency.service import IdempotencyKey
 from wallet.ids import new_id
-from wallet.ledger import service as postings
+from wallet.ledger import service as ledger
 from wallet.ledger.repository import system_account, user_account
 from wallet.ledger.service import Posting, Reason, TransactionRequest
 from wallet.tenants.service import create_tenant
@@ -39,7 +39,7 @@ class Factory:
         with unit_of_work(self.sessions) as session:
             account = user_account(session, wallet_id, asset)
             bank = system_account(session, FUNDING_ACCOUNT, asset)
-            postings.post(
+            ledger.post(
                 session,
                 TransactionRequest(
                     reason=Reason.ADJUSTMENT,

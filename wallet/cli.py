@@ -11,6 +11,7 @@ import typer
 import uvicorn
 
 from chains import RpcClient, RpcError, TraceMode
+from chains.devnet import DEV_MNEMONIC, DevnetError
 from wallet.apikeys.models import Scope
 from wallet.apikeys.service import create_key_for_tenant, list_keys, revoke_key
 from wallet.assets.service import load_catalogue, store_catalogue
@@ -21,7 +22,7 @@ from wallet.deposits.chain_states import ResumeRequest, chain_statuses, resume_c
 from wallet.deposits.errors import ResumeRefused
 from wallet.deposits.watcher import WatcherOptions, configure_logging
 from wallet.deposits.watcher import watch as run_watch
-from wallet.devnet import DevnetError, local_chains, run_devnets
+from wallet.devnet import local_chains, run_devnets
 from wallet.errors import WalletError
 from wallet.ledger.reconcile import check_ledger
 from wallet.ports import open_chain_source
@@ -291,11 +292,6 @@ def devnet(
         raise typer.Exit(1) from None
 
 
-# The embedded profile's deposit addresses come from this development mnemonic unless a seed
-# or xpubs are configured; it is public, so nothing of value may ever be sent to them.
-DEV_MNEMONIC = "test test test test test test test test test test test junk"
-
-
 @app.command()
 def run(
     restart_delay: float = typer.Option(
@@ -311,6 +307,8 @@ def run(
     settings = load_settings()
     environment = {"WALLET_DATABASE_URL": database_url(settings)}
     if not (settings.deposit_xpubs or settings.seed_keystore or settings.dev_mnemonic):
+        # The embedded profile's deposit addresses come from Anvil's public development
+        # mnemonic unless a seed or xpubs are configured: nothing of value may be sent to them.
         environment["WALLET_DEV_MNEMONIC"] = DEV_MNEMONIC
     os.environ.update(environment)
     db_migrate()

@@ -6,12 +6,8 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from chains.devnet import Devnet, start_dev_chain
+from chains.devnet import Devnet, DevnetError, start_dev_chain
 from wallet.assets.service import AssetKind, Catalogue, Chain
-
-
-class DevnetError(RuntimeError):
-    """The devnet cannot start as configured."""
 
 
 def run_devnets(

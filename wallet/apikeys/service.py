@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from wallet.apikeys import repository
+from wallet.apikeys.errors import NoScopes, UnknownApiKey
 from wallet.apikeys.models import ApiKey, Scope
-from wallet.errors import InvalidRequest, NotFound
 from wallet.ids import new_id
 from wallet.tenants.models import Tenant
 from wallet.tenants.service import create_tenant, tenant_by_name
@@ -27,16 +27,6 @@ from wallet.tenants.service import create_tenant, tenant_by_name
 SECRET_PREFIX = "wk_live_"  # noqa: S105 - the prefix of every key, not a secret
 _SECRET_BYTES = 32
 _SECRET = re.compile(re.escape(SECRET_PREFIX) + r"[a-z2-7]{52}")
-
-
-class UnknownApiKey(NotFound):
-    problem = "unknown-api-key"
-    title = "No such API key"
-
-
-class NoScopes(InvalidRequest):
-    problem = "no-scopes"
-    title = "An API key needs at least one scope"
 
 
 @dataclass(frozen=True)
@@ -92,11 +82,6 @@ class ActiveKey:
     scopes: frozenset[Scope]
 
 
-# It runs on every request: a plain statement on a plain connection, for many requests at once.
-_ACTIVE_KEYS = (
-    "SELECT secret_hash, id, tenant_id, scopes FROM api_keys "
-    "WHERE secret_hash = ANY(%s) AND revoked_at IS NULL"
-)
 # Stored scope names to scopes, without the enum's lookup machinery on every request.
 _SCOPES = {scope.value: scope for scope in Scope}
 
@@ -108,25 +93,22 @@ def find_active_keys(
     hashes = [hash_secret(secret) for secret in secrets]
     found = {
         secret_hash: ActiveKey(key_id, tenant_id, frozenset(_SCOPES[scope] for scope in scopes))
-        for secret_hash, key_id, tenant_id, scopes in connection.execute(_ACTIVE_KEYS, (hashes,))
+        for secret_hash, key_id, tenant_id, scopes in repository.active_keys(connection, hashes)
     }
     return [found.get(secret_hash) for secret_hash in hashes]
 
 
 def list_keys(session: Session, tenant_id: str | None = None) -> Sequence[ApiKey]:
     """Every key, or one tenant's, oldest first; revoked keys included."""
-    query = select(ApiKey).order_by(ApiKey.created_at, ApiKey.id)
-    if tenant_id is not None:
-        query = query.where(ApiKey.tenant_id == tenant_id)
-    return session.scalars(query).all()
+    return repository.keys(session, tenant_id)
 
 
 def revoke_key(session: Session, key_id: str) -> ApiKey:
     """Revoke a key from now on; revoking a revoked key keeps its first revocation time."""
-    key = session.scalars(select(ApiKey).where(ApiKey.id == key_id).with_for_update()).one_or_none()
+    key = repository.lock_key(session, key_id)
     if key is None:
         raise UnknownApiKey(f"no API key {key_id}")
     if key.revoked_at is None:
-        key.revoked_at = session.scalar(select(func.now()))
+        key.revoked_at = repository.transaction_time(session)
         session.flush()
     return key

@@ -8,10 +8,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from wallet.errors import InvalidRequest
+from wallet.assets import repository
+from wallet.assets.errors import UnknownAsset, UnknownChain
 from wallet.money import format_amount, parse_amount
 
 
@@ -19,16 +19,6 @@ class AssetKind(StrEnum):
     FIAT = "fiat"
     NATIVE = "native"
     ERC20 = "erc20"
-
-
-class UnknownAsset(InvalidRequest):
-    problem = "unknown-asset"
-    title = "The asset is not known"
-
-
-class UnknownChain(InvalidRequest):
-    problem = "unknown-chain"
-    title = "The chain is not known"
 
 
 @dataclass(frozen=True)
@@ -122,16 +112,4 @@ def _build(document: dict[str, Any]) -> Catalogue:
 def store_catalogue(session: Session, catalogue: Catalogue) -> None:
     """Write the configured assets to the database, which the ledger's rows refer to."""
     for asset in catalogue.assets.values():
-        session.execute(
-            text(
-                "INSERT INTO assets (code, kind, decimals, chain) "
-                "VALUES (:code, :kind, :decimals, :chain) ON CONFLICT (code) DO UPDATE "
-                "SET kind = excluded.kind, decimals = excluded.decimals, chain = excluded.chain"
-            ),
-            {
-                "code": asset.code,
-                "kind": asset.kind.value,
-                "decimals": asset.decimals,
-                "chain": asset.chain,
-            },
-        )
+        repository.store_asset(session, asset.code, asset.kind.value, asset.decimals, asset.chain)

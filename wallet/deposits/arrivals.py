@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, text
-from sqlalchemy.dialects import postgresql
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from chains import BlockHeader, ScannedBlock
 from wallet.assets.service import Asset, AssetKind, Catalogue, Chain
+from wallet.deposits import repository
 from wallet.deposits.errors import InconsistentChainState
 from wallet.deposits.models import DEPOSIT_PREFIX, Deposit, DepositStatus
 from wallet.ids import new_id
@@ -125,20 +125,6 @@ def arrivals(assets: ChainAssets, blocks: Sequence[ScannedBlock]) -> Iterable[Ar
             )
 
 
-# Lists travel as JSON documents: psycopg sends a list parameter element by element, at
-# several times the cost of encoding it as JSON.
-_OWNERS = text(
-    "SELECT address, wallet_id, tenant_id FROM deposit_addresses WHERE chain = :chain "
-    "AND address IN (SELECT jsonb_array_elements_text(CAST(:addresses AS jsonb)))"
-)
-_EXISTING_DEPOSITS = text(
-    "SELECT deposits.* FROM deposits JOIN ("
-    "SELECT t ->> 0 AS tx_hash, (t ->> 1)::integer AS log_index "
-    "FROM jsonb_array_elements(CAST(:transfers AS jsonb)) AS t"
-    ") AS a USING (tx_hash, log_index) WHERE deposits.chain = :chain FOR UPDATE OF deposits"
-)
-
-
 def record_arrivals(
     session: Session,
     assets: ChainAssets,
@@ -152,13 +138,13 @@ def record_arrivals(
     addresses = json.dumps(sorted({a.to_address for a in arrivals}))
     owners = {
         row.address: (row.wallet_id, row.tenant_id)
-        for row in session.execute(_OWNERS, {"chain": chain, "addresses": addresses})
+        for row in session.execute(repository.OWNERS, {"chain": chain, "addresses": addresses})
     }
     transfers = json.dumps([[a.tx_hash, a.log_index] for a in arrivals])
     existing = {
         (d.tx_hash, d.log_index): d
         for d in session.scalars(
-            select(Deposit).from_statement(_EXISTING_DEPOSITS),
+            select(Deposit).from_statement(repository.EXISTING_DEPOSITS),
             {"chain": chain, "transfers": transfers},
         )
     }
@@ -240,35 +226,18 @@ def record_arrivals(
     return new, fresh
 
 
-# One JSON document for all new deposits, its record type built from the table itself.
-_DEPOSIT_COLUMNS = Deposit.__table__.columns
-_RECORD_TYPE = ", ".join(
-    f"{column.name} {column.type.compile(dialect=postgresql.dialect())}"  # type: ignore[no-untyped-call]
-    for column in _DEPOSIT_COLUMNS
-)
-_COLUMN_LIST = ", ".join(column.name for column in _DEPOSIT_COLUMNS)
-# A column the step leaves unset gets its default, as a plain INSERT would.
-_VALUES = ", ".join(
-    column.name
-    if column.server_default is None
-    else f"coalesce(d.{column.name}, {column.server_default.arg})"
-    for column in _DEPOSIT_COLUMNS
-)
-_INSERT_DEPOSITS = text(
-    f"INSERT INTO deposits ({_COLUMN_LIST}) "  # noqa: S608 - the table's own column names
-    f"SELECT {_VALUES} FROM jsonb_to_recordset(CAST(:deposits AS jsonb)) AS d({_RECORD_TYPE}) "
-    "RETURNING id, seen_at"
-)
-
-
 def insert_deposits(session: Session, deposits: Sequence[Deposit]) -> None:
     """Store new deposits, as the step left them, in one statement; each gets its `seen_at`."""
     if not deposits:
         return
-    rows = [{column.name: getattr(d, column.key) for column in _DEPOSIT_COLUMNS} for d in deposits]
+    rows = [
+        {column.name: getattr(d, column.key) for column in repository.DEPOSIT_COLUMNS}
+        for d in deposits
+    ]
     document = json.dumps(rows, default=_json_value)
     seen = {
-        row.id: row.seen_at for row in session.execute(_INSERT_DEPOSITS, {"deposits": document})
+        row.id: row.seen_at
+        for row in session.execute(repository.INSERT_DEPOSITS, {"deposits": document})
     }
     for deposit in deposits:
         deposit.seen_at = seen[deposit.id]

@@ -17,61 +17,42 @@ from dataclasses import dataclass
 from datetime import datetime
 from itertools import pairwise
 
-from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from chains import BlockHeader, RpcClient, fetch_headers
 from wallet.assets.service import Chain
 from wallet.database import run_transaction, unit_of_work
+from wallet.deposits import repository
 from wallet.deposits.arrivals import ChainAssets, DepositChanges
-from wallet.deposits.crediting import LIVE_STATUSES, live_deposits_above, orphan_or_reverse
+from wallet.deposits.crediting import live_deposits_above, orphan_or_reverse
 from wallet.deposits.errors import ResumeRefused
-from wallet.deposits.models import ChainCursor, ChainResume, ChainRunState, ChainState, Deposit
+from wallet.deposits.models import ChainResume, ChainRunState, ChainState
 from wallet.deposits.schemas import ChainStateOut
 from wallet.deposits.window import lock_cursor, replace_window
 from wallet.events.service import Event, emit_many
-from wallet.webhooks.repository import subscribed_tenants
+from wallet.webhooks.service import subscribed_tenants
 
 logger = logging.getLogger(__name__)
-
-_HALT = text(
-    """
-    INSERT INTO chain_states (chain, state, reason) VALUES (:chain, 'halted', :reason)
-    ON CONFLICT (chain) DO UPDATE SET state = 'halted', reason = excluded.reason, since = now()
-    WHERE chain_states.state = 'running'
-    RETURNING since
-    """
-)
 
 
 def halted_state(session: Session, chain: str) -> ChainState | None:
     """The chain's state if it is halted; None while it runs."""
-    return session.scalars(
-        select(ChainState).where(
-            ChainState.chain == chain, ChainState.state == ChainRunState.HALTED
-        )
-    ).one_or_none()
+    return session.scalars(repository.HALTED_CHAIN, {"chain": chain}).one_or_none()
 
 
 def halted_chains(session: Session) -> list[ChainState]:
     """Every halted chain, by name."""
-    return list(
-        session.scalars(
-            select(ChainState)
-            .where(ChainState.state == ChainRunState.HALTED)
-            .order_by(ChainState.chain)
-        )
-    )
+    return list(session.scalars(repository.HALTED_CHAINS))
 
 
 def record_halt(session: Session, chain: Chain, reason: str) -> bool:
     """Halt `chain` for `reason`, with a `chain.halted` event; False if it was halted already
     (the first halt's reason and time stand)."""
-    since = session.execute(_HALT, {"chain": chain.name, "reason": reason}).scalar_one_or_none()
+    params = {"chain": chain.name, "reason": reason}
+    since = session.execute(repository.HALT, params).scalar_one_or_none()
     if since is None:
         return False
-    cursor = session.get(ChainCursor, chain.name)
-    block = None if cursor is None else cursor.block_number
+    block = repository.chain_tips(session, [chain.name]).get(chain.name)
     _announce(session, chain, ChainRunState.HALTED, reason=reason, since=since, block=block)
     return True
 
@@ -113,25 +94,10 @@ class ChainStatus:
 
 def chain_statuses(session: Session, chains: Sequence[str]) -> list[ChainStatus]:
     """The stored status of each of `chains`, in order."""
-    cursors = {
-        c.chain: c.block_number
-        for c in session.scalars(select(ChainCursor).where(ChainCursor.chain.in_(chains)))
-    }
-    states = {
-        s.chain: s for s in session.scalars(select(ChainState).where(ChainState.chain.in_(chains)))
-    }
-    resumes = {
-        r.chain: r
-        for r in session.scalars(
-            select(ChainResume).where(
-                ChainResume.id.in_(
-                    select(func.max(ChainResume.id))
-                    .where(ChainResume.chain.in_(chains))
-                    .group_by(ChainResume.chain)
-                )
-            )
-        )
-    }
+    cursors = repository.chain_tips(session, chains)
+    params = {"chains": list(chains)}
+    states = {s.chain: s for s in session.scalars(repository.CHAIN_STATES, params)}
+    resumes = {r.chain: r for r in session.scalars(repository.LAST_RESUMES, params)}
     statuses = []
     for chain in chains:
         state = states.get(chain)
@@ -190,9 +156,7 @@ def resume_chain(
     window, canonical = _read_node(rpc, chain, window_blocks, deposit_blocks)
 
     def resume(session: Session) -> tuple[ChainResume, DepositChanges]:
-        state = session.scalars(
-            select(ChainState).where(ChainState.chain == chain.name).with_for_update()
-        ).one_or_none()
+        state = session.scalars(repository.LOCK_CHAIN_STATE, {"chain": chain.name}).one_or_none()
         if state is None or state.state != ChainRunState.HALTED:
             raise ResumeRefused(f"{chain.name} is not halted")
         lock_cursor(session, chain.name)
@@ -212,7 +176,7 @@ def resume_chain(
         changes = DepositChanges()
         events = orphan_or_reverse(session, assets, off_chain, changes)
         replace_window(session, chain.name, window)
-        now = session.execute(select(func.now())).scalar_one()
+        now = session.execute(repository.TRANSACTION_TIME).scalar_one()
         assert state.reason is not None  # a halted state has its reason
         resumed = ChainResume(
             chain=chain.name,
@@ -248,17 +212,8 @@ def resume_chain(
 
 
 def _live_deposit_blocks(session: Session, chain: str, lowest: int) -> set[int]:
-    return set(
-        session.scalars(
-            select(Deposit.block_number)
-            .distinct()
-            .where(
-                Deposit.chain == chain,
-                Deposit.block_number >= lowest,
-                Deposit.status.in_(LIVE_STATUSES),
-            )
-        )
-    )
+    params = {"chain": chain, "lowest": lowest}
+    return set(session.scalars(repository.ON_CHAIN_DEPOSIT_BLOCKS, params))
 
 
 def _read_node(

@@ -12,38 +12,30 @@ import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from sqlalchemy import bindparam, select, text
 from sqlalchemy.orm import Session
 
 from chains import BlockHeader
 from wallet.assets.service import Asset, Chain
+from wallet.deposits import repository
 from wallet.deposits.arrivals import ChainAssets, DepositChanges
-from wallet.deposits.models import ChainHeader, Deposit, DepositStatus
+from wallet.deposits.models import Deposit, DepositStatus
 from wallet.deposits.schemas import DepositOut
 from wallet.events.service import Event
 from wallet.ledger import service as ledger
 from wallet.ledger.errors import InsufficientFunds
-from wallet.ledger.repository import balance, system_account, user_accounts
-from wallet.ledger.service import ExternalReference, Posting, Reason, TransactionRequest
+from wallet.ledger.service import (
+    ExternalReference,
+    Posting,
+    Reason,
+    TransactionRequest,
+    balance,
+    system_account,
+    user_accounts,
+)
 
 logger = logging.getLogger(__name__)
 
 EXTERNAL_KIND = "deposit"
-
-
-# `seen` deposits whose block is in the stored header window.
-_WAITING_DEPOSITS = (
-    select(Deposit)
-    .join(
-        ChainHeader,
-        (ChainHeader.chain == Deposit.chain)
-        & (ChainHeader.number == Deposit.block_number)
-        & (ChainHeader.hash == Deposit.block_hash),
-    )
-    .where(Deposit.chain == bindparam("chain"), Deposit.status == DepositStatus.SEEN)
-    .order_by(Deposit.block_number, Deposit.id)
-    .with_for_update(of=Deposit)
-)
 
 
 def confirm(
@@ -57,7 +49,7 @@ def confirm(
     those `arrived` in this step's blocks; credit the confirmed ones (returned), put the others
     on hold (pending in) if they are not yet."""
     chain = assets.name
-    stored = session.scalars(_WAITING_DEPOSITS, {"chain": chain}).all()
+    stored = session.scalars(repository.WAITING_DEPOSITS, {"chain": chain}).all()
     pending = sorted([*stored, *arrived], key=lambda d: (d.block_number, d.id))
     if not pending:
         return []
@@ -222,29 +214,16 @@ class ChainAccounts:
             ids.add(self.chain(deposit.asset))
             ids.add(self.wallet(deposit.wallet_id, deposit.asset))
         self._session.execute(
-            text("SELECT 1 FROM accounts WHERE id = ANY(:ids) ORDER BY id FOR UPDATE"),
+            repository.LOCK_ACCOUNTS,
             {"ids": sorted(ids)},
         )
 
 
-# Deposits whose block may leave the chain: those that were neither orphaned nor reversed.
-LIVE_STATUSES = (DepositStatus.SEEN, DepositStatus.BELOW_MINIMUM, DepositStatus.CREDITED)
-
-
-def live_deposits_above(session: Session, chain: str, block: int) -> list[Deposit]:
-    """The chain's live deposits in blocks above `block`, locked, oldest block first."""
-    return list(
-        session.scalars(
-            select(Deposit)
-            .where(
-                Deposit.chain == chain,
-                Deposit.block_number > block,
-                Deposit.status.in_(LIVE_STATUSES),
-            )
-            .order_by(Deposit.block_number, Deposit.id)
-            .with_for_update()
-        ).all()
-    )
+def live_deposits_above(session: Session, chain: str, block: int) -> Sequence[Deposit]:
+    """The chain's deposits in blocks above `block` that a rollback would take off the chain
+    (neither orphaned nor reversed yet), locked, oldest block first."""
+    params = {"chain": chain, "number": block}
+    return session.scalars(repository.ON_CHAIN_DEPOSITS_ABOVE, params).all()
 
 
 def orphan_or_reverse(

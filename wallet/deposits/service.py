@@ -4,23 +4,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, text, tuple_
 from sqlalchemy.orm import Session
 
 from custody import InvalidChildKey
 from wallet.assets.service import Catalogue
+from wallet.deposits import repository
 from wallet.deposits.addresses import AddressIssuer
 from wallet.deposits.errors import AddressBookError, DepositAddressesUnavailable, UnknownDeposit
 from wallet.deposits.models import (
     ADDRESS_PREFIX,
-    ChainCursor,
     Deposit,
     DepositAddress,
     DepositStatus,
 )
 from wallet.ids import new_id
+from wallet.wallets.errors import UnknownWallet, WalletNotActive
 from wallet.wallets.models import WalletStatus
-from wallet.wallets.service import UnknownWallet, WalletNotActive
 
 
 @dataclass(frozen=True)
@@ -29,18 +28,6 @@ class IssuedAddress:
 
     address: DepositAddress
     created: bool
-
-
-# Allocates the next index of the chain. The row stays locked until the transaction ends, so
-# allocations on one chain are serialized, gap-free, and committed in index order.
-_ALLOCATE_INDEX = text(
-    """
-    INSERT INTO deposit_address_counters AS c (chain, bip44_account, next_index)
-    VALUES (:chain, :account, 1)
-    ON CONFLICT (chain) DO UPDATE SET next_index = c.next_index + 1
-    RETURNING c.bip44_account, c.next_index - 1 AS allocated
-    """
-)
 
 
 def deposit_address(
@@ -54,7 +41,7 @@ def deposit_address(
 ) -> IssuedAddress:
     """The wallet's deposit address on `chain`, allocated and derived on first request."""
     catalogue.chain(chain)  # unknown chain -> UnknownChain
-    existing = _address_of(session, wallet_id, chain)
+    existing = repository.address_of(session, wallet_id, chain)
     if existing is not None:
         if existing.tenant_id != tenant_id:
             raise UnknownWallet(f"no wallet {wallet_id}")
@@ -65,12 +52,12 @@ def deposit_address(
     # Serializes first requests for one wallet; FOR NO KEY UPDATE leaves rows that refer to
     # the wallet (accounts, deposits) free to be inserted meanwhile.
     status = session.execute(
-        text("SELECT status FROM wallets WHERE id = :id AND tenant_id = :tenant FOR NO KEY UPDATE"),
+        repository.LOCK_WALLET_STATUS,
         {"id": wallet_id, "tenant": tenant_id},
     ).scalar_one_or_none()
     if status is None:
         raise UnknownWallet(f"no wallet {wallet_id}")
-    existing = _address_of(session, wallet_id, chain)
+    existing = repository.address_of(session, wallet_id, chain)
     if existing is not None:
         return IssuedAddress(existing, created=False)
     if status != WalletStatus.ACTIVE:
@@ -78,7 +65,7 @@ def deposit_address(
 
     account = issuer.account(chain)
     while True:
-        row = session.execute(_ALLOCATE_INDEX, {"chain": chain, "account": account}).one()
+        row = session.execute(repository.ALLOCATE_INDEX, {"chain": chain, "account": account}).one()
         if row.bip44_account != account:
             raise AddressBookError(
                 f"chain {chain} issued addresses under BIP-44 account {row.bip44_account}, "
@@ -102,29 +89,15 @@ def deposit_address(
     return IssuedAddress(created, created=True)
 
 
-def _address_of(session: Session, wallet_id: str, chain: str) -> DepositAddress | None:
-    return session.scalars(
-        select(DepositAddress).where(
-            DepositAddress.wallet_id == wallet_id, DepositAddress.chain == chain
-        )
-    ).one_or_none()
-
-
 def wallet_deposit_addresses(
     session: Session, tenant_id: str, wallet_id: str
 ) -> Sequence[DepositAddress]:
-    return session.scalars(
-        select(DepositAddress)
-        .where(DepositAddress.wallet_id == wallet_id, DepositAddress.tenant_id == tenant_id)
-        .order_by(DepositAddress.chain)
-    ).all()
+    return repository.wallet_addresses(session, tenant_id, wallet_id)
 
 
 def get_deposit(session: Session, tenant_id: str, deposit_id: str) -> Deposit:
     """The tenant's deposit; another tenant's id is answered as unknown."""
-    deposit = session.scalars(
-        select(Deposit).where(Deposit.id == deposit_id, Deposit.tenant_id == tenant_id)
-    ).one_or_none()
+    deposit = repository.find_deposit(session, tenant_id, deposit_id)
     if deposit is None:
         raise UnknownDeposit(f"no deposit {deposit_id}")
     return deposit
@@ -139,24 +112,13 @@ def list_deposits(
     limit: int = 50,
 ) -> Sequence[Deposit]:
     """The tenant's deposits, newest first, optionally of one wallet, after (seen_at, id)."""
-    query = select(Deposit).where(Deposit.tenant_id == tenant_id)
-    if wallet_id is not None:
-        query = query.where(Deposit.wallet_id == wallet_id)
-    if after is not None:
-        query = query.where(tuple_(Deposit.seen_at, Deposit.id) < tuple_(*after))
-    return session.scalars(
-        query.order_by(Deposit.seen_at.desc(), Deposit.id.desc()).limit(limit)
-    ).all()
+    return repository.tenant_deposits(session, tenant_id, wallet_id, after, limit)
 
 
 def current_confirmations(session: Session, deposits: Sequence[Deposit]) -> dict[str, int]:
     """Confirmations of each deposit now, from its chain's cursor; 0 once off the chain."""
     chains = {d.chain for d in deposits}
-    tips = dict(
-        session.execute(
-            select(ChainCursor.chain, ChainCursor.block_number).where(ChainCursor.chain.in_(chains))
-        ).all()
-    )
+    tips = repository.chain_tips(session, chains)
     counts: dict[str, int] = {}
     for d in deposits:
         tip = tips.get(d.chain)

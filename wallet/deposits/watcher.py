@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from types import FrameType
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -44,6 +44,7 @@ from chains import (
 )
 from wallet.assets.service import Catalogue
 from wallet.database import run_transaction, unit_of_work
+from wallet.deposits import repository
 from wallet.deposits.arrivals import ChainAssets, DepositChanges
 from wallet.deposits.chain_states import halted_state, record_halt
 from wallet.deposits.errors import (
@@ -253,10 +254,7 @@ class DepositWatcher:
         # One array rather than a row per address: rows cost several times more to read.
         with unit_of_work(self._sessions) as session:
             last, addresses = session.execute(
-                text(
-                    "SELECT max(derivation_index), array_agg(address) FROM deposit_addresses "
-                    "WHERE chain = :chain AND derivation_index > :last"
-                ),
+                repository.ADDRESSES_AFTER,
                 {"chain": self.chain, "last": self._last_index},
             ).one()
         if last is not None:

@@ -10,10 +10,10 @@ import json
 import logging
 from collections.abc import Sequence
 
-from sqlalchemy import bindparam, delete, select, text
 from sqlalchemy.orm import Session
 
 from chains import BlockHeader, ScannedBlock
+from wallet.deposits import repository
 from wallet.deposits.arrivals import (
     ChainAssets,
     DepositChanges,
@@ -27,7 +27,7 @@ from wallet.deposits.crediting import (
     live_deposits_above,
     orphan_or_reverse,
 )
-from wallet.deposits.models import ChainCursor, ChainHeader, DepositStatus
+from wallet.deposits.models import ChainCursor, DepositStatus
 from wallet.events.service import emit_many
 
 logger = logging.getLogger(__name__)
@@ -35,44 +35,13 @@ logger = logging.getLogger(__name__)
 
 def load_window(session: Session, chain: str, size: int) -> list[BlockHeader]:
     """The last `size` stored headers of the chain, oldest first."""
-    rows = session.scalars(
-        select(ChainHeader)
-        .where(ChainHeader.chain == chain)
-        .order_by(ChainHeader.number.desc())
-        .limit(size)
-    ).all()
+    rows = session.scalars(repository.LAST_HEADERS, {"chain": chain, "size": size}).all()
     return [BlockHeader(r.number, r.hash, r.parent_hash, r.timestamp) for r in reversed(rows)]
-
-
-_LOCK_CURSOR = select(ChainCursor).where(ChainCursor.chain == bindparam("chain")).with_for_update()
 
 
 def lock_cursor(session: Session, chain: str) -> ChainCursor | None:
     """The chain's cursor, locked until the end of the transaction; None before the first step."""
-    return session.scalars(_LOCK_CURSOR, {"chain": chain}).one_or_none()
-
-
-_MOVE_CURSOR = """
-    INSERT INTO chain_cursors (chain, block_number, block_hash)
-    VALUES (:chain, :number, :hash) ON CONFLICT (chain) DO UPDATE
-    SET block_number = excluded.block_number, block_hash = excluded.block_hash,
-        updated_at = now()
-"""
-
-# The cursor moves to the tip, the step's headers are stored and those the window no longer
-# keeps are deleted, in one statement. Headers travel as one JSON document: cheaper to send
-# than a parameter array per column.
-_ADVANCE_WINDOW = text(
-    f"""
-    WITH cursor AS ({_MOVE_CURSOR}
-    ), forgotten AS (
-        DELETE FROM chain_headers WHERE chain = :chain AND number <= :forget_up_to
-    )
-    INSERT INTO chain_headers (chain, number, hash, parent_hash, timestamp)
-    SELECT :chain, (h ->> 0)::bigint, h ->> 1, h ->> 2, (h ->> 3)::bigint
-    FROM jsonb_array_elements(CAST(:headers AS jsonb)) AS h
-    """  # noqa: S608 - a fixed statement
-)
+    return session.scalars(repository.LOCK_CURSOR, {"chain": chain}).one_or_none()
 
 
 def record_advance(
@@ -87,7 +56,7 @@ def record_advance(
     new, fresh = (
         record_arrivals(session, assets, transfers, tip, changes) if transfers else ([], [])
     )
-    # The window moves last (`_ADVANCE_WINDOW`): deposits waiting from earlier steps are
+    # The window moves last (`repository.ADVANCE_WINDOW`): deposits waiting from earlier steps are
     # confirmed against their stored headers, which a step longer than the window would
     # otherwise drop first. Those in this step's blocks, new or re-mined, are confirmed as
     # they arrived.
@@ -115,7 +84,7 @@ def record_advance(
         if b.header.number > forget_up_to
     ]
     session.execute(
-        _ADVANCE_WINDOW,
+        repository.ADVANCE_WINDOW,
         {
             "chain": assets.name,
             "number": tip.number,
@@ -130,11 +99,10 @@ def record_advance(
 def record_rollback(session: Session, assets: ChainAssets, ancestor: BlockHeader) -> DepositChanges:
     """Forget the blocks above `ancestor`: orphan what they held, reverse what was credited."""
     chain = assets.name
+    session.execute(repository.FORGET_HEADERS_ABOVE, {"chain": chain, "number": ancestor.number})
     session.execute(
-        delete(ChainHeader).where(ChainHeader.chain == chain, ChainHeader.number > ancestor.number)
-    )
-    session.execute(
-        text(_MOVE_CURSOR), {"chain": chain, "number": ancestor.number, "hash": ancestor.hash}
+        repository.MOVE_CURSOR,
+        {"chain": chain, "number": ancestor.number, "hash": ancestor.hash},
     )
     changes = DepositChanges()
     gone = live_deposits_above(session, chain, ancestor.number)
@@ -157,16 +125,15 @@ def replace_window(session: Session, chain: str, headers: Sequence[BlockHeader])
     """Store `headers` (linked, oldest first) as the chain's whole window, the cursor on the
     last: what an operator's resume rebuilds from the node."""
     tip = headers[-1]
-    session.execute(delete(ChainHeader).where(ChainHeader.chain == chain))
-    session.add_all(
-        ChainHeader(
-            chain=chain,
-            number=h.number,
-            hash=h.hash,
-            parent_hash=h.parent_hash,
-            timestamp=h.timestamp,
-        )
-        for h in headers
+    rows = [[h.number, h.hash, h.parent_hash, h.timestamp] for h in headers]
+    session.execute(repository.FORGET_HEADERS_ABOVE, {"chain": chain, "number": -1})
+    session.execute(
+        repository.ADVANCE_WINDOW,
+        {
+            "chain": chain,
+            "number": tip.number,
+            "hash": tip.hash,
+            "forget_up_to": -1,
+            "headers": json.dumps(rows),
+        },
     )
-    session.flush()
-    session.execute(text(_MOVE_CURSOR), {"chain": chain, "number": tip.number, "hash": tip.hash})

@@ -17,16 +17,13 @@ from types import MappingProxyType
 from typing import Any, Final
 
 from pydantic import BaseModel
-from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from wallet.events import repository
+from wallet.events.errors import UnknownEventType
 from wallet.ids import new_id
 
 EVENT_PREFIX = "evt"
-
-
-class UnknownEventType(ValueError):
-    """An event type missing from the registry: a programming error, not a request's."""
 
 
 EVENT_TYPES: Final[Mapping[str, str]] = MappingProxyType(
@@ -93,17 +90,6 @@ class Event:
         return dict(self.data)
 
 
-# One JSON document for the batch: arrays of JSON strings would cost more to send than to write.
-# Rows are inserted in the order given, so the relay delivers a batch's events in that order.
-_INSERT = text(
-    "INSERT INTO outbox (event_id, tenant_id, event_type, payload) "
-    "SELECT e.event ->> 'event_id', e.event ->> 'tenant_id', e.event ->> 'event_type', "
-    "e.event -> 'payload' "
-    "FROM jsonb_array_elements(CAST(:events AS jsonb)) WITH ORDINALITY AS e(event, position) "
-    "ORDER BY e.position"
-)
-
-
 def emit(session: Session, *, tenant_id: str, event_type: str, data: dict[str, Any]) -> str:
     """Record an event of the tenant in the caller's transaction; returns its id (`evt_...`).
 
@@ -130,7 +116,7 @@ def emit_many(session: Session, events: Sequence[Event]) -> list[str]:
         for event_id, event in zip(event_ids, events, strict=True)
     ]
     document = json.dumps(rows, default=_json_value, separators=(",", ":"))
-    session.execute(_INSERT, {"events": document})
+    repository.insert_events(session, document)
     return event_ids
 
 

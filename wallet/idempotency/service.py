@@ -11,15 +11,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from wallet.errors import Conflict, WalletError, error_from_problem
-
-
-class IdempotencyConflict(Conflict):
-    problem = "idempotency-key-reused"
-    title = "The idempotency key was used with a different request"
+from wallet.errors import WalletError, error_from_problem
+from wallet.idempotency import repository
+from wallet.idempotency.errors import IdempotencyConflict
 
 
 @dataclass(frozen=True)
@@ -52,19 +48,6 @@ class Outcome:
         return {"value": self.value, "problem": self.problem}
 
 
-_CLAIM = text(
-    "INSERT INTO idempotency_keys (scope, key, request_hash) VALUES (:scope, :key, :hash) "
-    "ON CONFLICT DO NOTHING RETURNING 1"
-)
-_READ = text(
-    "SELECT request_hash, outcome FROM idempotency_keys WHERE scope = :scope AND key = :key"
-)
-_RECORD = text(
-    "UPDATE idempotency_keys SET outcome = CAST(:outcome AS jsonb) "
-    "WHERE scope = :scope AND key = :key"
-)
-
-
 def run_once(
     session: Session, key: IdempotencyKey | None, action: Callable[[], dict[str, Any]]
 ) -> Outcome:
@@ -76,17 +59,14 @@ def run_once(
     """
     if key is None:
         return Outcome(value=action(), problem=None)
-    params = {"scope": key.scope, "key": key.key, "hash": key.request_hash}
-    if session.execute(_CLAIM, params).first() is None:
+    if not repository.claim(session, key.scope, key.key, key.request_hash):
         return _replay(session, key)
     try:
         with session.begin_nested():
             outcome = Outcome(value=action(), problem=None)
     except WalletError as error:
         outcome = Outcome(value=None, problem=error.to_problem())
-    session.execute(
-        _RECORD, {"scope": key.scope, "key": key.key, "outcome": json.dumps(outcome.to_json())}
-    )
+    repository.record(session, key.scope, key.key, json.dumps(outcome.to_json()))
     return outcome
 
 
@@ -111,5 +91,5 @@ def replayed(key: IdempotencyKey, request_hash: str, stored: dict[str, Any] | No
 
 
 def _replay(session: Session, key: IdempotencyKey) -> Outcome:
-    stored = session.execute(_READ, {"scope": key.scope, "key": key.key}).one()
-    return replayed(key, stored.request_hash, stored.outcome)
+    request_hash, stored = repository.stored(session, key.scope, key.key)
+    return replayed(key, request_hash, stored)

@@ -62,6 +62,11 @@ class ExceedsHold(InvalidRequest):
     title = "A hold can be posted for at most the amount it reserved"
 
 
+class UnknownAccount(NotFound):
+    problem = "unknown-account"
+    title = "No such ledger account"
+
+
 class UnknownTransaction(NotFound):
     problem = "unknown-transaction"
     title = "No such ledger transaction"

@@ -9,12 +9,7 @@ from typing import Any
 from sqlalchemy import Row, TextClause, text
 from sqlalchemy.orm import Session
 
-from wallet.errors import NotFound
-
-
-class UnknownAccount(NotFound):
-    problem = "unknown-account"
-    title = "No such ledger account"
+from wallet.ledger.errors import UnknownAccount
 
 
 @dataclass(frozen=True)
@@ -285,3 +280,51 @@ def _app_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
     """The app's own metadata; the rest of a transaction's metadata is internal."""
     app = metadata.get("app")
     return app if isinstance(app, dict) else {}
+
+
+# The write path is in the database functions (migration 0001); each answers with JSON.
+_APPLY = text("SELECT ledger_apply(CAST(:transactions AS jsonb), :atomic)")
+_HOLD = text("SELECT ledger_hold(:debit, :credit, :amount, :reason, CAST(:metadata AS jsonb))")
+_RESOLVE = text("SELECT ledger_resolve_hold(:hold, :amount, CAST(:metadata AS jsonb))")
+
+
+def apply_transactions(session: Session, transactions: str, *, atomic: bool) -> dict[str, Any]:
+    """`ledger_apply` on a JSON list of transactions: its outcome document."""
+    params = {"transactions": transactions, "atomic": atomic}
+    outcome: dict[str, Any] = session.execute(_APPLY, params).scalar_one()
+    return outcome
+
+
+def place_hold(
+    session: Session, *, debit: int, credit: int, amount: int, reason: str, metadata: str
+) -> dict[str, Any]:
+    """`ledger_hold`: its outcome document."""
+    params = {
+        "debit": debit,
+        "credit": credit,
+        "amount": amount,
+        "reason": reason,
+        "metadata": metadata,
+    }
+    outcome: dict[str, Any] = session.execute(_HOLD, params).scalar_one()
+    return outcome
+
+
+def resolve_hold(
+    session: Session, hold_id: int, amount: int | None, metadata: str | None
+) -> dict[str, Any]:
+    """`ledger_resolve_hold` (post `amount`, or void with None): its outcome document."""
+    params = {"hold": hold_id, "amount": amount, "metadata": metadata}
+    outcome: dict[str, Any] = session.execute(_RESOLVE, params).scalar_one()
+    return outcome
+
+
+def transaction_postings(session: Session, transaction_id: int) -> list[tuple[int, int]]:
+    """(account, amount) of each posting of the transaction, by account."""
+    rows = session.execute(
+        text(
+            "SELECT account_id, amount FROM postings WHERE transaction_id = :id ORDER BY account_id"
+        ),
+        {"id": transaction_id},
+    )
+    return [(int(row.account_id), int(row.amount)) for row in rows]

@@ -12,11 +12,51 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from wallet.errors import WalletError
+from wallet.ledger import repository
 from wallet.ledger.errors import UnknownTransaction, error_from_outcome
+from wallet.ledger.repository import (
+    Balance,
+    HistoryEntry,
+    HistoryFilter,
+    PostingKey,
+    balance,
+    system_account,
+    user_account,
+    user_accounts,
+    wallet_balances,
+    wallet_history,
+)
+
+# Besides its write path, the ledger's reads as the other areas use them (accounts opened on
+# first use, balances, a wallet's history): other areas call the ledger through this module.
+__all__ = [
+    "Balance",
+    "ExternalReference",
+    "HistoryEntry",
+    "HistoryFilter",
+    "Hold",
+    "HoldResolution",
+    "ItemResult",
+    "Posting",
+    "PostingKey",
+    "Reason",
+    "TransactionRequest",
+    "apply",
+    "balance",
+    "place_hold",
+    "post",
+    "post_hold",
+    "reverse",
+    "system_account",
+    "user_account",
+    "user_accounts",
+    "void_hold",
+    "wallet_balances",
+    "wallet_history",
+]
 
 
 class Reason(StrEnum):
@@ -95,11 +135,6 @@ class HoldResolution:
     transaction_id: int | None
 
 
-_APPLY = text("SELECT ledger_apply(CAST(:transactions AS jsonb), :atomic)")
-_HOLD = text("SELECT ledger_hold(:debit, :credit, :amount, :reason, CAST(:metadata AS jsonb))")
-_RESOLVE = text("SELECT ledger_resolve_hold(:hold, :amount, CAST(:metadata AS jsonb))")
-
-
 def apply(
     session: Session, requests: Sequence[TransactionRequest], *, atomic: bool
 ) -> list[ItemResult]:
@@ -109,9 +144,7 @@ def apply(
     failed by it.
     """
     payload = json.dumps([request.to_json() for request in requests])
-    outcome: dict[str, Any] = session.execute(
-        _APPLY, {"transactions": payload, "atomic": atomic}
-    ).scalar_one()
+    outcome = repository.apply_transactions(session, payload, atomic=atomic)
     if atomic and not outcome["ok"]:
         failure = error_from_outcome(outcome["results"][-1])
         return [ItemResult(None, failure) for _ in requests]
@@ -131,19 +164,14 @@ def reverse(
     session: Session, transaction_id: int, metadata: Mapping[str, Any] | None = None
 ) -> int:
     """Write the reversing transaction of `transaction_id` (each posting negated); once only."""
-    rows = session.execute(
-        text(
-            "SELECT account_id, amount FROM postings WHERE transaction_id = :id ORDER BY account_id"
-        ),
-        {"id": transaction_id},
-    ).all()
-    if not rows:
+    lines = repository.transaction_postings(session, transaction_id)
+    if not lines:
         raise UnknownTransaction(f"no ledger transaction {transaction_id}")
     return post(
         session,
         TransactionRequest(
             reason=Reason.REVERSAL,
-            postings=[Posting(row.account_id, -int(row.amount)) for row in rows],
+            postings=[Posting(account_id, -amount) for account_id, amount in lines],
             metadata=dict(metadata or {}),
             reverses=transaction_id,
         ),
@@ -160,16 +188,14 @@ def place_hold(
     metadata: Mapping[str, Any] | None = None,
 ) -> Hold:
     """Reserve `amount` on the debit account (pending out) towards the credit account."""
-    outcome: dict[str, Any] = session.execute(
-        _HOLD,
-        {
-            "debit": debit_account,
-            "credit": credit_account,
-            "amount": amount,
-            "reason": reason.value,
-            "metadata": json.dumps(dict(metadata or {})),
-        },
-    ).scalar_one()
+    outcome = repository.place_hold(
+        session,
+        debit=debit_account,
+        credit=credit_account,
+        amount=amount,
+        reason=reason.value,
+        metadata=json.dumps(dict(metadata or {})),
+    )
     if not outcome["ok"]:
         raise error_from_outcome(outcome)
     return Hold(int(outcome["hold_id"]))
@@ -190,14 +216,8 @@ def void_hold(session: Session, hold_id: int) -> HoldResolution:
 def _resolve(
     session: Session, hold_id: int, amount: int | None, metadata: Mapping[str, Any] | None
 ) -> HoldResolution:
-    outcome: dict[str, Any] = session.execute(
-        _RESOLVE,
-        {
-            "hold": hold_id,
-            "amount": amount,
-            "metadata": None if metadata is None else json.dumps(dict(metadata)),
-        },
-    ).scalar_one()
+    document = None if metadata is None else json.dumps(dict(metadata))
+    outcome = repository.resolve_hold(session, hold_id, amount, document)
     if not outcome["ok"]:
         raise error_from_outcome(outcome)
     transaction_id = outcome.get("transaction_id")

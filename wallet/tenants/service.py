@@ -1,9 +1,9 @@
 """Creating and finding tenants."""
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from wallet.ids import new_id
+from wallet.tenants import repository
 from wallet.tenants.models import Tenant
 
 
@@ -15,4 +15,4 @@ def create_tenant(session: Session, name: str) -> Tenant:
 
 
 def tenant_by_name(session: Session, name: str) -> Tenant | None:
-    return session.scalars(select(Tenant).where(Tenant.name == name)).one_or_none()
+    return repository.tenant_by_name(session, name)

@@ -11,32 +11,24 @@ from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
-from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from wallet.assets.service import Catalogue
-from wallet.errors import InvalidRequest, NotFound, WalletError
+from wallet.errors import WalletError
 from wallet.events.service import EVENT_PREFIX, registered
-from wallet.idempotency.service import IdempotencyConflict, IdempotencyKey, Outcome, replayed
+from wallet.idempotency.errors import IdempotencyConflict
+from wallet.idempotency.service import IdempotencyKey, Outcome, replayed
 from wallet.ids import new_id
 from wallet.ledger.errors import ErrorCode, error_from_outcome
 from wallet.money import check_units
-from wallet.wallets.service import UnknownWallet, WalletNotActive
+from wallet.transfers import repository
+from wallet.transfers.errors import SameWallet, UnknownTransfer
+from wallet.wallets.errors import UnknownWallet, WalletNotActive
 
 PREFIX = "trf_"
 TRANSFER_CREATED = registered("transfer.created")
 # Times in transfer documents: UTC to the microsecond, as transfer_once writes them.
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
-
-
-class SameWallet(InvalidRequest):
-    problem = "same-source-and-destination"
-    title = "A transfer needs two different wallets"
-
-
-class UnknownTransfer(NotFound):
-    problem = "unknown-transfer"
-    title = "No such transfer"
 
 
 @dataclass(frozen=True)
@@ -103,9 +95,7 @@ def transfers_once(
         )
     if not sent:
         return [answer for answer in answers if answer is not None]
-    row = connection.execute(_ONCE, (json.dumps(sent), PREFIX, TRANSFER_CREATED)).fetchone()
-    assert row is not None
-    stored = iter(row[0])
+    stored = iter(repository.transfer_once(connection, json.dumps(sent), PREFIX, TRANSFER_CREATED))
     return [
         answer if answer is not None else _once_answer(keyed.key, next(stored))
         for keyed, answer in zip(requests, answers, strict=True)
@@ -140,22 +130,7 @@ def get_transfer(session: Session, tenant_id: str, transfer_id: str) -> Transfer
     number = transfer_id.removeprefix(PREFIX)
     if not transfer_id.startswith(PREFIX) or not number.isdigit() or len(number) > 18:
         raise UnknownTransfer(f"no transfer {transfer_id}")
-    row = session.execute(
-        text(
-            """
-            SELECT t.metadata, t.created_at, src.asset, -src.amount AS amount,
-                   sa.wallet_id AS source, da.wallet_id AS destination
-            FROM ledger_transactions t
-            JOIN postings src ON src.transaction_id = t.id AND src.amount < 0
-            JOIN accounts sa ON sa.id = src.account_id
-            JOIN postings dst ON dst.transaction_id = t.id AND dst.amount > 0
-            JOIN accounts da ON da.id = dst.account_id
-            JOIN wallets w ON w.id = sa.wallet_id
-            WHERE t.id = :id AND t.reason = 'transfer' AND w.tenant_id = :tenant
-            """
-        ),
-        {"id": int(number), "tenant": tenant_id},
-    ).one_or_none()
+    row = repository.find_transfer(session, tenant_id, int(number))
     if row is None:
         raise UnknownTransfer(f"no transfer {transfer_id}")
     return Transfer(
@@ -168,11 +143,6 @@ def get_transfer(session: Session, tenant_id: str, transfer_id: str) -> Transfer
         metadata=row.metadata.get("app", {}),
         created_at=row.created_at,
     )
-
-
-# The transfer's postings are `transfer_apply`'s, called by `transfer_once` (both in
-# wallet/sql/functions); refusals come back as ledger_apply's failures, plus the wallets'.
-_ONCE = "SELECT transfer_once(%s::jsonb, %s, %s)"
 
 
 def _checked(catalogue: Catalogue, request: TransferRequest) -> dict[str, Any]:

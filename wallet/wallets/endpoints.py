@@ -21,7 +21,7 @@ from wallet.api.pagination import (
     page_and_cursor,
 )
 from wallet.api.problems import problem_responses
-from wallet.ledger.repository import (
+from wallet.ledger.service import (
     HistoryFilter,
     PostingKey,
     wallet_balances,

@@ -7,7 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from wallet.api.fields import Metadata, OwnerRef
 from wallet.assets.service import Catalogue
-from wallet.ledger.repository import (
+from wallet.ledger.service import (
     HistoryEntry,
 )
 from wallet.transfers.service import PREFIX as TRANSFER_PREFIX

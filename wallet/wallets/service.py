@@ -4,22 +4,12 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
-from wallet.errors import Conflict, NotFound
 from wallet.ids import new_id
+from wallet.wallets import repository
+from wallet.wallets.errors import UnknownWallet, WalletNotActive
 from wallet.wallets.models import Wallet, WalletStatus
-
-
-class UnknownWallet(NotFound):
-    problem = "unknown-wallet"
-    title = "No such wallet"
-
-
-class WalletNotActive(Conflict):
-    problem = "wallet-not-active"
-    title = "The wallet is frozen or closed"
 
 
 def create_wallet(
@@ -35,10 +25,7 @@ def create_wallet(
 
 def get_wallet(session: Session, tenant_id: str, wallet_id: str, *, lock: bool = False) -> Wallet:
     """The tenant's wallet; another tenant's id is answered as unknown (no existence leak)."""
-    query = select(Wallet).where(Wallet.id == wallet_id, Wallet.tenant_id == tenant_id)
-    if lock:
-        query = query.with_for_update()
-    wallet = session.scalars(query).one_or_none()
+    wallet = repository.find_wallet(session, tenant_id, wallet_id, lock=lock)
     if wallet is None:
         raise UnknownWallet(f"no wallet {wallet_id}")
     return wallet
@@ -54,13 +41,7 @@ def tenant_wallets(
 ) -> list[Wallet]:
     """Up to `limit` of the tenant's wallets (only `owner_ref`'s when given), newest first,
     starting after the wallet at `after` (its created_at and id)."""
-    query = select(Wallet).where(Wallet.tenant_id == tenant_id)
-    if owner_ref is not None:
-        query = query.where(Wallet.owner_ref == owner_ref)
-    if after is not None:
-        query = query.where(tuple_(Wallet.created_at, Wallet.id) < tuple_(*after))
-    query = query.order_by(Wallet.created_at.desc(), Wallet.id.desc()).limit(limit)
-    return list(session.scalars(query))
+    return repository.tenant_wallets(session, tenant_id, owner_ref, after, limit)
 
 
 def set_status(session: Session, tenant_id: str, wallet_id: str, status: WalletStatus) -> Wallet:

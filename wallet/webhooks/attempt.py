@@ -16,11 +16,11 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 import httpx
-from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from wallet.database import run_transaction
 from wallet.settings import Settings
+from wallet.webhooks import repository
 from wallet.webhooks.envelope import event_body, signed_headers
 from wallet.webhooks.models import DeliveryStatus
 from wallet.webhooks.repository import ENDPOINT_DELETED, give_up_for_deleted_endpoint
@@ -135,25 +135,7 @@ def _claim(
     session: Session, delivery_id: str, options: DeliveryOptions
 ) -> _Claim | AttemptOutcome | None:
     row = session.execute(
-        text(
-            """
-            WITH claimed AS (
-                UPDATE webhook_deliveries
-                SET attempt_count = attempt_count + 1,
-                    next_attempt_at = now() + make_interval(secs => :lease),
-                    first_attempted_at = coalesce(first_attempted_at, now()),
-                    enqueued_at = NULL
-                WHERE id = :id AND status = 'pending' AND next_attempt_at <= now()
-                RETURNING id, endpoint_id, event_id, attempt_count
-            )
-            SELECT c.id, c.endpoint_id, c.attempt_count, now() AS attempted_at,
-                   e.url, e.secret_ciphertext, e.deleted_at,
-                   o.event_id, o.event_type, o.created_at, o.payload
-            FROM claimed c
-            JOIN webhook_endpoints e ON e.id = c.endpoint_id
-            JOIN outbox o ON o.event_id = c.event_id
-            """
-        ),
+        repository.CLAIM_DELIVERY,
         {"id": delivery_id, "lease": float(options.lease)},
     ).one_or_none()
     if row is None:
@@ -212,13 +194,7 @@ def _record(
 ) -> DeliveryStatus | None:
     """Write the attempt and the delivery's new state; None if another worker took it over."""
     session.execute(
-        text(
-            """
-            INSERT INTO webhook_attempts
-                (delivery_id, attempt_number, attempted_at, status_code, error, duration_ms)
-            VALUES (:id, :number, :at, :code, :error, :duration)
-            """
-        ),
+        repository.INSERT_ATTEMPT,
         {
             "id": claim.delivery_id,
             "number": claim.attempt_number,
@@ -229,29 +205,7 @@ def _record(
         },
     )
     status = session.execute(
-        text(
-            """
-            WITH outcome AS (
-                SELECT id, CASE
-                    WHEN :ok THEN 'delivered'
-                    WHEN now() - first_attempted_at >= make_interval(secs => :give_up)
-                        THEN 'failed'
-                    ELSE 'pending'
-                END AS status
-                FROM webhook_deliveries
-                WHERE id = :id AND status = 'pending' AND attempt_count = :number
-            )
-            UPDATE webhook_deliveries d
-            SET status = outcome.status,
-                next_attempt_at = CASE WHEN outcome.status = 'pending'
-                    THEN now() + make_interval(secs => :delay) END,
-                delivered_at = CASE WHEN outcome.status = 'delivered' THEN now() END,
-                last_status_code = :code,
-                last_error = :error
-            FROM outcome WHERE d.id = outcome.id
-            RETURNING d.status
-            """
-        ),
+        repository.RECORD_OUTCOME,
         {
             "id": claim.delivery_id,
             "number": claim.attempt_number,

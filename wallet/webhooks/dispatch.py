@@ -12,13 +12,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from wallet.database import run_transaction
 from wallet.events.service import matches
 from wallet.ids import new_id
+from wallet.webhooks import repository
 from wallet.webhooks.models import DELIVERY_PREFIX
 
 log = logging.getLogger(__name__)
@@ -63,15 +63,7 @@ def relay_outbox(
 
 def _relay_batch(session: Session, batch_size: int) -> tuple[int, list[str]]:
     rows = session.execute(
-        text(
-            """
-            SELECT id, event_id, tenant_id, event_type FROM outbox
-            WHERE relayed_at IS NULL
-            ORDER BY id
-            LIMIT :limit
-            FOR UPDATE SKIP LOCKED
-            """
-        ),
+        repository.LOCK_UNRELAYED,
         {"limit": batch_size},
     ).all()
     if not rows:
@@ -80,7 +72,7 @@ def _relay_batch(session: Session, batch_size: int) -> tuple[int, list[str]]:
         session, [EventRef(row.event_id, row.tenant_id, row.event_type) for row in rows]
     )
     session.execute(
-        text("UPDATE outbox SET relayed_at = now() WHERE id = ANY(:ids)"),
+        repository.MARK_RELAYED,
         {"ids": [row.id for row in rows]},
     )
     return len(rows), created
@@ -94,12 +86,7 @@ def create_deliveries(session: Session, events: Sequence[EventRef]) -> list[str]
     """
     tenants = sorted({event.tenant_id for event in events})
     endpoints = session.execute(
-        text(
-            """
-            SELECT id, tenant_id, event_types FROM webhook_endpoints
-            WHERE tenant_id = ANY(:tenants) AND deleted_at IS NULL
-            """
-        ),
+        repository.LIVE_ENDPOINTS,
         {"tenants": tenants},
     ).all()
     pairs = [
@@ -111,16 +98,7 @@ def create_deliveries(session: Session, events: Sequence[EventRef]) -> list[str]
     if not pairs:
         return []
     created = session.execute(
-        text(
-            """
-            INSERT INTO webhook_deliveries (id, event_id, endpoint_id, enqueued_at)
-            SELECT id, event_id, endpoint_id, now()
-            FROM unnest(CAST(:ids AS text[]), CAST(:events AS text[]), CAST(:endpoints AS text[]))
-                AS wanted(id, event_id, endpoint_id)
-            ON CONFLICT (event_id, endpoint_id) DO NOTHING
-            RETURNING id
-            """
-        ),
+        repository.INSERT_DELIVERIES,
         {
             "ids": [new_id(DELIVERY_PREFIX) for _ in pairs],
             "events": [event_id for event_id, _ in pairs],
@@ -168,22 +146,7 @@ def sweep_due_deliveries(
     def claim(session: Session) -> list[str]:
         return list(
             session.execute(
-                text(
-                    """
-                    WITH due AS (
-                        SELECT id FROM webhook_deliveries
-                        WHERE status = 'pending' AND next_attempt_at <= now()
-                          AND (enqueued_at IS NULL
-                               OR enqueued_at < now() - make_interval(secs => :requeue))
-                        ORDER BY next_attempt_at
-                        LIMIT :limit
-                        FOR UPDATE SKIP LOCKED
-                    )
-                    UPDATE webhook_deliveries d SET enqueued_at = now()
-                    FROM due WHERE d.id = due.id
-                    RETURNING d.id
-                    """
-                ),
+                repository.CLAIM_DUE,
                 {"requeue": float(requeue_after), "limit": batch_size},
             ).scalars()
         )
@@ -197,10 +160,7 @@ def _forget_hand_over(sessions: sessionmaker[Session], delivery_ids: Sequence[st
         run_transaction(
             sessions,
             lambda session: session.execute(
-                text(
-                    "UPDATE webhook_deliveries SET enqueued_at = NULL "
-                    "WHERE id = ANY(:ids) AND status = 'pending'"
-                ),
+                repository.FORGET_HAND_OVER,
                 {"ids": list(delivery_ids)},
             ),
         )

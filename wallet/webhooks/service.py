@@ -10,11 +10,12 @@ from datetime import datetime
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-from sqlalchemy import Row, text
+from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
-from wallet.events.service import is_subscription
+from wallet.events.service import is_subscription, matches
 from wallet.ids import new_id
+from wallet.webhooks import repository
 from wallet.webhooks.errors import (
     InvalidDeliveryPage,
     InvalidWebhookUrl,
@@ -76,13 +77,7 @@ def create_endpoint(
     raw_secret, shown_secret = new_signing_secret()
     sealed = secrets.seal(raw_secret, endpoint_id)
     row = session.execute(
-        text(
-            """
-            INSERT INTO webhook_endpoints (id, tenant_id, url, event_types, secret_ciphertext)
-            VALUES (:id, :tenant, :url, :types, :sealed)
-            RETURNING id, url, event_types, created_at
-            """
-        ),
+        repository.INSERT_ENDPOINT,
         {
             "id": endpoint_id,
             "tenant": tenant_id,
@@ -97,13 +92,7 @@ def create_endpoint(
 def list_endpoints(session: Session, tenant_id: str) -> Sequence[WebhookEndpoint]:
     """The tenant's endpoints, oldest first."""
     rows = session.execute(
-        text(
-            """
-            SELECT id, url, event_types, created_at FROM webhook_endpoints
-            WHERE tenant_id = :tenant AND deleted_at IS NULL
-            ORDER BY created_at, id
-            """
-        ),
+        repository.TENANT_ENDPOINTS,
         {"tenant": tenant_id},
     ).all()
     return [_endpoint(row) for row in rows]
@@ -111,12 +100,7 @@ def list_endpoints(session: Session, tenant_id: str) -> Sequence[WebhookEndpoint
 
 def get_endpoint(session: Session, tenant_id: str, endpoint_id: str) -> WebhookEndpoint:
     row = session.execute(
-        text(
-            """
-            SELECT id, url, event_types, created_at FROM webhook_endpoints
-            WHERE id = :id AND tenant_id = :tenant AND deleted_at IS NULL
-            """
-        ),
+        repository.ENDPOINT,
         {"id": endpoint_id, "tenant": tenant_id},
     ).one_or_none()
     if row is None:
@@ -127,13 +111,7 @@ def get_endpoint(session: Session, tenant_id: str, endpoint_id: str) -> WebhookE
 def delete_endpoint(session: Session, tenant_id: str, endpoint_id: str) -> None:
     """Stop sending to the endpoint; its pending deliveries are given up."""
     deleted = session.execute(
-        text(
-            """
-            UPDATE webhook_endpoints SET deleted_at = now()
-            WHERE id = :id AND tenant_id = :tenant AND deleted_at IS NULL
-            RETURNING id
-            """
-        ),
+        repository.DELETE_ENDPOINT,
         {"id": endpoint_id, "tenant": tenant_id},
     ).one_or_none()
     if deleted is None:
@@ -149,43 +127,22 @@ def list_deliveries(
         raise InvalidDeliveryPage(f"limit must be between 1 and {MAX_DELIVERIES_PAGE}")
     get_endpoint(session, tenant_id, endpoint_id)
     params: dict[str, Any] = {"endpoint": endpoint_id, "limit": limit}
-    after_cursor = ""
     if before is not None:
         cursor = session.execute(
-            text("SELECT created_at FROM webhook_deliveries WHERE id = :id AND endpoint_id = :ep"),
+            repository.DELIVERY_CREATED_AT,
             {"id": before, "ep": endpoint_id},
         ).one_or_none()
         if cursor is None:
             raise InvalidDeliveryPage(f"{before!r} is not a delivery of this endpoint")
         params |= {"before_at": cursor.created_at, "before_id": before}
-        after_cursor = "AND (d.created_at, d.id) < (:before_at, :before_id)"
-    rows = session.execute(
-        text(
-            f"""
-            SELECT {_DELIVERY_COLUMNS}
-            FROM webhook_deliveries d JOIN outbox o ON o.event_id = d.event_id
-            WHERE d.endpoint_id = :endpoint {after_cursor}
-            ORDER BY d.created_at DESC, d.id DESC
-            LIMIT :limit
-            """  # noqa: S608 - only fixed SQL fragments are interpolated
-        ),
-        params,
-    ).all()
+    page = repository.DELIVERIES if before is None else repository.DELIVERIES_BEFORE
+    rows = session.execute(page, params).all()
     return [_delivery(row) for row in rows]
 
 
 def get_delivery(session: Session, tenant_id: str, delivery_id: str) -> WebhookDelivery:
     row = session.execute(
-        text(
-            f"""
-            SELECT {_DELIVERY_COLUMNS}
-            FROM webhook_deliveries d
-            JOIN outbox o ON o.event_id = d.event_id
-            JOIN webhook_endpoints e ON e.id = d.endpoint_id
-            WHERE d.id = :id AND e.tenant_id = :tenant
-            """  # noqa: S608 - only fixed SQL fragments are interpolated
-        ),
-        {"id": delivery_id, "tenant": tenant_id},
+        repository.DELIVERY, {"id": delivery_id, "tenant": tenant_id}
     ).one_or_none()
     if row is None:
         raise UnknownWebhookDelivery(f"no webhook delivery {delivery_id}")
@@ -196,12 +153,7 @@ def list_attempts(session: Session, tenant_id: str, delivery_id: str) -> Sequenc
     """The attempts of one delivery, oldest first."""
     get_delivery(session, tenant_id, delivery_id)
     rows = session.execute(
-        text(
-            """
-            SELECT attempt_number, attempted_at, status_code, error, duration_ms
-            FROM webhook_attempts WHERE delivery_id = :id ORDER BY id
-            """
-        ),
+        repository.DELIVERY_ATTEMPTS,
         {"id": delivery_id},
     ).all()
     return [
@@ -216,10 +168,11 @@ def list_attempts(session: Session, tenant_id: str, delivery_id: str) -> Sequenc
     ]
 
 
-_DELIVERY_COLUMNS = """
-    d.id, d.event_id, o.event_type, d.status, d.attempt_count, d.last_status_code,
-    d.last_error, d.next_attempt_at, d.created_at, d.delivered_at
-"""
+def subscribed_tenants(session: Session, event_type: str) -> list[str]:
+    """The tenants with a live endpoint subscribed to `event_type`: who hears of an event that
+    is no one tenant's own (a chain halted), one outbox row each."""
+    rows = session.execute(repository.ALL_LIVE_ENDPOINTS).all()
+    return sorted({row.tenant_id for row in rows if matches(row.event_types, event_type)})
 
 
 def _check_url(url: str) -> None:

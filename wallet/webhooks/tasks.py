@@ -12,11 +12,11 @@ from typing import Any, Final
 
 import httpx
 from celery import Celery
-from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from wallet.database import unit_of_work
 from wallet.settings import Settings
+from wallet.webhooks import repository
 from wallet.webhooks.attempt import DeliveryOptions, deliver
 from wallet.webhooks.dispatch import SendDelivery, relay_outbox, sweep_due_deliveries
 from wallet.webhooks.secrets import SecretBox
@@ -106,15 +106,7 @@ def purge_consumed_messages(sessions: sessionmaker[Session]) -> int:
     acknowledging it sends it again as a new row, so invisible rows are never read again.
     """
     with unit_of_work(sessions) as session:
-        result = session.execute(
-            text(
-                """
-                DELETE FROM kombu_message WHERE id IN (
-                    SELECT id FROM kombu_message WHERE visible = false LIMIT 10000
-                )
-                """
-            )
-        )
+        result = session.execute(repository.PURGE_CONSUMED_MESSAGES)
         return int(getattr(result, "rowcount", 0))
 
 

@@ -9,13 +9,15 @@ from sqlalchemy.orm import Session, sessionmaker
 from custody import DepositKeyTree, InvalidExtendedKey, MasterSeed
 from tests.factories import Factory
 from tests.wallet.deposits.conftest import IsolatedChain, LiveChain
-from wallet.assets.service import Catalogue, UnknownChain
+from wallet.assets.errors import UnknownChain
+from wallet.assets.service import Catalogue
 from wallet.database import unit_of_work
 from wallet.deposits.addresses import DepositAddressBook
 from wallet.deposits.errors import AddressBookError, DepositAddressesUnavailable
 from wallet.deposits.service import IssuedAddress, deposit_address
+from wallet.wallets.errors import UnknownWallet, WalletNotActive
 from wallet.wallets.models import WalletStatus
-from wallet.wallets.service import UnknownWallet, WalletNotActive, set_status
+from wallet.wallets.service import set_status
 
 
 def issue(

@@ -9,7 +9,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tests.factories import Factory
 from wallet.database import unit_of_work
-from wallet.events.service import Event, UnknownEventType, emit, emit_many
+from wallet.events.errors import UnknownEventType
+from wallet.events.service import Event, emit, emit_many
 
 
 def outbox_rows(sessions: sessionmaker[Session], tenant_id: str) -> list[dict[str, object]]:

@@ -9,7 +9,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tests.factories import Factory
 from wallet.database import run_transaction, unit_of_work
-from wallet.idempotency.service import IdempotencyConflict, IdempotencyKey, Outcome, run_once
+from wallet.idempotency.errors import IdempotencyConflict
+from wallet.idempotency.service import IdempotencyKey, Outcome, run_once
 from wallet.ledger.errors import InsufficientFunds
 from wallet.ledger.repository import user_account
 from wallet.ledger.service import Posting, Reason, TransactionRequest, post

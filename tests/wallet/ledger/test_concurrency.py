@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from tests.factories import Factory
 from wallet.database import run_transaction, unit_of_work
 from wallet.errors import WalletError
-from wallet.ledger import service as postings
+from wallet.ledger import service as ledger
 from wallet.ledger.errors import HoldAlreadyResolved, InsufficientFunds
 from wallet.ledger.reconcile import check_ledger
 from wallet.ledger.repository import balance
@@ -34,7 +34,7 @@ def test_parallel_random_transfers_keep_every_invariant(
                 Reason.TRANSFER, [Posting(source, -amount), Posting(destination, amount)]
             )
             try:
-                run_transaction(sessions, lambda s, r=request: postings.post(s, r))
+                run_transaction(sessions, lambda s, r=request: ledger.post(s, r))
                 done += 1
             except InsufficientFunds:
                 refused += 1
@@ -60,15 +60,15 @@ def test_racing_resolutions_resolve_each_hold_exactly_once(
     alice = factory.fund(factory.wallet(), "USD", 10_000)
     bob = factory.account(factory.wallet(), "USD")
     with unit_of_work(sessions) as session:
-        holds = [postings.place_hold(session, alice, bob, 100, Reason.PAYOUT).id for _ in range(40)]
+        holds = [ledger.place_hold(session, alice, bob, 100, Reason.PAYOUT).id for _ in range(40)]
 
     def resolve(attempt: tuple[int, int]) -> str:
         hold, racer = attempt
         try:
             if racer % 2:
-                run_transaction(sessions, lambda s: postings.post_hold(s, hold, 100))
+                run_transaction(sessions, lambda s: ledger.post_hold(s, hold, 100))
                 return "posted"
-            run_transaction(sessions, lambda s: postings.void_hold(s, hold))
+            run_transaction(sessions, lambda s: ledger.void_hold(s, hold))
             return "voided"
         except HoldAlreadyResolved:
             return "refused"

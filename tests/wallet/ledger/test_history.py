@@ -4,7 +4,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tests.factories import Factory
 from wallet.database import unit_of_work
-from wallet.ledger import service as postings
+from wallet.ledger import service as ledger
 from wallet.ledger.repository import HistoryEntry, HistoryFilter, PostingKey, wallet_history
 from wallet.ledger.service import Posting, Reason, TransactionRequest
 
@@ -32,7 +32,7 @@ def test_slices_cover_a_wallets_history_once_newest_first(
     bob_usd, bob_eur = factory.account(bob, "USD"), factory.account(bob, "EUR")
     with unit_of_work(sessions) as session:
         for amount in (1, 2, 3):
-            postings.post(
+            ledger.post(
                 session,
                 TransactionRequest(
                     reason=Reason.TRANSFER,
@@ -40,7 +40,7 @@ def test_slices_cover_a_wallets_history_once_newest_first(
                     metadata={"memo": f"#{amount}", "app": {"n": amount}, "internal": True},
                 ),
             )
-            postings.post(
+            ledger.post(
                 session,
                 TransactionRequest(
                     reason=Reason.TRANSFER,

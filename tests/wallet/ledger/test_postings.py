@@ -4,7 +4,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tests.factories import Factory
 from wallet.database import unit_of_work
-from wallet.ledger import service as postings
+from wallet.ledger import service as ledger
 from wallet.ledger.errors import (
     AlreadyReversed,
     DuplicateExternalReference,
@@ -31,8 +31,8 @@ def test_a_transaction_moves_money_and_versions_each_account(
     alice = factory.fund(factory.wallet(), "USD", 1_000)
     bob = factory.account(factory.wallet(), "USD")
     with unit_of_work(sessions) as session:
-        postings.post(session, move(alice, bob, 250, metadata={"note": "lunch"}))
-        postings.post(session, move(alice, bob, 50))
+        ledger.post(session, move(alice, bob, 250, metadata={"note": "lunch"}))
+        ledger.post(session, move(alice, bob, 50))
     with unit_of_work(sessions) as session:
         assert balance(session, alice).posted == 700
         assert balance(session, alice).version == 3
@@ -50,7 +50,7 @@ def test_a_user_account_never_goes_below_zero(
     alice = factory.fund(factory.wallet(), "USD", 100)
     bob = factory.account(factory.wallet(), "USD")
     with pytest.raises(InsufficientFunds), unit_of_work(sessions) as session:
-        postings.post(session, move(alice, bob, 101))
+        ledger.post(session, move(alice, bob, 101))
     with unit_of_work(sessions) as session:
         assert balance(session, alice).posted == 100
         assert balance(session, bob).version == 0
@@ -63,7 +63,7 @@ def test_unbalanced_postings_are_refused(factory: Factory, sessions: sessionmake
         reason=Reason.TRANSFER, postings=[Posting(alice, -10), Posting(bob, 9)]
     )
     with pytest.raises(Unbalanced), unit_of_work(sessions) as session:
-        postings.post(session, request)
+        ledger.post(session, request)
 
 
 def test_a_reversal_is_a_new_linked_transaction_written_once(
@@ -72,13 +72,13 @@ def test_a_reversal_is_a_new_linked_transaction_written_once(
     alice = factory.fund(factory.wallet(), "USD", 100)
     bob = factory.account(factory.wallet(), "USD")
     with unit_of_work(sessions) as session:
-        original = postings.post(session, move(alice, bob, 40))
-        postings.reverse(session, original, {"why": "chargeback"})
+        original = ledger.post(session, move(alice, bob, 40))
+        ledger.reverse(session, original, {"why": "chargeback"})
     with unit_of_work(sessions) as session:
         assert balance(session, alice).posted == 100
         assert balance(session, bob).posted == 0
     with pytest.raises(AlreadyReversed), unit_of_work(sessions) as session:
-        postings.reverse(session, original)
+        ledger.reverse(session, original)
 
 
 def test_an_external_reference_is_unique_per_kind(
@@ -88,12 +88,12 @@ def test_an_external_reference_is_unique_per_kind(
     bob = factory.account(factory.wallet(), "USD")
     reference = ExternalReference("provider-payment", f"pay-{alice}")
     with unit_of_work(sessions) as session:
-        postings.post(session, move(alice, bob, 1, external=reference))
+        ledger.post(session, move(alice, bob, 1, external=reference))
     with pytest.raises(DuplicateExternalReference), unit_of_work(sessions) as session:
-        postings.post(session, move(alice, bob, 1, external=reference))
+        ledger.post(session, move(alice, bob, 1, external=reference))
     with unit_of_work(sessions) as session:
         other_kind = ExternalReference("chain-tx", reference.ref)
-        postings.post(session, move(alice, bob, 1, external=other_kind))
+        ledger.post(session, move(alice, bob, 1, external=other_kind))
 
 
 def test_a_hold_reserves_then_posts_for_less(
@@ -102,22 +102,22 @@ def test_a_hold_reserves_then_posts_for_less(
     alice = factory.fund(factory.wallet(), "USDC", 1_000_000)
     with unit_of_work(sessions) as session:
         outside = system_account(session, "chain:devnet", "USDC")
-        hold = postings.place_hold(session, alice, outside, 600_000, Reason.WITHDRAWAL)
+        hold = ledger.place_hold(session, alice, outside, 600_000, Reason.WITHDRAWAL)
     with unit_of_work(sessions) as session:
         held = balance(session, alice)
         assert (held.posted, held.pending_out, held.available) == (1_000_000, 600_000, 400_000)
         with pytest.raises(InsufficientFunds):
-            postings.place_hold(session, alice, outside, 400_001, Reason.WITHDRAWAL)
+            ledger.place_hold(session, alice, outside, 400_001, Reason.WITHDRAWAL)
     with unit_of_work(sessions) as session:
         with pytest.raises(ExceedsHold):
-            postings.post_hold(session, hold.id, 600_001)
-        resolution = postings.post_hold(session, hold.id, 550_000)
+            ledger.post_hold(session, hold.id, 600_001)
+        resolution = ledger.post_hold(session, hold.id, 550_000)
     assert resolution.status == "posted"
     with unit_of_work(sessions) as session:
         after = balance(session, alice)
         assert (after.posted, after.pending_out, after.available) == (450_000, 0, 450_000)
         with pytest.raises(HoldAlreadyResolved):
-            postings.void_hold(session, hold.id)
+            ledger.void_hold(session, hold.id)
 
 
 def test_a_voided_hold_releases_the_funds(
@@ -126,9 +126,9 @@ def test_a_voided_hold_releases_the_funds(
     alice = factory.fund(factory.wallet(), "EUR", 500)
     bob = factory.account(factory.wallet(), "EUR")
     with unit_of_work(sessions) as session:
-        hold = postings.place_hold(session, alice, bob, 500, Reason.PAYOUT)
+        hold = ledger.place_hold(session, alice, bob, 500, Reason.PAYOUT)
         assert balance(session, bob).pending_in == 500
-        assert postings.void_hold(session, hold.id).status == "voided"
+        assert ledger.void_hold(session, hold.id).status == "voided"
     with unit_of_work(sessions) as session:
         assert balance(session, alice).available == 500
         assert balance(session, bob).pending_in == 0
@@ -141,12 +141,12 @@ def test_a_batch_reports_each_item_and_sees_earlier_items(
     bob = factory.account(factory.wallet(), "USD")
     batch = [move(alice, bob, 60), move(alice, bob, 60), move(bob, alice, 10)]
     with unit_of_work(sessions) as session:
-        results = postings.apply(session, batch, atomic=False)
+        results = ledger.apply(session, batch, atomic=False)
     assert [r.ok for r in results] == [True, False, True]
     assert isinstance(results[1].error, InsufficientFunds)
     with unit_of_work(sessions) as session:
         assert balance(session, alice).posted == 50
-        atomic = postings.apply(session, batch, atomic=True)
+        atomic = ledger.apply(session, batch, atomic=True)
     assert all(isinstance(r.error, InsufficientFunds) for r in atomic)
     with unit_of_work(sessions) as session:
         assert balance(session, alice).posted == 50

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from tests.factories import Factory
 from wallet.database import unit_of_work
 from wallet.errors import WalletError
-from wallet.ledger import service as postings
+from wallet.ledger import service as ledger
 from wallet.ledger.reconcile import check_ledger
 from wallet.ledger.repository import balance
 from wallet.ledger.service import Posting, Reason, TransactionRequest
@@ -84,16 +84,16 @@ def run_step(
         )
         if model.available(a) < amount:
             with pytest.raises(WalletError):
-                postings.post(session, request)
+                ledger.post(session, request)
             return
-        model.reversible.append((postings.post(session, request), a, b, amount))
+        model.reversible.append((ledger.post(session, request), a, b, amount))
         model.move(a, b, amount)
     elif kind == "hold":
         if model.available(a) < amount:
             with pytest.raises(WalletError):
-                postings.place_hold(session, accounts[a], accounts[b], amount, Reason.PAYOUT)
+                ledger.place_hold(session, accounts[a], accounts[b], amount, Reason.PAYOUT)
             return
-        hold = postings.place_hold(session, accounts[a], accounts[b], amount, Reason.PAYOUT)
+        hold = ledger.place_hold(session, accounts[a], accounts[b], amount, Reason.PAYOUT)
         model.open_holds.append((hold.id, a, b, amount))
         model.pending_out[a] += amount
         model.pending_in[b] += amount
@@ -102,10 +102,10 @@ def run_step(
         model.pending_out[source] -= held
         model.pending_in[destination] -= held
         if kind == "void":
-            postings.void_hold(session, hold_id)
+            ledger.void_hold(session, hold_id)
             return
         posted = min(b, held)
-        resolution = postings.post_hold(session, hold_id, posted)
+        resolution = ledger.post_hold(session, hold_id, posted)
         assert resolution.transaction_id is not None
         model.reversible.append((resolution.transaction_id, source, destination, posted))
         model.move(source, destination, posted)
@@ -113,8 +113,8 @@ def run_step(
         transaction, source, destination, moved = model.reversible.pop(a % len(model.reversible))
         if model.available(destination) < moved:
             with pytest.raises(WalletError):
-                postings.reverse(session, transaction)
+                ledger.reverse(session, transaction)
             model.reversible.append((transaction, source, destination, moved))
             return
-        postings.reverse(session, transaction)
+        ledger.reverse(session, transaction)
         model.move(destination, source, moved)

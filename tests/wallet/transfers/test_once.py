@@ -11,10 +11,12 @@ from tests.factories import Factory
 from tests.wallet.transfers.keyed import keyed
 from wallet.assets.service import Catalogue
 from wallet.database import unit_of_work
-from wallet.idempotency.service import IdempotencyConflict, Outcome
+from wallet.idempotency.errors import IdempotencyConflict
+from wallet.idempotency.service import Outcome
 from wallet.ledger.errors import InsufficientFunds
-from wallet.transfers.service import SameWallet, transfers_once
-from wallet.wallets.service import UnknownWallet
+from wallet.transfers.errors import SameWallet
+from wallet.transfers.service import transfers_once
+from wallet.wallets.errors import UnknownWallet
 
 
 def stored(sessions: sessionmaker[Session], factory: Factory, key: str) -> Any:

@@ -7,19 +7,18 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.factories import Factory
-from wallet.assets.service import Catalogue, UnknownAsset
+from wallet.assets.errors import UnknownAsset
+from wallet.assets.service import Catalogue
 from wallet.database import unit_of_work
 from wallet.errors import WalletError
 from wallet.ledger.errors import InsufficientFunds
 from wallet.ledger.repository import wallet_balances
 from wallet.money import AmountNotPositive, AmountTooLarge, TooManyDecimals, parse_amount
-from wallet.transfers.service import (
-    SameWallet,
-    TransferRequest,
-    get_transfer,
-)
+from wallet.transfers.errors import SameWallet
+from wallet.transfers.service import TransferRequest, get_transfer
+from wallet.wallets.errors import UnknownWallet, WalletNotActive
 from wallet.wallets.models import WalletStatus
-from wallet.wallets.service import UnknownWallet, WalletNotActive, set_status
+from wallet.wallets.service import set_status
 
 
 def ledger_size(session: Session) -> int:
