@@ -248,7 +248,7 @@ def chain_resume(
             assets = ChainAssets.of(runtime.catalogue, chain)
         except WalletError as error:
             raise typer.BadParameter(error.detail) from None
-        request = ResumeRequest(chain, from_block, operator or getpass.getuser(), reason)
+        request = ResumeRequest(from_block, operator or getpass.getuser(), reason)
         try:
             with RpcClient(assets.chain.rpc_url) as rpc:
                 resumed, changes = resume_chain(

@@ -116,9 +116,8 @@ def chain_statuses(session: Session, chains: Sequence[str]) -> list[ChainStatus]
 
 @dataclass(frozen=True)
 class ResumeRequest:
-    """An operator's decision: follow `chain` again from block `from_block`, and why."""
+    """An operator's decision: follow the chain again from block `from_block`, and why."""
 
-    chain: str
     from_block: int
     operator: str
     reason: str

@@ -104,7 +104,7 @@ def chain_events(
 
 
 def resume(chain: LiveChain, from_block: int, reason: str = "checked the node") -> object:
-    request = ResumeRequest(chain.name, from_block, "test-operator", reason)
+    request = ResumeRequest(from_block, "test-operator", reason)
     return resume_chain(
         chain.sessions,
         chain.dev.rpc,
