@@ -20,6 +20,7 @@ from chains.follower import (
     TraceMode,
     WrongChain,
     fetch_header,
+    fetch_headers,
 )
 from chains.model import (
     TOP_LEVEL_INDEX,
@@ -110,6 +111,7 @@ __all__ = [
     "estimate_gas",
     "fees_for",
     "fetch_header",
+    "fetch_headers",
     "minimum_bump",
     "native_balance",
     "native_transfer",

@@ -410,6 +410,12 @@ def fetch_header(rpc: RpcClient, block: int | str = "latest") -> BlockHeader | N
     return None if raw is None else _header(raw)
 
 
+def fetch_headers(rpc: RpcClient, numbers: Sequence[int]) -> list[BlockHeader | None]:
+    """The headers of blocks `numbers`, in one batch; None where the node has no such block."""
+    replies = rpc.batch([RpcCall("eth_getBlockByNumber", (hex(n), False)) for n in numbers])
+    return [None if raw is None else _header(raw) for raw in replies]
+
+
 def check_window(window: Sequence[BlockHeader]) -> None:
     for prev, cur in itertools.pairwise(window):
         if cur.number != prev.number + 1:

@@ -144,6 +144,15 @@ class Settings(BaseSettings):
         ),
     )
 
+    watcher_window_size: int = Field(
+        default=256,
+        ge=2,
+        description=(
+            "Block headers kept per chain: the watcher follows reorgs up to this depth and halts "
+            "on deeper ones; must exceed every chain's confirmations."
+        ),
+    )
+
     # Events out: the outbox relay, the Celery queue and webhook deliveries.
     webhook_secrets_key: SecretStr | None = Field(
         default=None,

@@ -6,8 +6,8 @@ from contextlib import asynccontextmanager
 from functools import partial
 
 from fastapi import FastAPI
-from sqlalchemy import text
 
+from wallet.api import health
 from wallet.api.auth import AuthenticateFirst
 from wallet.api.bodies import BodyLimit
 from wallet.api.contract import install_openapi, operation_id
@@ -101,20 +101,8 @@ def create_app(runtime: Runtime) -> FastAPI:
         withdrawals.router,
         assets.router,
         webhook_endpoints.router,
+        health.router,
     )
     for router in routers:
         app.include_router(router)
-
-    @app.get("/healthz", name="live", tags=["health"])
-    def healthz() -> dict[str, str]:
-        """Liveness: the process answers."""
-        return {"status": "ok"}
-
-    @app.get("/readyz", name="ready", tags=["health"])
-    def readyz() -> dict[str, str]:
-        """Readiness: the database answers."""
-        with runtime.engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
-        return {"status": "ready"}
-
     return app

@@ -266,15 +266,21 @@ class ChainAccounts:
         )
 
 
+def live_deposits_above(session: Session, chain: str, block: int) -> Sequence[Deposit]:
+    """The chain's deposits in blocks above `block` that a rollback would take off the chain
+    (neither orphaned nor reversed yet), locked, oldest block first."""
+    params = {"chain": chain, "number": block}
+    return session.scalars(repository.ON_CHAIN_DEPOSITS_ABOVE, params).all()
+
+
 def orphan_or_reverse(
-    session: Session, assets: ChainAssets, ancestor: BlockHeader, changes: DepositChanges
+    session: Session, assets: ChainAssets, gone: Sequence[Deposit], changes: DepositChanges
 ) -> list[Event]:
-    """Orphan the deposits in blocks above `ancestor`, reverse the credited ones; their events."""
-    chain = assets.name
-    params = {"chain": chain, "number": ancestor.number}
-    gone = session.scalars(repository.ON_CHAIN_DEPOSITS_ABOVE, params).all()
+    """Orphan the deposits of `gone` (their blocks left the chain), reverse the credited ones;
+    their events. `gone` are live deposits, locked."""
     if not gone:
         return []
+    chain = assets.name
     accounts = ChainAccounts(session, chain)
     accounts.lock(gone)
     by_code = assets.by_code

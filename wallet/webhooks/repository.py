@@ -87,6 +87,12 @@ LOCK_UNRELAYED = text(
 )
 
 
+# Every tenant's: who hears of an event that is no one tenant's own (a chain halted).
+ALL_LIVE_ENDPOINTS = text(
+    "SELECT tenant_id, event_types FROM webhook_endpoints WHERE deleted_at IS NULL"
+)
+
+
 LIVE_ENDPOINTS = text(
     """
     SELECT id, tenant_id, event_types FROM webhook_endpoints

@@ -13,7 +13,7 @@ from typing import Any, Final
 from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
-from wallet.events.service import is_subscription
+from wallet.events.service import is_subscription, matches
 from wallet.ids import new_id
 from wallet.webhooks import repository
 from wallet.webhooks.errors import (
@@ -172,6 +172,13 @@ def list_attempts(session: Session, tenant_id: str, delivery_id: str) -> Sequenc
         )
         for row in rows
     ]
+
+
+def subscribed_tenants(session: Session, event_type: str) -> list[str]:
+    """The tenants with a live endpoint subscribed to `event_type`: who hears of an event that
+    is no one tenant's own (a chain halted), one outbox row each."""
+    rows = session.execute(repository.ALL_LIVE_ENDPOINTS).all()
+    return sorted({row.tenant_id for row in rows if matches(row.event_types, event_type)})
 
 
 def _check_url(url: str) -> None:
