@@ -10,10 +10,11 @@ from starlette import types as asgi
 from starlette.datastructures import Headers
 
 from wallet.api.dependencies import KeyLookups
-from wallet.api.problems import problem_response
+from wallet.api.problems import database_unavailable_response, problem_response
 from wallet.apikeys.models import Scope
 from wallet.apikeys.service import ActiveKey, is_well_formed
 from wallet.batching import Batcher
+from wallet.database import database_unavailable
 from wallet.errors import WalletError
 
 bearer = HTTPBearer(
@@ -108,6 +109,12 @@ class AuthenticateFirst:
             closing = {**UNAUTHENTICATED_HEADERS, "Connection": "close"}
             response = problem_response(error.to_problem(), closing)
             await response(scope, receive, send)
+            return
+        except Exception as error:
+            # Outside the app, its exception handlers cannot answer for it.
+            if not database_unavailable(error):
+                raise
+            await database_unavailable_response()(scope, receive, send)
             return
         scope.setdefault("state", {})[PRINCIPAL_STATE] = principal
         await self.app(scope, receive, send)

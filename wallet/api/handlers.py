@@ -20,9 +20,9 @@ from starlette.routing import Match
 
 from wallet.api.auth import UNAUTHENTICATED_HEADERS, Unauthenticated
 from wallet.api.idempotent import IDEMPOTENCY_KEY_HEADER, IdempotencyKeyRequired
-from wallet.api.problems import problem_response
+from wallet.api.problems import database_unavailable_response, problem_response
 from wallet.database import database_unavailable
-from wallet.errors import PROBLEM_BASE, DatabaseUnavailable, InvalidRequest, WalletError
+from wallet.errors import PROBLEM_BASE, InvalidRequest, WalletError
 
 logger = logging.getLogger(__name__)
 
@@ -96,10 +96,7 @@ async def _database_error(request: Request, error: Exception) -> JSONResponse:
     logger.warning(
         "%s %s: the database is unavailable: %s", request.method, request.url.path, error
     )
-    unavailable = DatabaseUnavailable("the database cannot be reached; try again shortly")
-    return problem_response(
-        unavailable.to_problem(), {"Retry-After": str(DatabaseUnavailable.retry_after)}
-    )
+    return database_unavailable_response()
 
 
 async def _unexpected_error(request: Request, error: Exception) -> JSONResponse:
