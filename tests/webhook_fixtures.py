@@ -264,7 +264,11 @@ class CeleryProcesses:
         queue = self.env["WALLET_CELERY_QUEUE"]
         client = redis.Redis.from_url(broker, socket_connect_timeout=1)
         try:
-            keys = [queue, f"_kombu.binding.{queue}", f"_kombu.binding_permanent.{queue}"]
+            keys = [
+                f"{prefix}{name}"
+                for name in (queue, f"{queue}.webhooks")
+                for prefix in ("", "_kombu.binding.", "_kombu.binding_permanent.")
+            ]
             client.delete(*keys)
         except redis.RedisError:
             pass  # a Redis this test stopped for good

@@ -139,11 +139,23 @@ def worker(
     embed_beat: bool = typer.Option(
         False, "--beat", "-B", help="Run the scheduler in this worker too (development only)."
     ),
+    queues: str | None = typer.Option(
+        None,
+        "--queues",
+        "-Q",
+        help="Comma-separated queues to consume; by default both the relay and sweep queue "
+        "(WALLET_CELERY_QUEUE) and the webhook attempts' (the same name + `.webhooks`).",
+    ),
     loglevel: str = typer.Option("info", help="debug, info, warning or error."),
 ) -> None:
     """Run a Celery worker: relays the outbox and delivers webhooks."""
     status = run_worker(
-        load_settings(), concurrency=concurrency, pool=pool, beat=embed_beat, loglevel=loglevel
+        load_settings(),
+        concurrency=concurrency,
+        pool=pool,
+        beat=embed_beat,
+        queues=queues.split(",") if queues else None,
+        loglevel=loglevel,
     )
     raise typer.Exit(status)
 

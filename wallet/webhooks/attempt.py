@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from wallet.database import run_transaction
 from wallet.settings import Settings
 from wallet.webhooks import repository
+from wallet.webhooks.egress import attempt_deadline, describe_failure
 from wallet.webhooks.envelope import event_body, signed_headers
 from wallet.webhooks.models import DeliveryStatus
 from wallet.webhooks.repository import ENDPOINT_DELETED, give_up_for_deleted_endpoint
@@ -28,7 +29,7 @@ from wallet.webhooks.secrets import SecretBox, SecretUnreadable
 
 log = logging.getLogger(__name__)
 
-MAX_ERROR_LENGTH: Final = 500
+SECRET_UNREADABLE: Final = "signing secret unreadable"  # noqa: S105 - a message, no secret
 
 
 @dataclass(frozen=True)
@@ -168,17 +169,27 @@ def _post(
         secret = secrets.open(claim.sealed_secret, claim.endpoint_id)
     except SecretUnreadable as error:
         log.error("webhook endpoint %s: %s", claim.endpoint_id, error)
-        return None, str(error)
+        return None, SECRET_UNREADABLE
     body = event_body(claim.event_id, claim.event_type, claim.event_created_at, claim.payload)
     headers = signed_headers(secret, claim.event_id, body, datetime.now(UTC))
     try:
         # Streamed and never read: the receiver's body is not ours to store or wait for.
-        with client.stream(
-            "POST", claim.url, content=body.encode(), headers=headers, timeout=timeout
-        ) as response:
+        with (
+            attempt_deadline(timeout),
+            client.stream(
+                "POST", claim.url, content=body.encode(), headers=headers, timeout=timeout
+            ) as response,
+        ):
             status_code = response.status_code
     except Exception as error:  # any failure to post is a failed attempt
-        return None, f"{type(error).__name__}: {error}"[:MAX_ERROR_LENGTH]
+        log.warning(
+            "webhook delivery %s to endpoint %s failed: %s: %s",
+            claim.delivery_id,
+            claim.endpoint_id,
+            type(error).__name__,
+            error,
+        )
+        return None, describe_failure(error)
     return status_code, None if 200 <= status_code < 300 else f"HTTP {status_code}"
 
 

@@ -18,6 +18,7 @@ from wallet.api.pagination import (
     page_and_cursor,
 )
 from wallet.api.problems import problem_responses
+from wallet.runtime import Runtime
 from wallet.webhooks.schemas import (
     CreatedWebhookEndpoint,
     WebhookDeliveryOut,
@@ -51,8 +52,14 @@ def create(
     body: WebhookEndpointCreate, principal: Operator, session: DbSession, request: Request
 ) -> CreatedWebhookEndpoint:
     secrets = cast(SecretBox, request.app.state.secret_box)
+    settings = cast(Runtime, request.app.state.runtime).settings
     endpoint, secret = create_endpoint(
-        session, principal.tenant_id, body.url, body.event_types, secrets=secrets
+        session,
+        principal.tenant_id,
+        body.url,
+        body.event_types,
+        secrets=secrets,
+        allow_private_targets=settings.webhook_private_targets_allowed,
     )
     return CreatedWebhookEndpoint(**WebhookEndpointOut.of(endpoint).model_dump(), secret=secret)
 

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from wallet.events.service import is_subscription
 from wallet.ids import new_id
 from wallet.webhooks import repository
+from wallet.webhooks.destinations import check_host
 from wallet.webhooks.errors import (
     InvalidDeliveryPage,
     InvalidWebhookUrl,
@@ -69,9 +70,13 @@ def create_endpoint(
     event_types: Sequence[str],
     *,
     secrets: SecretBox,
+    allow_private_targets: bool,
 ) -> tuple[WebhookEndpoint, str]:
-    """A new endpoint and its signing secret (`whsec_...`), which is shown only this once."""
-    _check_url(url)
+    """A new endpoint and its signing secret (`whsec_...`), which is shown only this once.
+
+    Unless `allow_private_targets`, the URL must name a public host (see `destinations`).
+    """
+    _check_url(url, allow_private_targets=allow_private_targets)
     subscribed = _check_event_types(event_types)
     endpoint_id = new_id(ENDPOINT_PREFIX)
     raw_secret, shown_secret = new_signing_secret()
@@ -168,7 +173,7 @@ def list_attempts(session: Session, tenant_id: str, delivery_id: str) -> Sequenc
     ]
 
 
-def _check_url(url: str) -> None:
+def _check_url(url: str, *, allow_private_targets: bool) -> None:
     if len(url) > MAX_URL_LENGTH:
         raise InvalidWebhookUrl(f"the URL is longer than {MAX_URL_LENGTH} characters")
     try:
@@ -182,6 +187,7 @@ def _check_url(url: str) -> None:
         raise InvalidWebhookUrl("a webhook URL must not carry credentials")
     if any(character.isspace() or ord(character) < 0x20 for character in url):
         raise InvalidWebhookUrl("a webhook URL must not contain spaces or control characters")
+    check_host(parts.hostname, allow_private=allow_private_targets)
 
 
 def _check_event_types(event_types: Sequence[str]) -> tuple[str, ...]:

@@ -53,7 +53,12 @@ def test_events_emitted_while_the_broker_is_down_arrive_once_it_is_back(
     own_redis, celery = own_broker.redis, own_broker.celery
     with unit_of_work(sessions) as session:
         first, first_secret = create_endpoint(
-            session, factory.tenant_id, receiver.url("first"), ["*"], secrets=secret_box
+            session,
+            factory.tenant_id,
+            receiver.url("first"),
+            ["*"],
+            secrets=secret_box,
+            allow_private_targets=True,
         )
         second, second_secret = create_endpoint(
             session,
@@ -61,6 +66,7 @@ def test_events_emitted_while_the_broker_is_down_arrive_once_it_is_back(
             receiver.url("second"),
             ["transfer.created"],
             secrets=secret_box,
+            allow_private_targets=True,
         )
 
     def emit_transfer() -> str:

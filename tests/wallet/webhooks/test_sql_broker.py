@@ -25,7 +25,12 @@ def test_without_a_broker_url_events_go_through_the_database(
     assert "sqla+postgresql+psycopg://" in celery.log("worker")
     with unit_of_work(sessions) as session:
         _, secret = create_endpoint(
-            session, factory.tenant_id, receiver.url("app"), ["*"], secrets=secret_box
+            session,
+            factory.tenant_id,
+            receiver.url("app"),
+            ["*"],
+            secrets=secret_box,
+            allow_private_targets=True,
         )
     with unit_of_work(sessions) as session:
         event_id = emit(

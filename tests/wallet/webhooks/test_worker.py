@@ -61,12 +61,23 @@ def test_a_committed_event_arrives_signed_at_the_subscribed_endpoints_only(
             receiver.url("app"),
             ["transfer.created"],
             secrets=secret_box,
+            allow_private_targets=True,
         )
         create_endpoint(
-            session, factory.tenant_id, receiver.url("deposits"), ["deposit.*"], secrets=secret_box
+            session,
+            factory.tenant_id,
+            receiver.url("deposits"),
+            ["deposit.*"],
+            secrets=secret_box,
+            allow_private_targets=True,
         )
         create_endpoint(
-            session, other.tenant_id, receiver.url("other-tenant"), ["*"], secrets=secret_box
+            session,
+            other.tenant_id,
+            receiver.url("other-tenant"),
+            ["*"],
+            secrets=secret_box,
+            allow_private_targets=True,
         )
     with unit_of_work(sessions) as session:
         event_id = emit(
@@ -103,7 +114,12 @@ def test_a_receiver_that_fails_gets_the_event_again_later(
     receiver.answer("flaky", 500)
     with unit_of_work(sessions) as session:
         endpoint, secret = create_endpoint(
-            session, factory.tenant_id, receiver.url("flaky"), ["*"], secrets=secret_box
+            session,
+            factory.tenant_id,
+            receiver.url("flaky"),
+            ["*"],
+            secrets=secret_box,
+            allow_private_targets=True,
         )
     with unit_of_work(sessions) as session:
         emit(session, tenant_id=factory.tenant_id, event_type="deposit.credited", data={})
@@ -150,7 +166,14 @@ def test_a_rolled_back_transaction_sends_nothing(
     receiver: WebhookReceiver,
 ) -> None:
     with unit_of_work(sessions) as session:
-        create_endpoint(session, factory.tenant_id, receiver.url("app"), ["*"], secrets=secret_box)
+        create_endpoint(
+            session,
+            factory.tenant_id,
+            receiver.url("app"),
+            ["*"],
+            secrets=secret_box,
+            allow_private_targets=True,
+        )
     with sessions() as session, session.begin() as transaction:
         emit(session, tenant_id=factory.tenant_id, event_type="transfer.created", data={})
         transaction.rollback()
