@@ -4,9 +4,12 @@ Tests needing Redis use `WALLET_TEST_REDIS_URL` (the CI sets it) or else start t
 `redis-server` on a free port. The broker-down test always starts its own, so it may stop it.
 """
 
+import contextlib
 import os
 import shutil
 import socket
+import socketserver
+import struct
 import subprocess
 import sys
 import threading
@@ -118,6 +121,47 @@ def receiver() -> Iterator[WebhookReceiver]:
     server = WebhookReceiver()
     yield server
     server.close()
+
+
+def trickle(connection: socket.socket) -> None:
+    """Answer a request one byte every 0.4 s, as a receiver that holds its callers does."""
+    connection.recv(65536)
+    for byte in b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nx-padding: " + b"." * 200:
+        connection.sendall(bytes([byte]))
+        time.sleep(0.4)
+
+
+def reset(connection: socket.socket) -> None:
+    """Read the request and reset the connection."""
+    connection.recv(65536)
+    connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+
+def garbage(connection: socket.socket) -> None:
+    """Answer something that is not HTTP."""
+    connection.recv(65536)
+    connection.sendall(b"SSH-2.0-OpenSSH_9.6\r\n")
+
+
+@contextlib.contextmanager
+def raw_receiver(answer: Callable[[socket.socket], None]) -> Iterator[str]:
+    """A TCP server on 127.0.0.1 handling each connection with `answer`; yields its base URL."""
+
+    class Handler(socketserver.BaseRequestHandler):
+        def handle(self) -> None:
+            with contextlib.suppress(OSError):  # the client gave up first
+                answer(self.request)
+
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
 
 
 class RedisServer:

@@ -17,8 +17,6 @@ from wallet.webhooks.errors import WebhookDestinationNotAllowed
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
-# NAT64's well-known prefix (RFC 6052): the last 32 bits are the IPv4 address reached.
-_NAT64: Final = ipaddress.IPv6Network("64:ff9b::/96")
 # Names that never leave the local network or the provider's (RFC 6761, 6762, 8375; the
 # clouds' metadata names end in `.internal`).
 _LOCAL_SUFFIXES: Final = (".localhost", ".local", ".internal", ".home.arpa", ".localdomain")
@@ -30,14 +28,15 @@ def is_public(address: IPAddress) -> bool:
     """Whether `address` is a unicast address of the public internet.
 
     Refused: loopback, private, link-local, unique-local and site-local, CGNAT (100.64/10),
-    documentation and benchmark ranges, multicast, unspecified, reserved, and IPv6 addresses
-    that embed an IPv4 address (mapped, NAT64, 6to4, Teredo) that is not public itself.
+    documentation and benchmark ranges, multicast, unspecified and reserved addresses (IPv4
+    mapped, NAT64 and Teredo addresses among them), and 6to4 addresses of an IPv4 address
+    that is not public.
     """
     if isinstance(address, ipaddress.IPv6Address):
-        embedded = _embedded_ipv4(address)
-        if embedded is not None and not is_public(embedded):
-            return False
         if address.is_site_local:
+            return False
+        # 6to4 (2002::/16) counts as global, whatever IPv4 address it leads to.
+        if address.sixtofour is not None and not is_public(address.sixtofour):
             return False
     return address.is_global and not (address.is_multicast or address.is_reserved)
 
@@ -74,15 +73,3 @@ def _literal_address(host: str) -> IPAddress | None:
         f"{host!r} is IPv4 address {ipaddress.IPv4Address(packed)} written unusually; "
         "write it as four decimal numbers"
     )
-
-
-def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
-    if address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    if address in _NAT64:
-        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
-    if address.sixtofour is not None:
-        return address.sixtofour
-    if address.teredo is not None:
-        return address.teredo[1]
-    return None
