@@ -24,8 +24,17 @@ from pathlib import Path
 import pytest
 import redis
 from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
 
+from wallet.database import unit_of_work
+from wallet.events.service import emit
 from wallet.webhooks.secrets import SecretBox, new_key, parse_key
+from wallet.webhooks.service import (
+    WebhookDelivery,
+    WebhookEndpoint,
+    create_endpoint,
+    list_deliveries,
+)
 
 REPOSITORY = Path(__file__).resolve().parents[3]
 TEST_SECRETS_KEY = new_key()
@@ -164,6 +173,49 @@ def raw_receiver(answer: Callable[[socket.socket], None]) -> Iterator[str]:
         thread.join()
 
 
+class HeldAnswers:
+    """Answers 200 to each request only once released; counts the requests it holds."""
+
+    def __init__(self) -> None:
+        self.released = threading.Event()
+        self._lock = threading.Lock()
+        self.held = 0
+
+    def __call__(self, connection: socket.socket) -> None:
+        connection.recv(65536)
+        with self._lock:
+            self.held += 1
+        self.released.wait(30)
+        connection.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+
+
+def add_endpoint(
+    sessions: sessionmaker[Session],
+    box: SecretBox,
+    tenant_id: str,
+    url: str,
+    event_types: list[str],
+) -> tuple[WebhookEndpoint, str]:
+    with unit_of_work(sessions) as session:
+        return create_endpoint(
+            session, tenant_id, url, event_types, secrets=box, allow_private_targets=True
+        )
+
+
+def emit_committed(
+    sessions: sessionmaker[Session], tenant_id: str, event_type: str = "transfer.created"
+) -> str:
+    with unit_of_work(sessions) as session:
+        return emit(session, tenant_id=tenant_id, event_type=event_type, data={"x": 1})
+
+
+def deliveries_of(
+    sessions: sessionmaker[Session], tenant_id: str, endpoint_id: str
+) -> list[WebhookDelivery]:
+    with unit_of_work(sessions) as session:
+        return list(list_deliveries(session, tenant_id, endpoint_id, limit=200, before=None))
+
+
 class RedisServer:
     """A `redis-server` of our own on a fixed port, which a test may stop and start again."""
 
@@ -256,7 +308,13 @@ class CeleryProcesses:
     counts those, so a test can tell.
     """
 
-    def __init__(self, database_url: str, broker_url: str | None, logs: Path) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        broker_url: str | None,
+        logs: Path,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
         """Without a broker URL, the processes use kombu's SQL transport on the database."""
         self.logs = logs
         environment = {k: v for k, v in os.environ.items() if k != "WALLET_BROKER_URL"}
@@ -268,6 +326,7 @@ class CeleryProcesses:
             "WALLET_CELERY_QUEUE": f"wallet-test-{uuid.uuid4().hex[:12]}",
             "WALLET_WEBHOOK_SECRETS_KEY": TEST_SECRETS_KEY,
             "WALLET_DATA_DIR": str(logs / "data"),
+            **(extra_env or {}),
         }
         self.restarts: list[str] = []
         self._processes: dict[str, subprocess.Popen[bytes]] = {}

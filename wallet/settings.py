@@ -149,6 +149,12 @@ class Settings(BaseSettings):
         ge=1,
         description="Attempts in flight to one tenant's endpoints at most, together.",
     )
+    webhook_endpoint_pause_after: int = Field(
+        default=5,
+        ge=1,
+        description="Failed attempts in a row after which an endpoint pauses, on the retry "
+        "schedule, its deliveries waiting meanwhile.",
+    )
     webhook_lease: float = Field(
         default=60.0, gt=0, description="Seconds a worker owns a delivery it is attempting."
     )

@@ -15,20 +15,21 @@ from sqlalchemy.orm import Session, sessionmaker
 from standardwebhooks import Webhook
 
 from tests.factories import Factory
-from tests.webhook_fixtures import NOWHERE, WebhookReceiver
+from tests.webhook_fixtures import (
+    NOWHERE,
+    WebhookReceiver,
+    add_endpoint,
+    deliveries_of,
+    emit_committed,
+)
 from wallet.database import unit_of_work
-from wallet.events.service import emit
 from wallet.webhooks.attempt import AttemptOutcome, DeliveryOptions, RetryPolicy, deliver
 from wallet.webhooks.dispatch import relay_outbox, sweep_due_deliveries
 from wallet.webhooks.egress import webhook_client
 from wallet.webhooks.models import DeliveryStatus
 from wallet.webhooks.secrets import SecretBox
 from wallet.webhooks.service import (
-    WebhookDelivery,
-    WebhookEndpoint,
-    create_endpoint,
     list_attempts,
-    list_deliveries,
 )
 
 FAST = DeliveryOptions(
@@ -40,33 +41,6 @@ FAST = DeliveryOptions(
 def client() -> Iterator[httpx.Client]:
     with webhook_client(allow_private=True, timeout=5) as client:
         yield client
-
-
-def add_endpoint(
-    sessions: sessionmaker[Session],
-    box: SecretBox,
-    tenant_id: str,
-    url: str,
-    event_types: list[str],
-) -> tuple[WebhookEndpoint, str]:
-    with unit_of_work(sessions) as session:
-        return create_endpoint(
-            session, tenant_id, url, event_types, secrets=box, allow_private_targets=True
-        )
-
-
-def emit_committed(
-    sessions: sessionmaker[Session], tenant_id: str, event_type: str = "transfer.created"
-) -> str:
-    with unit_of_work(sessions) as session:
-        return emit(session, tenant_id=tenant_id, event_type=event_type, data={"x": 1})
-
-
-def deliveries_of(
-    sessions: sessionmaker[Session], tenant_id: str, endpoint_id: str
-) -> list[WebhookDelivery]:
-    with unit_of_work(sessions) as session:
-        return list(list_deliveries(session, tenant_id, endpoint_id, limit=200, before=None))
 
 
 def test_an_event_goes_to_the_tenants_subscribed_endpoints_only(
