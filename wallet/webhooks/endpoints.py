@@ -6,7 +6,7 @@ from typing import Annotated, cast
 from fastapi import APIRouter, Depends, Path, Request, Response
 
 from wallet.api.auth import Operator, Reader
-from wallet.api.dependencies import DbSession, known_query_parameters
+from wallet.api.dependencies import DbSession, known_query_parameters, runtime
 from wallet.api.fields import ID_PATTERN
 from wallet.api.pagination import (
     Cursor,
@@ -18,7 +18,6 @@ from wallet.api.pagination import (
     page_and_cursor,
 )
 from wallet.api.problems import problem_responses
-from wallet.runtime import Runtime
 from wallet.webhooks.schemas import (
     CreatedWebhookEndpoint,
     WebhookDeliveryOut,
@@ -52,7 +51,7 @@ def create(
     body: WebhookEndpointCreate, principal: Operator, session: DbSession, request: Request
 ) -> CreatedWebhookEndpoint:
     secrets = cast(SecretBox, request.app.state.secret_box)
-    settings = cast(Runtime, request.app.state.runtime).settings
+    settings = runtime(request).settings
     endpoint, secret = create_endpoint(
         session,
         principal.tenant_id,
