@@ -247,7 +247,9 @@ def run(
     processes = [
         _wallet("devnet", "devnet"),
         _wallet("api", "serve"),
-        _wallet("worker", "worker", "--beat", "--concurrency", "2"),
+        # Threads: webhook attempts mostly wait on receivers, and one tenant's
+        # (`WALLET_WEBHOOK_TENANT_CONCURRENCY`, 4) must leave threads for the others.
+        _wallet("worker", "worker", "--beat", "--pool", "threads", "--concurrency", "8"),
         *(
             _wallet(f"watcher {chain.name}", "watch", "--chain", chain.name, "--traces", "parity")
             for chain in local_chains(catalogue)
