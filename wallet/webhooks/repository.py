@@ -10,7 +10,7 @@ ENDPOINT_DELETED: Final = "endpoint deleted"
 _GIVE_UP = text(
     """
     UPDATE webhook_deliveries
-    SET status = 'failed', next_attempt_at = NULL, last_error = :reason
+    SET status = 'failed', next_attempt_at = NULL, leased_until = NULL, last_error = :reason
     WHERE endpoint_id = :endpoint AND status = 'pending'
       AND (CAST(:delivery AS text) IS NULL OR id = :delivery)
     """

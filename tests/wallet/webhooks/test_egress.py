@@ -6,8 +6,14 @@ never reach them, and one made with them allowed shows how the failure is report
 """
 
 import ipaddress
+import shutil
+import ssl
+import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
@@ -256,3 +262,62 @@ def test_the_client_takes_no_proxy_from_the_environment(monkeypatch: pytest.Monk
     monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
     with webhook_client(allow_private=False, timeout=1) as client:
         assert client._mounts == {}
+
+
+@pytest.fixture
+def tls_receiver(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[int, list[str]]]:
+    """An HTTPS server on 127.0.0.1 whose certificate names `localhost` only, trusted by the
+    clients made here; yields its port and the server names (SNI) it was asked for."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    key, certificate = tmp_path / "key.pem", tmp_path / "cert.pem"
+    self_signed = "req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1"
+    subprocess.run(
+        [
+            "openssl",
+            *self_signed.split(),
+            *("-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost"),
+            *("-keyout", str(key), "-out", str(certificate)),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    monkeypatch.setenv("SSL_CERT_FILE", str(certificate))
+    names: list[str] = []
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(certificate, key)
+    context.sni_callback = lambda _socket, name, _context: names.append(name or "")
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("content-length", "0")))
+            self.send_response(200 if self.headers["host"].startswith("localhost:") else 400)
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1], names
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+def test_tls_is_made_with_the_name_connected_to_the_address_it_resolved_to(
+    attempt: OneAttempt, tls_receiver: tuple[int, list[str]]
+) -> None:
+    port, names = tls_receiver
+    outcome = attempt(f"https://localhost:{port}/tls", allow_private=True)
+    assert (outcome.status_code, outcome.error) == (200, None)
+    assert names == ["localhost"]
+    # The certificate names `localhost`, not the address: checked against the name it is.
+    by_address = attempt(f"https://127.0.0.1:{port}/tls", allow_private=True)
+    assert by_address.error == "TLS handshake failed"
