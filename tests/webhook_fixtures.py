@@ -415,12 +415,13 @@ class CeleryProcesses:
 @pytest.fixture
 def start_celery(
     engine: Engine, database_url: str, tmp_path: Path
-) -> Iterator[Callable[[str | None], CeleryProcesses]]:
-    """Start a worker and beat on the migrated test database and the given broker."""
+) -> Iterator[Callable[..., CeleryProcesses]]:
+    """Start a worker and beat on the migrated test database and the given broker (and with
+    these environment variables besides)."""
     started: list[CeleryProcesses] = []
 
-    def start(broker_url: str | None) -> CeleryProcesses:
-        processes = CeleryProcesses(database_url, broker_url, tmp_path)
+    def start(broker_url: str | None, extra_env: dict[str, str] | None = None) -> CeleryProcesses:
+        processes = CeleryProcesses(database_url, broker_url, tmp_path, extra_env)
         started.append(processes)
         processes.start()
         return processes

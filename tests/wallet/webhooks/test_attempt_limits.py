@@ -5,8 +5,8 @@ and attempts made side by side in threads as a worker's pool makes them.
 """
 
 import threading
-import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -39,6 +39,8 @@ LIMITED = DeliveryOptions(
     pause_after=2,
     busy_wait=60,
 )
+# Pauses of 30 s after two failures in a row.
+PATIENT = replace(LIMITED, retry=RetryPolicy(base=30, factor=2, maximum=30, give_up_after=3600))
 
 
 @pytest.fixture
@@ -74,9 +76,14 @@ class Attempts:
             thread.join(30)
 
 
-def attempt_now(sessions: sessionmaker[Session], box: SecretBox, delivery_id: str) -> object:
+def attempt_now(
+    sessions: sessionmaker[Session],
+    box: SecretBox,
+    delivery_id: str,
+    options: DeliveryOptions = LIMITED,
+) -> object:
     with webhook_client(allow_private=True, timeout=10) as client:
-        return deliver(sessions, delivery_id, client=client, secrets=box, options=LIMITED)
+        return deliver(sessions, delivery_id, client=client, secrets=box, options=options)
 
 
 def test_attempts_in_flight_are_capped_per_endpoint_and_per_tenant(
@@ -144,7 +151,7 @@ def test_an_endpoint_that_keeps_failing_pauses_until_it_answers_again(
         emit_committed(sessions, tenant)
     relay_outbox(sessions, lambda delivery_id: None)
     first, second, third = (d.id for d in deliveries_of(sessions, tenant, endpoint.id))
-    outcomes = [attempt_now(sessions, secret_box, d) for d in (first, second)]
+    outcomes = [attempt_now(sessions, secret_box, d, PATIENT) for d in (first, second)]
     assert [o.status_code for o in outcomes if isinstance(o, AttemptOutcome)] == [503, 503]
     with unit_of_work(sessions) as session:
         paused = session.execute(
@@ -156,13 +163,23 @@ def test_an_endpoint_that_keeps_failing_pauses_until_it_answers_again(
         ).one()
     assert (paused.consecutive_failures, paused.paused) == (2, True)
     # Paused: the third delivery waits for the pause to end instead of being attempted.
-    assert attempt_now(sessions, secret_box, third) is None
+    assert attempt_now(sessions, secret_box, third, PATIENT) is None
     assert len(receiver.received("down")) == 2
     (waiting,) = [d for d in deliveries_of(sessions, tenant, endpoint.id) if d.id == third]
     assert waiting.attempt_count == 0
+    assert waiting.next_attempt_at is not None
+    assert waiting.next_attempt_at > waiting.created_at + timedelta(seconds=25)
 
-    time.sleep(0.4)  # the pause (0.3 s) is over, and the third delivery is due
-    outcome = attempt_now(sessions, secret_box, third)
+    with unit_of_work(sessions) as session:  # as if the 30-s pause had passed
+        session.execute(
+            text("UPDATE webhook_endpoints SET paused_until = now() WHERE id = :id"),
+            {"id": endpoint.id},
+        )
+        session.execute(
+            text("UPDATE webhook_deliveries SET next_attempt_at = now() WHERE id = :id"),
+            {"id": third},
+        )
+    outcome = attempt_now(sessions, secret_box, third, PATIENT)
     assert isinstance(outcome, AttemptOutcome)
     assert outcome.status is DeliveryStatus.DELIVERED
     with unit_of_work(sessions) as session:

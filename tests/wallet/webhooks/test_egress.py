@@ -24,13 +24,14 @@ from tests.factories import Factory
 from tests.webhook_fixtures import (
     NOWHERE,
     WebhookReceiver,
+    add_endpoint,
+    deliveries_of,
+    emit_committed,
     garbage,
     raw_receiver,
     reset,
     trickle,
 )
-from wallet.database import unit_of_work
-from wallet.events.service import emit
 from wallet.webhooks.attempt import AttemptOutcome, DeliveryOptions, RetryPolicy, deliver
 from wallet.webhooks.destinations import check_host, is_public
 from wallet.webhooks.dispatch import relay_outbox
@@ -38,7 +39,6 @@ from wallet.webhooks.egress import webhook_client
 from wallet.webhooks.errors import WebhookDestinationNotAllowed
 from wallet.webhooks.models import DeliveryStatus
 from wallet.webhooks.secrets import SecretBox
-from wallet.webhooks.service import create_endpoint, list_deliveries
 
 # The destinations of the report: loopback, metadata, IPv6 loopback, a hex-encoded loopback,
 # a private network, and the metadata service's name.
@@ -168,32 +168,18 @@ def attempt(factory: Factory, sessions: sessionmaker[Session], secret_box: Secre
     as the tenant reads it is checked to be the same."""
 
     def attempt_once(url: str, *, allow_private: bool, timeout: float = 5) -> AttemptOutcome:
-        with unit_of_work(sessions) as session:
-            endpoint, _ = create_endpoint(
-                session,
-                factory.tenant_id,
-                url,
-                ["*"],
-                secrets=secret_box,
-                allow_private_targets=True,
-            )
-        with unit_of_work(sessions) as session:
-            emit(session, tenant_id=factory.tenant_id, event_type="transfer.created", data={})
+        tenant = factory.tenant_id
+        endpoint, _ = add_endpoint(sessions, secret_box, tenant, url, ["*"])
+        emit_committed(sessions, tenant)
         relay_outbox(sessions, lambda delivery_id: None)
-        with unit_of_work(sessions) as session:
-            (delivery,) = list_deliveries(
-                session, factory.tenant_id, endpoint.id, limit=10, before=None
-            )
+        (delivery,) = deliveries_of(sessions, tenant, endpoint.id)
         options = DeliveryOptions(retry=RetryPolicy(), timeout=timeout, lease=30)
         with webhook_client(allow_private=allow_private, timeout=timeout) as client:
             outcome = deliver(
                 sessions, delivery.id, client=client, secrets=secret_box, options=options
             )
         assert outcome is not None
-        with unit_of_work(sessions) as session:
-            (seen,) = list_deliveries(
-                session, factory.tenant_id, endpoint.id, limit=10, before=None
-            )
+        (seen,) = deliveries_of(sessions, tenant, endpoint.id)
         assert seen.last_error == outcome.error
         return outcome
 

@@ -8,10 +8,8 @@ still gets its event within seconds, while the slow ones are still being attempt
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
-import pytest
-from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.factories import Factory
@@ -27,22 +25,6 @@ from tests.webhook_fixtures import (
 from wallet.webhooks.secrets import SecretBox
 
 SLOW_ENDPOINTS = 20
-
-
-@pytest.fixture(scope="module")
-def celery(
-    engine: Engine,
-    database_url: str,
-    redis_url: str,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[CeleryProcesses]:
-    limits = {"WALLET_WEBHOOK_TIMEOUT": "2", "WALLET_WEBHOOK_TENANT_CONCURRENCY": "2"}
-    processes = CeleryProcesses(
-        database_url, redis_url, tmp_path_factory.mktemp("celery"), extra_env=limits
-    )
-    processes.start()
-    yield processes
-    processes.stop()
 
 
 class Connections:
@@ -66,12 +48,16 @@ class Connections:
 
 
 def test_a_healthy_endpoint_gets_its_event_while_another_tenants_endpoints_trickle(
-    celery: CeleryProcesses,
+    start_celery: Callable[..., CeleryProcesses],
+    redis_url: str,
     factory: Factory,
+    *,
     sessions: sessionmaker[Session],
     secret_box: SecretBox,
     receiver: WebhookReceiver,
 ) -> None:
+    limits = {"WALLET_WEBHOOK_TIMEOUT": "2", "WALLET_WEBHOOK_TENANT_CONCURRENCY": "2"}
+    celery = start_celery(redis_url, limits)
     healthy_tenant = Factory(sessions, factory.catalogue)
     add_endpoint(sessions, secret_box, healthy_tenant.tenant_id, receiver.url("healthy"), ["*"])
     slow = Connections(trickle)
