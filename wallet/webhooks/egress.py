@@ -112,8 +112,9 @@ class _CheckedNetwork(httpcore.NetworkBackend):
     def __init__(self, *, allow_private: bool) -> None:
         self._allow_private = allow_private
         self._network = httpcore.SyncBackend()
-        # getaddrinfo takes no timeout: it runs here and the attempt waits only so long.
-        self._resolver = ThreadPoolExecutor(max_workers=4, thread_name_prefix="webhook-dns")
+        # getaddrinfo takes no timeout: it runs here and the attempt waits only so long. Enough
+        # threads that one tenant's slow name servers leave lookups free for the others.
+        self._resolver = ThreadPoolExecutor(max_workers=32, thread_name_prefix="webhook-dns")
 
     def connect_tcp(
         self,
