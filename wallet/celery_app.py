@@ -12,18 +12,19 @@ service's own PostgreSQL (the embedded profile: no system package needed), in th
 import logging
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Final, Generic, TypeVar
 
-import httpx
 from celery import Celery
 from pydantic import SecretStr
 
 from wallet.runtime import Runtime, build_runtime, database_url
 from wallet.settings import Settings, load_settings
 from wallet.webhooks.attempt import DeliveryOptions
+from wallet.webhooks.egress import webhook_client
 from wallet.webhooks.secrets import SecretBox
 from wallet.webhooks.tasks import (
+    DELIVER_WEBHOOK,
     RELAY_OUTBOX,
     SWEEP_WEBHOOK_DELIVERIES,
     TaskContext,
@@ -77,6 +78,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "broker_connection_max_retries": None,
         "worker_cancel_long_running_tasks_on_connection_loss": True,
         "task_default_queue": settings.celery_queue,
+        # Attempts wait on other people's servers: on a queue of their own, a backlog of
+        # them never delays the relay or the sweep on a worker that serves only those.
+        "task_routes": {DELIVER_WEBHOOK: {"queue": settings.webhook_queue}},
         "task_ignore_result": True,
         "task_serializer": "json",
         "accept_content": ["json"],
@@ -125,15 +129,18 @@ def run_worker(
     concurrency: int | None = None,
     pool: str | None = None,
     beat: bool = False,
+    queues: Sequence[str] | None = None,
     loglevel: str = "info",
 ) -> int:
     """Run a Celery worker in this process (`wallet worker`); returns its exit status.
 
-    `beat` embeds the scheduler (development). Celery's worker may stop on its own after a
-    broker failure it cannot recover from; the status is then non-zero, for the supervisor
-    that restarts it.
+    It consumes `queues`, by default both: the relay and sweep queue (`celery_queue`) and the
+    webhook attempts' (`webhook_queue`). `beat` embeds the scheduler (development). Celery's
+    worker may stop on its own after a broker failure it cannot recover from; the status is
+    then non-zero, for the supervisor that restarts it.
     """
-    argv = ["worker", f"--loglevel={loglevel}"]
+    consumed = queues or (settings.celery_queue, settings.webhook_queue)
+    argv = ["worker", f"--loglevel={loglevel}", f"--queues={','.join(consumed)}"]
     if concurrency is not None:
         argv.append(f"--concurrency={concurrency}")
     if pool is not None:
@@ -199,7 +206,10 @@ def _task_context(settings: Settings, runtime: Runtime) -> TaskContext:
     return TaskContext(
         sessions=runtime.sessions,
         secrets=SecretBox.from_settings(settings),
-        client=httpx.Client(follow_redirects=False, timeout=settings.webhook_timeout),
+        client=webhook_client(
+            allow_private=settings.webhook_private_targets_allowed,
+            timeout=settings.webhook_timeout,
+        ),
         settings=settings,
         delivery=DeliveryOptions.from_settings(settings),
         sql_broker=settings.broker_url is None,

@@ -173,11 +173,23 @@ def worker(
     embed_beat: bool = typer.Option(
         False, "--beat", "-B", help="Run the scheduler in this worker too (development only)."
     ),
+    queues: str | None = typer.Option(
+        None,
+        "--queues",
+        "-Q",
+        help="Comma-separated queues to consume; by default both the relay and sweep queue "
+        "(WALLET_CELERY_QUEUE) and the webhook attempts' (the same name + `.webhooks`).",
+    ),
     loglevel: str = typer.Option("info", help="debug, info, warning or error."),
 ) -> None:
     """Run a Celery worker: relays the outbox and delivers webhooks."""
     status = run_worker(
-        load_settings(), concurrency=concurrency, pool=pool, beat=embed_beat, loglevel=loglevel
+        load_settings(),
+        concurrency=concurrency,
+        pool=pool,
+        beat=embed_beat,
+        queues=queues.split(",") if queues else None,
+        loglevel=loglevel,
     )
     raise typer.Exit(status)
 
@@ -375,7 +387,9 @@ def run(
     processes += [
         _wallet("devnet", "devnet"),
         _wallet("api", "serve"),
-        _wallet("worker", "worker", "--beat", "--concurrency", "2"),
+        # Threads: webhook attempts mostly wait on receivers, and one tenant's
+        # (`WALLET_WEBHOOK_TENANT_CONCURRENCY`, 4) must leave threads for the others.
+        _wallet("worker", "worker", "--beat", "--pool", "threads", "--concurrency", "8"),
         *(
             _wallet(f"watcher {chain.name}", "watch", "--chain", chain.name, "--traces", "parity")
             for chain in local_chains(catalogue)

@@ -162,13 +162,45 @@ class Settings(BaseSettings):
             "data_dir/webhook-secrets.key."
         ),
     )
-    celery_queue: str = Field(default="wallet", description="The Celery queue of our tasks.")
+    celery_queue: str = Field(
+        default="wallet",
+        description=(
+            "The Celery queue of the relay and the sweep; webhook attempts have their own, "
+            "this name with `.webhooks` appended."
+        ),
+    )
     outbox_relay_interval: float = Field(default=1.0, gt=0, description="Seconds between relays.")
     outbox_relay_batch: int = Field(default=200, ge=1, le=10_000)
     webhook_sweep_interval: float = Field(
         default=2.0, gt=0, description="Seconds between sweeps for due deliveries."
     )
-    webhook_timeout: float = Field(default=10.0, gt=0, description="Seconds per HTTP attempt.")
+    webhook_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        description="Seconds an attempt may take in all: resolving, connecting, sending, "
+        "and reading the answer's status and headers.",
+    )
+    webhook_allow_private_targets: bool | None = Field(
+        default=None,
+        description=(
+            "Whether webhooks may go to loopback, private, link-local and other non-public "
+            "addresses; when unset, allowed in development and refused in production."
+        ),
+    )
+    webhook_endpoint_concurrency: int = Field(
+        default=2, ge=1, description="Attempts in flight to one endpoint at most."
+    )
+    webhook_tenant_concurrency: int = Field(
+        default=4,
+        ge=1,
+        description="Attempts in flight to one tenant's endpoints at most, together.",
+    )
+    webhook_endpoint_pause_after: int = Field(
+        default=5,
+        ge=1,
+        description="Failed attempts in a row after which an endpoint pauses, on the retry "
+        "schedule, its deliveries waiting meanwhile.",
+    )
     webhook_lease: float = Field(
         default=60.0, gt=0, description="Seconds a worker owns a delivery it is attempting."
     )
@@ -205,6 +237,16 @@ class Settings(BaseSettings):
         gt=0,
         description="Seconds a sent transaction may stay unmined before a fee bump.",
     )
+
+    @property
+    def webhook_queue(self) -> str:
+        return f"{self.celery_queue}.webhooks"
+
+    @property
+    def webhook_private_targets_allowed(self) -> bool:
+        if self.webhook_allow_private_targets is None:
+            return self.environment is Environment.DEVELOPMENT
+        return self.webhook_allow_private_targets
 
     @model_validator(mode="after")
     def _no_development_secrets_in_production(self) -> Self:
