@@ -56,6 +56,11 @@ class WebhookDelivery(Base):
         Index(
             "webhook_deliveries_endpoint", "endpoint_id", text("created_at DESC"), text("id DESC")
         ),
+        Index(
+            "webhook_deliveries_in_flight",
+            "endpoint_id",
+            postgresql_where=text("leased_until IS NOT NULL"),
+        ),
     )
 
     id: Mapped[str] = mapped_column(primary_key=True)
