@@ -201,6 +201,8 @@ class Sweeper:
             for a in self._catalogue.assets_on(self._chain.name)
             if a.kind is AssetKind.ERC20 and a.code in self._rules.thresholds
         ]
+        if not tokens and native.code not in self._rules.thresholds:
+            return
         for deposit in run_transaction(self._sessions, addresses):
             held = native_balance(self._rpc, deposit.address)
             token = next(

@@ -17,9 +17,6 @@ from tests.wallet.withdrawals.conftest import sending_chain as sending_chain  # 
 from wallet.database import unit_of_work
 from wallet.deposits.addresses import bip44_account
 from wallet.deposits.watcher import DepositWatcher
-from wallet.ledger import service as ledger
-from wallet.ledger.repository import system_account
-from wallet.ledger.service import Posting, Reason, TransactionRequest
 from wallet.sweeps.holdings import Holding, reconcile_chain
 from wallet.sweeps.service import SweepRules
 from wallet.sweeps.tasks import CustodyChain, Sweeper, SweepReport
@@ -71,23 +68,8 @@ class SweepingChain:
         return address
 
     def fund_hot_wallet(self, *, wei: int = 0, tokens: int = 0) -> None:
-        """Fund the hot wallet from outside and book it as the house's own money."""
         self.chain.fund_hot_wallet(wei, tokens)
         settle(self.watcher)
-        name = self.chain.live.name
-        with unit_of_work(self.chain.factory.sessions) as session:
-            for asset, amount in ((self.native, wei), (self.token, tokens)):
-                if amount:
-                    ledger.post(
-                        session,
-                        TransactionRequest(
-                            reason=Reason.ADJUSTMENT,
-                            postings=[
-                                Posting(system_account(session, f"chain:{name}", asset), -amount),
-                                Posting(system_account(session, f"capital:{name}", asset), amount),
-                            ],
-                        ),
-                    )
 
     def sweeps(self) -> list[dict[str, Any]]:
         with unit_of_work(self.chain.factory.sessions) as session:

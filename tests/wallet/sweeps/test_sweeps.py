@@ -15,6 +15,16 @@ from tests.wallet.withdrawals.conftest import ETH, USDC
 from wallet.cli import app
 
 
+def use_cli(
+    chain: SweepingChain, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The `wallet` command on the test database, the chain's catalogue and the test seed."""
+    monkeypatch.setenv("WALLET_DATABASE_URL", database_url)
+    monkeypatch.setenv("WALLET_DEV_MNEMONIC", TEST_MNEMONIC)
+    catalogue = write_catalogue_file(chain.chain.live, tmp_path / "assets.toml")
+    monkeypatch.setenv("WALLET_ASSETS_FILE", str(catalogue))
+
+
 def test_eth_is_swept_to_the_hot_wallet(sweeping_chain: SweepingChain) -> None:
     chain = sweeping_chain
     wallet = chain.chain.factory.wallet()
@@ -41,7 +51,11 @@ def test_eth_is_swept_to_the_hot_wallet(sweeping_chain: SweepingChain) -> None:
 
 
 def test_usdc_is_swept_only_after_its_gas_top_up_is_final(
-    sweeping_chain: SweepingChain, caplog: pytest.LogCaptureFixture
+    sweeping_chain: SweepingChain,
+    caplog: pytest.LogCaptureFixture,
+    database_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     chain = sweeping_chain
     rpc = chain.chain.dev.rpc
@@ -54,6 +68,13 @@ def test_usdc_is_swept_only_after_its_gas_top_up_is_final(
     (top_up,) = chain.transactions(sweep["id"])
     assert (sweep["status"], top_up["phase"]) == ("gas_requested", "gas")
     assert top_up["sender"] == chain.custody.hot_address
+    use_cli(chain, database_url, tmp_path, monkeypatch)
+    status = CliRunner().invoke(app, ["custody", "status"])
+    assert status.exit_code == 0, status.output
+    name = chain.chain.live.name
+    assert f"{name} {chain.token}: hot 0.000000" in status.output
+    assert f"    unswept {address} 500.000000" in status.output
+    assert f"    top-up in flight {sweep['id']} {address} for 500.000000" in status.output
     chain.mine()  # mined, not yet final
     chain.run()
     assert chain.sweeps()[0]["status"] == "gas_requested"
@@ -123,10 +144,7 @@ def test_reconcile_finds_a_planted_difference(
         chain.mine(CONFIRMATIONS)
     assert [s["status"] for s in chain.sweeps()] == ["sweep_confirmed"] * 2
     assert [h.difference for h in chain.holdings()] == [0, 0]
-    monkeypatch.setenv("WALLET_DATABASE_URL", database_url)
-    monkeypatch.setenv("WALLET_DEV_MNEMONIC", TEST_MNEMONIC)
-    catalogue = write_catalogue_file(chain.chain.live, tmp_path / "assets.toml")
-    monkeypatch.setenv("WALLET_ASSETS_FILE", str(catalogue))
+    use_cli(chain, database_url, tmp_path, monkeypatch)
     name = chain.chain.live.name
 
     clean = CliRunner().invoke(app, ["reconcile"])
