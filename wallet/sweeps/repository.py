@@ -27,6 +27,14 @@ def deposit_addresses(session: Session, chain: str) -> list[IndexedAddress]:
     return [IndexedAddress(address, index) for address, index in rows]
 
 
+def derivation_index(session: Session, chain: str, address: str) -> int:
+    return session.scalars(
+        select(DepositAddress.derivation_index).where(
+            DepositAddress.chain == chain, DepositAddress.address == address
+        )
+    ).one()
+
+
 def open_sweeps(session: Session, chain: str) -> list[Sweep]:
     """The chain's unfinished jobs, oldest first."""
     return list(

@@ -55,6 +55,7 @@ from wallet.sweeps.models import Sweep, SweepKind, SweepPhase, SweepStatus, Swee
 from wallet.sweeps.repository import (
     IndexedAddress,
     deposit_addresses,
+    derivation_index,
     latest_transaction,
     locked_sweep,
     open_sweeps,
@@ -312,14 +313,12 @@ class Sweeper:
             sweep = locked_sweep(session, sweep_id, SweepStatus.GAS_CONFIRMED)
             if sweep is None:
                 return None
-            index = next(
-                a.derivation_index
-                for a in deposit_addresses(session, sweep.chain)
-                if a.address == sweep.source
-            )
+            index = derivation_index(session, sweep.chain, sweep.source)
             nonce = account_nonces(self._rpc, sweep.source).pending
             asset = self._catalogue.asset(sweep.asset)
-            request = self._transfer(asset, nonce, sweep.destination, sweep.amount, fees)
+            request = self._transfer(
+                asset, nonce, sweep.destination, sweep.amount, self._affordable(sweep, fees)
+            )
             stored = self._store(
                 session, sweep, SweepPhase.TRANSFER, request, self._deposit_signer(index)
             )
@@ -329,6 +328,16 @@ class Sweeper:
         stored = run_transaction(self._sessions, sign)
         if stored is not None:
             self._send(stored)
+
+    def _affordable(self, sweep: Sweep, fees: FeeQuote) -> FeeQuote:
+        """`fees`, or lower if fees rose since the top-up: what the address's gas pays for
+        (a transaction it cannot pay would wait in no pool, re-sent for ever)."""
+        gas = gas_limit(self._catalogue.asset(sweep.asset))
+        held = native_balance(self._rpc, sweep.source)
+        if fees.max_cost(gas) <= held:
+            return fees
+        cap = held // gas
+        return FeeQuote(cap, min(fees.max_priority_fee_per_gas, cap))
 
     def _send_cold(self, fees: FeeQuote, report: SweepReport) -> None:
         cold = self._rules.cold_addresses.get(self._chain.name)
