@@ -130,7 +130,8 @@ _UNCREDITED_DEPOSITS = text(
 
 _MINED_UNSETTLED_WITHDRAWALS = text(
     """
-    SELECT asset, sum(amount), sum(network_fee) FROM withdrawals
+    SELECT asset, coalesce(sum(amount) FILTER (WHERE succeeded), 0), sum(network_fee)
+    FROM withdrawals
     WHERE chain = :chain AND status = 'broadcast' AND block_number IS NOT NULL GROUP BY asset
     """
 )
@@ -150,7 +151,8 @@ class MinedWithdrawals:
 
 
 def mined_unsettled_withdrawals(session: Session, chain: str) -> list[MinedWithdrawals]:
-    """Per asset, withdrawals mined but not yet posted (waiting for confirmations)."""
+    """Per asset, withdrawals the watcher saw mined and has not yet posted (waiting for
+    confirmations): their amount (if the transaction succeeded) and network fee are gone."""
     return [
         MinedWithdrawals(asset, int(amount), int(fee))
         for asset, amount, fee in session.execute(_MINED_UNSETTLED_WITHDRAWALS, {"chain": chain})
