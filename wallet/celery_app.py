@@ -20,6 +20,9 @@ from pydantic import SecretStr
 
 from wallet.runtime import Runtime, build_runtime, database_url
 from wallet.settings import Settings, load_settings
+from wallet.sweeps import tasks as sweeps
+from wallet.sweeps.service import SweepRules
+from wallet.sweeps.tasks import SWEEP, SweepContext
 from wallet.webhooks.attempt import DeliveryOptions
 from wallet.webhooks.egress import webhook_client
 from wallet.webhooks.secrets import SecretBox
@@ -53,6 +56,7 @@ def create_app(settings: Settings | None = None) -> Celery:
     runtime = _PerProcess(lambda: build_runtime(configuration.settings()))
     register_tasks(app, _PerProcess(lambda: _task_context(configuration.settings(), runtime())))
     withdrawals.register_tasks(app, _PerProcess(lambda: _broadcast_context(runtime())))
+    sweeps.register_tasks(app, _PerProcess(lambda: sweep_context(runtime())))
     return app
 
 
@@ -109,6 +113,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
                 "task": BROADCAST_WITHDRAWALS,
                 "schedule": settings.withdrawal_broadcast_interval,
                 "options": {"expires": max(10.0, 10 * settings.withdrawal_broadcast_interval)},
+            },
+            "sweep": {
+                "task": SWEEP,
+                "schedule": settings.sweep_interval,
+                "options": {"expires": max(10.0, settings.sweep_interval)},
             },
         },
     }
@@ -223,6 +232,16 @@ def _broadcast_context(runtime: Runtime) -> BroadcastContext:
         catalogue=runtime.catalogue,
         hot_wallets=withdrawals.hot_wallets(runtime.settings, runtime.catalogue),
         options=BroadcastOptions.from_settings(runtime.settings),
+    )
+
+
+def sweep_context(runtime: Runtime) -> SweepContext:
+    return SweepContext(
+        engine=runtime.engine,
+        sessions=runtime.sessions,
+        catalogue=runtime.catalogue,
+        chains=sweeps.custody_chains(runtime.settings, runtime.catalogue),
+        rules=SweepRules.from_settings(runtime.settings, runtime.catalogue),
     )
 
 

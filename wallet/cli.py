@@ -17,8 +17,8 @@ from chains import RpcClient, RpcError, TraceMode
 from chains.devnet import DEV_MNEMONIC, DevnetError
 from wallet.apikeys.models import Scope
 from wallet.apikeys.service import create_key_for_tenant, list_keys, revoke_key
-from wallet.assets.service import load_catalogue, store_catalogue
-from wallet.celery_app import run_beat, run_worker
+from wallet.assets.service import Catalogue, load_catalogue, store_catalogue
+from wallet.celery_app import run_beat, run_worker, sweep_context
 from wallet.database import check_schema, make_engine, migrate, scratch_database, unit_of_work
 from wallet.deposits.arrivals import ChainAssets
 from wallet.deposits.chain_states import ResumeRequest, chain_statuses, resume_chain
@@ -33,6 +33,13 @@ from wallet.ports import open_chain_source
 from wallet.runtime import database_url, open_runtime
 from wallet.settings import load_settings
 from wallet.supervisor import Backoff, Process, supervise
+from wallet.sweeps.holdings import (
+    Holding,
+    chains_to_reconcile,
+    custody_status,
+    reconcile_chain,
+)
+from wallet.sweeps.tasks import sweep_chains
 from wallet.tenants.service import tenant_by_name
 from wallet.withdrawals.tasks import hot_wallet_signers
 
@@ -43,6 +50,8 @@ keys = typer.Typer(help="API keys of the tenants.", no_args_is_help=True)
 app.add_typer(keys, name="keys")
 chain_commands = typer.Typer(help="The followed chains: status, and resuming a halted one.")
 app.add_typer(chain_commands, name="chain", no_args_is_help=True)
+custody = typer.Typer(help="Deposit addresses, hot and cold wallets.", no_args_is_help=True)
+app.add_typer(custody, name="custody")
 
 
 @db.command("migrate")
@@ -134,17 +143,83 @@ def keys_revoke(key_id: str) -> None:
 
 @app.command()
 def reconcile() -> None:
-    """Check every ledger invariant; exit 1 if any is violated."""
-    with open_runtime(load_settings()) as runtime, unit_of_work(runtime.sessions) as session:
+    """Check every ledger invariant, and the chains' holdings against the ledger (the node is
+    asked); exit 1 if any is violated, differs or cannot be told."""
+    settings = load_settings()
+    with open_runtime(settings) as runtime, unit_of_work(runtime.sessions) as session:
         checks = check_ledger(session)
+        hot = {
+            c: s.address.lower() for c, s in hot_wallet_signers(settings, runtime.catalogue).items()
+        }
+        holdings: list[Holding] = []
+        for chain in chains_to_reconcile(session, runtime.catalogue):
+            rpc = RpcClient(runtime.catalogue.chain(chain).rpc_url, timeout=10.0)
+            with rpc:
+                holdings += reconcile_chain(
+                    session, runtime.catalogue, chain, rpc, [hot[chain]] if chain in hot else []
+                )
     for check in checks:
         typer.echo(f"{'ok  ' if check.ok else 'FAIL'} {check.name}")
         for line in check.violations[:20]:
             typer.echo(f"       {line}")
         if len(check.violations) > 20:
             typer.echo(f"       ... and {len(check.violations) - 20} more")
-    if not all(check.ok for check in checks):
+    for holding in holdings:
+        typer.echo(_holding_line(runtime.catalogue, holding))
+    settled = all(h.difference == 0 for h in holdings)
+    if not all(check.ok for check in checks) or not settled:
         raise typer.Exit(1)
+
+
+def _holding_line(catalogue: Catalogue, holding: Holding) -> str:
+    asset = catalogue.asset(holding.asset)
+    where = f"{holding.chain} {holding.asset} holdings"
+    ledger = f"ledger {asset.format(holding.ledger)}, in flight {asset.format(holding.in_flight)}"
+    if holding.on_chain is None or holding.difference is None:
+        return f"??   {where}: unknown (the node did not answer); {ledger}"
+    on_chain = f"on chain {asset.format(holding.on_chain)}, {ledger}"
+    if holding.difference == 0:
+        return f"ok   {where}: {on_chain}"
+    return f"FAIL {where}: {on_chain}: differs by {asset.format(holding.difference)}"
+
+
+@custody.command("sweep")
+def custody_sweep(
+    chain: Annotated[str | None, typer.Option(help="Only this chain.")] = None,
+) -> None:
+    """One sweep run now: follow up open jobs, sweep deposit addresses above their threshold,
+    send the hot wallet's excess above its ceiling to the cold address."""
+    with open_runtime(load_settings()) as runtime:
+        for name, report in sweep_chains(sweep_context(runtime), chain).items():
+            typer.echo(
+                f"{name}: {len(report.started)} sweeps started, {len(report.confirmed)} "
+                f"confirmed, {len(report.failed)} failed, {len(report.cold)} cold transfers"
+            )
+
+
+@custody.command("status")
+def custody_status_command() -> None:
+    """Per chain and asset: the hot wallet's balance, each deposit address's unswept balance,
+    gas top-ups in flight and cold transfers."""
+    settings = load_settings()
+    with open_runtime(settings) as runtime, unit_of_work(runtime.sessions) as session:
+        hot = {
+            c: s.address.lower() for c, s in hot_wallet_signers(settings, runtime.catalogue).items()
+        }
+        for name in runtime.catalogue.chains:
+            rpc = RpcClient(runtime.catalogue.chain(name).rpc_url, timeout=10.0)
+            with rpc:
+                entries = custody_status(session, runtime.catalogue, name, rpc, hot.get(name))
+            for entry in entries:
+                code = entry.asset.code
+                balance = "unknown" if entry.hot is None else entry.asset.format(entry.hot)
+                typer.echo(f"{name} {code}: hot {balance}")
+                for address, amount in entry.unswept.items():
+                    typer.echo(f"    unswept {address} {entry.asset.format(amount)}")
+                for line in entry.top_ups_in_flight:
+                    typer.echo(f"    top-up in flight {line}")
+                for line in entry.cold_transfers:
+                    typer.echo(f"    cold transfer {line}")
 
 
 @app.command()

@@ -56,6 +56,17 @@ class WithdrawalPolicy(BaseModel):
     )
 
 
+class SweepPolicy(BaseModel):
+    """One asset's sweep rules; amounts are decimal strings in the asset's unit."""
+
+    threshold: str | None = Field(
+        default=None, description="A deposit address holding at least this is swept."
+    )
+    ceiling: str | None = Field(
+        default=None, description="The hot wallet's excess above this goes to the cold address."
+    )
+
+
 class Settings(BaseSettings):
     """Everything a process needs to know about its environment.
 
@@ -236,6 +247,19 @@ class Settings(BaseSettings):
         default=60.0,
         gt=0,
         description="Seconds a sent transaction may stay unmined before a fee bump.",
+    )
+
+    # Sweeps and hot/cold.
+    sweep_policies: dict[str, SweepPolicy] = Field(
+        default_factory=dict,
+        description="JSON object of asset code to its sweep threshold and hot wallet ceiling.",
+    )
+    cold_addresses: dict[str, str] = Field(
+        default_factory=dict,
+        description="JSON object of chain name to the cold address (no key held here).",
+    )
+    sweep_interval: float = Field(
+        default=60.0, gt=0, description="Seconds between runs of the sweeper."
     )
 
     @property

@@ -105,8 +105,13 @@ class Arrival:
 
 
 def arrivals(assets: ChainAssets, blocks: Sequence[ScannedBlock]) -> Iterable[Arrival]:
+    """The transfers to deposit addresses in `blocks`, but those our hot wallets sent (gas
+    top-ups of sweeps): they move our own money, not a customer's."""
     for block in blocks:
+        ours = {tx.tx_hash for tx in block.sent}
         for native in block.native_transfers:
+            if native.tx_hash in ours:
+                continue
             yield Arrival(
                 tx_hash=native.tx_hash,
                 log_index=native.index,

@@ -29,6 +29,7 @@ from wallet.deposits.crediting import (
 )
 from wallet.deposits.models import ChainCursor, DepositStatus
 from wallet.events.service import emit_many
+from wallet.sweeps.service import sweep_hashes
 from wallet.withdrawals.service import track_blocks, unmine
 
 logger = logging.getLogger(__name__)
@@ -62,7 +63,9 @@ def record_advance(
     # otherwise drop first. Those in this step's blocks, new or re-mined, are confirmed as
     # they arrived.
     # Withdrawals first: their rows are locked before any account, as everywhere else.
-    track_blocks(session, assets.catalogue, assets.chain, blocks, tip)
+    sent = [tx.tx_hash for block in blocks for tx in block.sent]
+    sweeps = sweep_hashes(session, sent)
+    track_blocks(session, assets.catalogue, assets.chain, blocks, tip, others=sweeps)
     arrived = [d for d, _ in fresh if d.status == DepositStatus.SEEN]
     confirmed = confirm(session, assets, tip, arrived, changes)
     insert_deposits(session, new)

@@ -41,14 +41,11 @@ from chains import (
     SendResult,
     TransactionRequest,
     TransactionState,
-    account_nonces,
     native_balance,
-    native_transfer,
     quote_fees,
     replacement_fees,
     send_raw_transaction,
     token_balance,
-    token_transfer,
     transaction_statuses,
 )
 from custody import KeySigner, Signer
@@ -62,14 +59,18 @@ from wallet.withdrawals.repository import (
     SentAttempt,
     attempts_of,
     in_flight,
-    lock_next_nonce,
     locked_withdrawal,
     outgoing,
-    set_next_nonce,
-    start_nonces,
     unmined_attempts,
 )
-from wallet.withdrawals.service import fee_policy, gas_limit, native_asset, transition
+from wallet.withdrawals.service import (
+    advance_hot_wallet_nonce,
+    fee_policy,
+    lock_hot_wallet_nonce,
+    native_asset,
+    transfer_request,
+    transition,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -244,7 +245,7 @@ class WithdrawalBroadcaster:
         report: BroadcastReport,
     ) -> _Stored | None:
         """Step 1 of the write-ahead order, in the caller's transaction."""
-        nonce = self._lock_nonce(session)
+        nonce = lock_hot_wallet_nonce(session, self._chain, self._hot.address, self._hot.rpc)
         withdrawal = locked_withdrawal(session, withdrawal_id, _SIGNABLE)
         if withdrawal is None:
             return None  # cancelled, or taken by another run meanwhile
@@ -257,7 +258,7 @@ class WithdrawalBroadcaster:
             return None
         stored = self._store(session, withdrawal, request)
         withdrawal.sender, withdrawal.nonce = self._hot.address, nonce
-        set_next_nonce(session, self._chain, self._hot.address, nonce + 1)
+        advance_hot_wallet_nonce(session, self._chain, self._hot.address, nonce)
         transition(session, self._catalogue, withdrawal, WithdrawalStatus.SIGNED)
         report.signed.append(withdrawal.id)
         return stored
@@ -270,15 +271,6 @@ class WithdrawalBroadcaster:
         )
         held = native_balance(self._hot.rpc, self._hot.address)
         return _Liquidity(self._hot, held - committed, pending)
-
-    def _lock_nonce(self, session: Session) -> int:
-        nonce = lock_next_nonce(session, self._chain, self._hot.address)
-        if nonce is None:
-            first = account_nonces(self._hot.rpc, self._hot.address).pending
-            start_nonces(session, self._chain, self._hot.address, first)
-            nonce = lock_next_nonce(session, self._chain, self._hot.address)
-            assert nonce is not None
-        return nonce
 
     def _market_fees(self) -> FeeQuote | None:
         quote = quote_fees(self._hot.rpc, self._options.fee_policy)
@@ -295,24 +287,13 @@ class WithdrawalBroadcaster:
     def _transaction(
         self, withdrawal: Withdrawal, asset: Asset, nonce: int, fees: FeeQuote
     ) -> TransactionRequest:
-        chain_id = self._hot.chain.chain_id
-        if asset.kind is AssetKind.NATIVE:
-            return native_transfer(
-                chain_id=chain_id,
-                nonce=nonce,
-                to=withdrawal.address,
-                amount=withdrawal.amount,
-                fees=fees,
-            )
-        assert asset.contract_address is not None
-        return token_transfer(
-            chain_id=chain_id,
+        return transfer_request(
+            self._hot.chain,
+            asset,
             nonce=nonce,
-            token=asset.contract_address,
             to=withdrawal.address,
             amount=withdrawal.amount,
             fees=fees,
-            gas=gas_limit(asset),
         )
 
     def _store(
