@@ -11,12 +11,16 @@ service's own PostgreSQL (the embedded profile: no system package needed).
 import logging
 import os
 import threading
+from dataclasses import dataclass
 from typing import Any, Final
 
 import httpx
 from celery import Celery
 from pydantic import SecretStr
 
+from wallet.banking.service import open_bank
+from wallet.payins.tasks import RESOLVE_PAYINS, BankTaskContext
+from wallet.payins.tasks import register_tasks as register_payin_tasks
 from wallet.runtime import build_runtime, database_url
 from wallet.settings import Settings, load_settings
 from wallet.webhooks.attempt import DeliveryOptions
@@ -40,7 +44,9 @@ def create_app(settings: Settings | None = None) -> Celery:
     configuration = _Configuration(settings)
     app = Celery(APP_NAME, set_as_current=False)
     app.add_defaults(configuration.celery_config)
-    register_tasks(app, _ProcessContext(configuration))
+    contexts = _ProcessContexts(configuration)
+    register_tasks(app, lambda: contexts().webhooks)
+    register_payin_tasks(app, lambda: contexts().banking)
     return app
 
 
@@ -82,6 +88,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
                 "task": SWEEP_WEBHOOK_DELIVERIES,
                 "schedule": settings.webhook_sweep_interval,
                 "options": {"expires": max(10.0, 10 * settings.webhook_sweep_interval)},
+            },
+            "resolve-payins": {
+                "task": RESOLVE_PAYINS,
+                "schedule": settings.bank_resolve_interval,
+                "options": {"expires": max(10.0, 10 * settings.bank_resolve_interval)},
             },
         },
     }
@@ -156,26 +167,32 @@ class _Configuration:
         return celery_config(self.settings())
 
 
-class _ProcessContext:
-    """Builds the tasks' context on first use in each process (after the worker's fork)."""
+@dataclass(frozen=True)
+class _Contexts:
+    webhooks: TaskContext
+    banking: BankTaskContext
+
+
+class _ProcessContexts:
+    """Builds the tasks' contexts on first use in each process (after the worker's fork)."""
 
     def __init__(self, configuration: _Configuration) -> None:
         self._configuration = configuration
         self._lock = threading.Lock()
-        self._built: tuple[int, TaskContext] | None = None
+        self._built: tuple[int, _Contexts] | None = None
 
-    def __call__(self) -> TaskContext:
+    def __call__(self) -> _Contexts:
         with self._lock:
             if self._built is None or self._built[0] != os.getpid():
                 self._built = (os.getpid(), self._build())
             return self._built[1]
 
-    def _build(self) -> TaskContext:
+    def _build(self) -> _Contexts:
         # httpx logs every request's URL at INFO; endpoint URLs may carry the app's tokens.
         logging.getLogger("httpx").setLevel(logging.WARNING)
         settings = self._configuration.settings()
         runtime = build_runtime(settings)
-        return TaskContext(
+        webhooks = TaskContext(
             sessions=runtime.sessions,
             secrets=SecretBox.from_settings(settings),
             client=httpx.Client(follow_redirects=False, timeout=settings.webhook_timeout),
@@ -183,6 +200,13 @@ class _ProcessContext:
             delivery=DeliveryOptions.from_settings(settings),
             sql_broker=settings.broker_url is None,
         )
+        banking = BankTaskContext(
+            sessions=runtime.sessions,
+            bank=open_bank(settings),
+            catalogue=runtime.catalogue,
+            resolve_after=settings.bank_resolve_after,
+        )
+        return _Contexts(webhooks, banking)
 
 
 app = create_app()

@@ -1,5 +1,6 @@
 """The `wallet` command: run the processes (API, worker, beat), migrate, reconcile."""
 
+import base64
 import logging
 import os
 import signal
@@ -7,9 +8,11 @@ import sys
 import threading
 from typing import Annotated
 
+import httpx
 import typer
 import uvicorn
 
+import fiat.sandbox
 from chains import TraceMode, WrongChain
 from wallet.apikeys.models import Scope
 from wallet.apikeys.service import create_key_for_tenant, list_keys, revoke_key
@@ -23,7 +26,7 @@ from wallet.devnet import DevnetError, local_chains, run_devnets
 from wallet.errors import WalletError
 from wallet.ledger.reconcile import check_ledger
 from wallet.runtime import database_url, open_runtime
-from wallet.settings import load_settings
+from wallet.settings import Settings, load_settings
 from wallet.supervisor import Backoff, Process, supervise
 from wallet.tenants.service import tenant_by_name
 
@@ -206,6 +209,34 @@ def devnet(
         raise typer.Exit(1) from None
 
 
+@app.command(
+    "fiat-sandbox",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
+def fiat_sandbox(ctx: typer.Context) -> None:
+    """Run the sandbox bank (a process with its own HTTP API and SQLite store in data_dir) on
+    the settings' bank URL, key and webhook secret, sending its events to this service's API.
+
+    Further options go to the sandbox as they are (`python -m fiat.sandbox --help`), e.g.
+    `--auto-pay-delay 5` to have customers pay pending pay-ins by themselves.
+    """
+    fiat.sandbox.main([*sandbox_arguments(load_settings()), *ctx.args])
+
+
+def sandbox_arguments(settings: Settings) -> list[str]:
+    """The sandbox bank's command line for these settings: where it listens, its key, and
+    where and how it signs its webhooks (our API's webhook route)."""
+    address = httpx.URL(settings.bank_url)
+    arguments = ["--host", address.host, "--port", str(address.port or 80)]
+    arguments += ["--data", str(settings.data_dir / "sandbox-bank.sqlite3")]
+    arguments += ["--api-key", settings.bank_api_key.get_secret_value()]
+    if settings.bank_webhook_secret is not None:
+        webhook = f"http://{settings.api_host}:{settings.api_port}/v1/fiat/webhooks/sandbox"
+        arguments += ["--webhook-url", webhook]
+        arguments += ["--webhook-secret", settings.bank_webhook_secret.get_secret_value()]
+    return arguments
+
+
 # The embedded profile's deposit addresses come from this development mnemonic unless a seed
 # or xpubs are configured; it is public, so nothing of value may ever be sent to them.
 DEV_MNEMONIC = "test test test test test test test test test test test junk"
@@ -221,12 +252,17 @@ def run(
     ),
 ) -> None:
     """Everything on the embedded defaults: PostgreSQL, migrations, the Anvil devnets, the API,
-    a worker with the periodic jobs, and a watcher per chain; a process that exits is restarted,
-    Ctrl-C or SIGTERM stops them all."""
+    a worker with the periodic jobs, a watcher per chain and the sandbox bank; a process that
+    exits is restarted, Ctrl-C or SIGTERM stops them all."""
     settings = load_settings()
     environment = {"WALLET_DATABASE_URL": database_url(settings)}
     if not (settings.deposit_xpubs or settings.seed_keystore or settings.dev_mnemonic):
         environment["WALLET_DEV_MNEMONIC"] = DEV_MNEMONIC
+    if settings.bank_webhook_secret is None:
+        # The sandbox bank and the API share it through the environment of this run.
+        environment["WALLET_BANK_WEBHOOK_SECRET"] = (
+            "whsec_" + base64.b64encode(os.urandom(32)).decode()
+        )
     os.environ.update(environment)
     db_migrate()
     catalogue = load_catalogue(settings.assets_file)
@@ -234,6 +270,7 @@ def run(
         _wallet("devnet", "devnet"),
         _wallet("api", "serve"),
         _wallet("worker", "worker", "--beat", "--concurrency", "2"),
+        _wallet("fiat sandbox", "fiat-sandbox"),
         *(
             _wallet(f"watcher {chain.name}", "watch", "--chain", chain.name, "--traces", "parity")
             for chain in local_chains(catalogue)

@@ -1,9 +1,24 @@
 """The service's one settings object, read from `WALLET_*` environment variables at start."""
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class FeeRule(BaseModel):
+    """A fee of `fixed` minor units plus `bps` basis points of the amount (rounded up)."""
+
+    fixed: int = Field(default=0, ge=0)
+    bps: int = Field(default=0, ge=0, le=10_000)
+
+
+def _default_fiat_fees() -> dict[str, dict[str, FeeRule]]:
+    return {
+        "payin": {"USD": FeeRule(fixed=25, bps=50), "EUR": FeeRule(fixed=25, bps=50)},
+        "payout": {"USD": FeeRule(fixed=100), "EUR": FeeRule(fixed=100)},
+    }
 
 
 class Settings(BaseSettings):
@@ -89,6 +104,41 @@ class Settings(BaseSettings):
         default=86_400.0,
         ge=0,
         description="Seconds after the first attempt before a failing delivery is given up.",
+    )
+
+    # Fiat: the bank provider (the sandbox bank's HTTP API, or the in-memory fake of unit
+    # tests), its webhooks, and the fees per rail and currency.
+    bank_provider: Literal["sandbox", "memory"] = Field(
+        default="sandbox", description="`sandbox`: the sandbox bank over HTTP; `memory`: a fake."
+    )
+    bank_url: str = Field(
+        default="http://127.0.0.1:8700",
+        description="The sandbox bank's API (`wallet fiat-sandbox`).",
+    )
+    bank_api_key: SecretStr = Field(
+        default=SecretStr("sk_sandbox_local"), description="Our API key at the bank."
+    )
+    bank_webhook_secret: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Standard Webhooks secret (`whsec_...`) the bank signs its events with; without it "
+            "the fiat endpoints answer 503. `wallet run` makes one when unset."
+        ),
+    )
+    bank_timeout: float = Field(
+        default=10.0, gt=0, description="Seconds before a bank call's outcome is unknown."
+    )
+    bank_resolve_interval: float = Field(
+        default=5.0, gt=0, description="Seconds between passes resolving unknown bank outcomes."
+    )
+    bank_resolve_after: float = Field(
+        default=10.0,
+        ge=0,
+        description="A payment left creating or unknown this many seconds is asked about.",
+    )
+    fiat_fees: dict[str, dict[str, FeeRule]] = Field(
+        default_factory=_default_fiat_fees,
+        description='Per rail (`payin`, `payout`) and currency: {"fixed": minor units, "bps": n}.',
     )
 
 

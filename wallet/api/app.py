@@ -11,10 +11,14 @@ from sqlalchemy import text
 from wallet.api.handlers import install_problem_handlers
 from wallet.apikeys.service import find_active_keys
 from wallet.assets import endpoints as assets
+from wallet.bank_accounts import endpoints as bank_accounts
+from wallet.banking import endpoints as banking
+from wallet.banking.service import open_bank
 from wallet.batching import Batcher
 from wallet.database import statement_pool
 from wallet.deposits import endpoints as deposits
 from wallet.deposits.addresses import load_address_book
+from wallet.payins import endpoints as payins
 from wallet.runtime import Runtime
 from wallet.transfers import endpoints as transfers
 from wallet.transfers.service import transfers_once
@@ -73,6 +77,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.state.transfer_batches = transfer_batches
     app.state.deposit_address_book = load_address_book(runtime.settings, runtime.catalogue)
     app.state.secret_box = SecretBox.from_settings(runtime.settings)
+    app.state.bank = open_bank(runtime.settings)
     install_problem_handlers(app)
     routers = (
         wallets.router,
@@ -80,6 +85,9 @@ def create_app(runtime: Runtime) -> FastAPI:
         deposits.router,
         assets.router,
         webhook_endpoints.router,
+        bank_accounts.router,
+        payins.router,
+        banking.router,
     )
     for router in routers:
         app.include_router(router)

@@ -2,7 +2,7 @@
 
 from typing import Annotated
 
-from fastapi import Path
+from fastapi import Path, Query
 from pydantic import AfterValidator, Field, StringConstraints
 
 ID_PATTERN = r"^[a-z]+_[a-z0-9]+$"
@@ -24,6 +24,9 @@ storable = AfterValidator(_storable)
 Id = Annotated[str, StringConstraints(max_length=64, pattern=ID_PATTERN)]
 WalletIdPath = Annotated[
     str, Path(max_length=64, pattern=ID_PATTERN, description="A wallet id (`wal_...`).")
+]
+WalletFilter = Annotated[
+    str | None, Query(max_length=64, pattern=ID_PATTERN, description="Only this wallet's.")
 ]
 OwnerRef = Annotated[
     str,

@@ -6,18 +6,18 @@ Mounted by `wallet.api.app.create_app`, which also puts the process's `DepositAd
 
 from typing import Annotated, cast
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Request, Response
 
 from wallet.api.auth import Reader, Transferer
 from wallet.api.dependencies import CatalogueDep, DbSession, known_query_parameters
-from wallet.api.fields import ID_PATTERN, WalletIdPath
+from wallet.api.fields import ID_PATTERN, WalletFilter, WalletIdPath
 from wallet.api.pagination import (
     Cursor,
     Limit,
     Page,
     Position,
-    decode_cursor,
     page_and_cursor,
+    resume_after,
 )
 from wallet.api.problems import problem_responses
 from wallet.assets.service import Catalogue
@@ -91,19 +91,16 @@ def list_(
     session: DbSession,
     catalogue: CatalogueDep,
     *,
-    wallet_id: Annotated[
-        str | None, Query(max_length=64, pattern=ID_PATTERN, description="Only this wallet's.")
-    ] = None,
+    wallet_id: WalletFilter = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Page[DepositOut]:
     """The tenant's crypto deposits, newest first."""
-    after = decode_cursor(cursor) if cursor is not None else None
     deposits = list_deposits(
         session,
         principal.tenant_id,
         wallet_id=wallet_id,
-        after=None if after is None else (after.created_at, after.id),
+        after=resume_after(cursor),
         limit=limit + 1,
     )
     page, next_cursor = page_and_cursor(deposits, limit, lambda d: Position(d.seen_at, d.id))
