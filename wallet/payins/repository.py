@@ -22,7 +22,8 @@ def get_payin(session: Session, tenant_id: str, payin_id: str) -> Payin:
 def find_payin(session: Session, payin_id: str, *, lock: bool = False) -> Payin | None:
     query = select(Payin).where(Payin.id == payin_id)
     if lock:
-        query = query.with_for_update()
+        # Refresh a copy already in the session: it may predate the lock's wait.
+        query = query.with_for_update().execution_options(populate_existing=True)
     return session.scalars(query).one_or_none()
 
 
