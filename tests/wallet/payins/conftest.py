@@ -5,7 +5,6 @@ import base64
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -163,12 +162,15 @@ def fiat_tenant(
         yield FiatTenant(factory, client, factory.wallet(), stack)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def worker(
-    fiat_stack: FiatStack, database_url: str, redis_url: str, tmp_path: Path
+    fiat_stack: FiatStack,
+    database_url: str,
+    redis_url: str,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[CeleryProcesses]:
     """A Celery worker and beat with the bank settings: the periodic job resolving unknowns."""
-    processes = CeleryProcesses(database_url, redis_url, tmp_path)
+    processes = CeleryProcesses(database_url, redis_url, tmp_path_factory.mktemp("celery"))
     processes.env.update(fiat_stack.environment)
     processes.start()
     yield processes
