@@ -21,6 +21,8 @@ from pydantic import SecretStr
 from wallet.banking.service import open_bank
 from wallet.payins.tasks import RESOLVE_PAYINS, BankTaskContext
 from wallet.payins.tasks import register_tasks as register_payin_tasks
+from wallet.payouts.tasks import SEND_PAYOUTS
+from wallet.payouts.tasks import register_tasks as register_payout_tasks
 from wallet.runtime import build_runtime, database_url
 from wallet.settings import Settings, load_settings
 from wallet.webhooks.attempt import DeliveryOptions
@@ -47,6 +49,7 @@ def create_app(settings: Settings | None = None) -> Celery:
     contexts = _ProcessContexts(configuration)
     register_tasks(app, lambda: contexts().webhooks)
     register_payin_tasks(app, lambda: contexts().banking)
+    register_payout_tasks(app, lambda: contexts().banking)
     return app
 
 
@@ -88,6 +91,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
                 "task": SWEEP_WEBHOOK_DELIVERIES,
                 "schedule": settings.webhook_sweep_interval,
                 "options": {"expires": max(10.0, 10 * settings.webhook_sweep_interval)},
+            },
+            "send-payouts": {
+                "task": SEND_PAYOUTS,
+                "schedule": settings.bank_resolve_interval,
+                "options": {"expires": max(10.0, 10 * settings.bank_resolve_interval)},
             },
             "resolve-payins": {
                 "task": RESOLVE_PAYINS,

@@ -17,6 +17,7 @@ from chains import TraceMode, WrongChain
 from wallet.apikeys.models import Scope
 from wallet.apikeys.service import create_key_for_tenant, list_keys, revoke_key
 from wallet.assets.service import load_catalogue, store_catalogue
+from wallet.banking.service import open_bank, provider_check, restricted_wallets
 from wallet.celery_app import run_beat, run_worker
 from wallet.database import migrate, unit_of_work
 from wallet.deposits.errors import InconsistentChainState, WatcherHalted
@@ -101,15 +102,25 @@ def keys_revoke(key_id: str) -> None:
 
 @app.command()
 def reconcile() -> None:
-    """Check every ledger invariant; exit 1 if any is violated."""
-    with open_runtime(load_settings()) as runtime, unit_of_work(runtime.sessions) as session:
+    """Check every ledger invariant and the ledger against the bank's report; list restricted
+    wallets. Exit 1 if anything disagrees (or the bank cannot be asked)."""
+    settings = load_settings()
+    bank = open_bank(settings)
+    with open_runtime(settings) as runtime, unit_of_work(runtime.sessions) as session:
         checks = check_ledger(session)
+        if bank is not None:
+            checks.append(provider_check(session, bank))
+        restricted = restricted_wallets(session)
     for check in checks:
         typer.echo(f"{'ok  ' if check.ok else 'FAIL'} {check.name}")
         for line in check.violations[:20]:
             typer.echo(f"       {line}")
         if len(check.violations) > 20:
             typer.echo(f"       ... and {len(check.violations) - 20} more")
+    if restricted:
+        typer.echo("restricted wallets (negative balances after a return or chargeback):")
+        for line in restricted:
+            typer.echo(f"       {line}")
     if not all(check.ok for check in checks):
         raise typer.Exit(1)
 

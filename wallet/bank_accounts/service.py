@@ -18,7 +18,7 @@ from fiat import (
     ProviderRejected,
 )
 from wallet.assets.service import AssetKind, Catalogue
-from wallet.bank_accounts.errors import BankAccountRefused
+from wallet.bank_accounts.errors import BankAccountMismatch, BankAccountRefused
 from wallet.bank_accounts.models import BANK_ACCOUNT_PREFIX, BankAccount
 from wallet.bank_accounts.repository import find_linked, get_bank_account
 from wallet.bank_accounts.schemas import BankAccountCreate
@@ -96,3 +96,13 @@ def unlink(session: Session, tenant_id: str, bank_account_id: str) -> None:
     account = get_bank_account(session, tenant_id, bank_account_id)
     account.deleted_at = datetime.now(UTC)
     session.flush()
+
+
+def check_payment_account(account: BankAccount, wallet_id: str, provider: str, asset: str) -> None:
+    """A payment of `asset` for the wallet at `provider` may use this account."""
+    if account.wallet_id != wallet_id:
+        raise BankAccountMismatch(f"bank account {account.id} is not linked to {wallet_id}")
+    if account.provider != provider:
+        raise BankAccountMismatch(f"bank account {account.id} is at {account.provider}")
+    if account.currency != asset:
+        raise BankAccountMismatch(f"bank account {account.id} holds {account.currency}")

@@ -11,12 +11,12 @@ from wallet.api.dependencies import BankDep, CatalogueDep, RuntimeDep, known_que
 from wallet.api.fields import Amount, AssetCode
 from wallet.api.problems import problem_responses
 from wallet.banking.errors import UnknownProvider, WebhookRefused
-from wallet.banking.models import EventOutcome
 from wallet.banking.repository import claim_event, set_event_outcome
 from wallet.banking.schemas import FeeQuoteOut, WebhookReceipt
 from wallet.banking.service import FeeSchedule, Rail
 from wallet.database import run_transaction
 from wallet.payins.service import apply_provider_payin
+from wallet.payouts.service import apply_provider_payout
 
 router = APIRouter(
     dependencies=[Depends(known_query_parameters)],
@@ -58,7 +58,7 @@ def receive_webhook(
         if isinstance(event.data, Payin):
             outcome = apply_provider_payin(session, bank.name, event.data, runtime.catalogue)
         else:
-            outcome = EventOutcome.UNMATCHED
+            outcome = apply_provider_payout(session, bank.name, event.data, runtime.catalogue)
         set_event_outcome(session, bank.name, event.id, outcome)
         return WebhookReceipt(event_id=event.id, duplicate=False, outcome=outcome)
 

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from sqlalchemy import bindparam, select, text
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from chains import BlockHeader
@@ -23,7 +23,7 @@ from wallet.deposits.schemas import DepositOut
 from wallet.events.service import Event
 from wallet.ledger import service as ledger
 from wallet.ledger.errors import InsufficientFunds
-from wallet.ledger.repository import balance, system_account, user_accounts
+from wallet.ledger.repository import balance, lock_accounts, system_account, user_accounts
 from wallet.ledger.service import ExternalReference, Posting, Reason, TransactionRequest
 
 logger = logging.getLogger(__name__)
@@ -221,10 +221,7 @@ class ChainAccounts:
         for deposit in deposits:
             ids.add(self.chain(deposit.asset))
             ids.add(self.wallet(deposit.wallet_id, deposit.asset))
-        self._session.execute(
-            text("SELECT 1 FROM accounts WHERE id = ANY(:ids) ORDER BY id FOR UPDATE"),
-            {"ids": sorted(ids)},
-        )
+        lock_accounts(self._session, ids)
 
 
 def orphan_or_reverse(

@@ -49,9 +49,13 @@ EVENT_TYPES: Final[Mapping[str, str]] = MappingProxyType(
         "payin.failed": "A fiat pay-in failed; nothing was credited.",
         "payin.returned": "A credited pay-in was returned by the bank and its credit reversed.",
         "payin.charged_back": "A credited pay-in was charged back and its credit reversed.",
-        "payout.created": "A fiat payout was sent to the bank.",
-        "payout.paid": "A fiat payout was paid out by the bank.",
+        "payout.created": "A fiat payout was requested; amount and fee are held.",
+        "payout.unknown": "The bank's answer to a payout was lost; it is being asked again.",
+        "payout.pending": "A fiat payout was accepted by the bank.",
+        "payout.processing": "The bank is paying a payout out.",
+        "payout.paid": "A fiat payout was paid out by the bank and posted.",
         "payout.failed": "A fiat payout failed and its hold was released.",
+        "payout.returned": "A paid payout came back from the bank and was credited back.",
     }
 )
 

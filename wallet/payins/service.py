@@ -25,18 +25,18 @@ from sqlalchemy.orm import Session, sessionmaker
 
 import fiat
 from wallet.assets.service import Catalogue
-from wallet.bank_accounts.errors import BankAccountMismatch
 from wallet.bank_accounts.models import BankAccount
 from wallet.bank_accounts.repository import get_bank_account
+from wallet.bank_accounts.service import check_payment_account
 from wallet.banking.models import EventOutcome
 from wallet.banking.repository import fees_account, provider_account
-from wallet.banking.service import FeeSchedule, Rail
+from wallet.banking.service import FeeSchedule, Rail, take_snapshot
 from wallet.database import run_transaction
 from wallet.events.service import Event, emit_many
 from wallet.ids import new_id
 from wallet.ledger import service as ledger
 from wallet.ledger.errors import InsufficientFunds
-from wallet.ledger.repository import user_account
+from wallet.ledger.repository import lock_accounts, user_account
 from wallet.ledger.service import ExternalReference, Posting, Reason, TransactionRequest
 from wallet.payins.models import PAYIN_PREFIX, UNRESOLVED, Payin, PayinStatus
 from wallet.payins.repository import find_payin
@@ -85,7 +85,7 @@ def start_payin(
         raise WalletNotActive(f"wallet {wallet.id} is {wallet.status}")
     account = get_bank_account(session, tenant_id, request.bank_account_id)
     asset = catalogue.asset(request.asset)
-    _check_account(account, wallet.id, provider, asset.code)
+    check_payment_account(account, wallet.id, provider, asset.code)
     amount = asset.parse(request.amount)
     quote = fees.quote(Rail.PAYIN, asset.code, amount)
     payin = Payin(
@@ -103,15 +103,6 @@ def start_payin(
     session.add(payin)
     session.flush()
     return payin
-
-
-def _check_account(account: BankAccount, wallet_id: str, provider: str, asset: str) -> None:
-    if account.wallet_id != wallet_id:
-        raise BankAccountMismatch(f"bank account {account.id} is not linked to {wallet_id}")
-    if account.provider != provider:
-        raise BankAccountMismatch(f"bank account {account.id} is at {account.provider}")
-    if account.currency != asset:
-        raise BankAccountMismatch(f"bank account {account.id} holds {account.currency}")
 
 
 def submit_payin(
@@ -203,30 +194,15 @@ def apply_snapshot(
     payin = find_payin(session, payin_id, lock=True)
     if payin is None:
         return EventOutcome.UNMATCHED
-    if snapshot.version <= payin.provider_version:
-        return EventOutcome.STALE
-    if snapshot.amount != payin.amount or snapshot.currency != payin.asset:
-        logger.critical(
-            "ALERT pay-in %s: the provider reports %d %s, we asked for %d %s; not applied",
-            payin.id,
-            snapshot.amount,
-            snapshot.currency,
-            payin.amount,
-            payin.asset,
-        )
-        return EventOutcome.UNMATCHED
-    status = PayinStatus(snapshot.status.value)
-    moved = status != payin.status
-    _book(session, payin, _STAGES[PayinStatus(payin.status)], _STAGES[status])
-    payin.status = status
-    payin.provider_version = snapshot.version
-    payin.provider_payment_id = snapshot.id
-    payin.failure_code = snapshot.failure_code
-    payin.updated_at = datetime.now(UTC)
+    old = _STAGES[PayinStatus(payin.status)]
+    before = payin.status
+    outcome = take_snapshot(
+        payin, snapshot, lambda status: _book(session, payin, old, _STAGES[PayinStatus(status)])
+    )
     session.flush()
-    if moved:
+    if payin.status != before:
         _announce(session, payin, catalogue)
-    return EventOutcome.APPLIED
+    return outcome
 
 
 def _book(session: Session, payin: Payin, old: _Stage, new: _Stage) -> None:
@@ -236,11 +212,7 @@ def _book(session: Session, payin: Payin, old: _Stage, new: _Stage) -> None:
     bank = provider_account(session, payin.provider, payin.asset)
     fees = fees_account(session, payin.asset)
     wallet = user_account(session, payin.wallet_id, payin.asset)
-    # Every account of the step locked once, in id order: one lock order with the transfers.
-    session.execute(
-        text("SELECT 1 FROM accounts WHERE id = ANY(:ids) ORDER BY id FOR UPDATE"),
-        {"ids": sorted({bank, fees, wallet})},
-    )
+    lock_accounts(session, (bank, fees, wallet))
     metadata = {"payin_id": payin.id}
     if old == _Stage.HELD and payin.hold_id is not None:
         ledger.void_hold(session, payin.hold_id)

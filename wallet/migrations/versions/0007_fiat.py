@@ -1,4 +1,5 @@
-"""Fiat rails: linked bank accounts, pay-ins, the provider events received, restricted wallets.
+"""Fiat rails: linked bank accounts, pay-ins, payouts, the provider events received, restricted
+wallets.
 
 A wallet whose fiat balance went negative (a pay-in returned or charged back after it was
 spent) is `restricted`: nothing may leave it, money may still come in. `transfer_apply` is
@@ -74,6 +75,37 @@ def upgrade() -> None:
         CREATE INDEX payins_wallet ON payins (wallet_id, created_at DESC, id DESC);
         CREATE INDEX payins_unresolved ON payins (updated_at)
             WHERE status IN ('creating', 'unknown');
+
+        -- A payout holds amount + fee on the wallet from its request; it is written `sending`
+        -- before the provider is asked, under the id that is our idempotency key there, and is
+        -- `unknown` when the answer was lost. Paid: posted; failed: released; returned after
+        -- paid: reversed.
+        CREATE TABLE payouts (
+            id text PRIMARY KEY,
+            tenant_id text NOT NULL REFERENCES tenants,
+            wallet_id text NOT NULL REFERENCES wallets,
+            bank_account_id text NOT NULL REFERENCES bank_accounts,
+            provider text NOT NULL,
+            asset text NOT NULL REFERENCES assets,
+            amount numeric(78, 0) NOT NULL CHECK (amount > 0),
+            fee numeric(78, 0) NOT NULL CHECK (fee >= 0),
+            status text NOT NULL CHECK (status IN ('sending', 'unknown', 'pending', 'processing',
+                'paid', 'failed', 'returned')),
+            provider_payment_id text,
+            provider_version integer NOT NULL DEFAULT 0,
+            failure_code text,
+            hold_id bigint NOT NULL REFERENCES holds,
+            post_transaction_id bigint REFERENCES ledger_transactions,
+            reversal_transaction_id bigint REFERENCES ledger_transactions,
+            created_at timestamptz NOT NULL DEFAULT now(),
+            updated_at timestamptz NOT NULL DEFAULT now(),
+            UNIQUE (provider, provider_payment_id),
+            CHECK (status NOT IN ('paid', 'returned') OR post_transaction_id IS NOT NULL),
+            CHECK (status <> 'returned' OR reversal_transaction_id IS NOT NULL)
+        );
+        CREATE INDEX payouts_tenant ON payouts (tenant_id, created_at DESC, id DESC);
+        CREATE INDEX payouts_unresolved ON payouts (updated_at)
+            WHERE status IN ('sending', 'unknown');
 
         -- Each provider event once, by its id; `outcome` says what applying it did.
         CREATE TABLE provider_events (
