@@ -24,6 +24,7 @@ pytest_plugins = [
     "tests.api_fixtures",
     "tests.webhook_fixtures",
     "tests.fake_bank",
+    "tests.bank_stack",
 ]
 
 TEST_DATABASE = f"wallet_test_{os.getpid()}"

@@ -125,7 +125,7 @@ class FakeBankWallet:
             ).id
 
     def send_payouts(self) -> None:
-        send_and_resolve_payouts(self.sessions, self.bank, self.catalogue)
+        send_and_resolve_payouts(self.sessions, self.bank, self.catalogue, retry_after=0)
 
     def payout(self, payout_id: str) -> Payout:
         with unit_of_work(self.sessions) as session:

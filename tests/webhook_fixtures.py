@@ -241,6 +241,10 @@ class CeleryProcesses:
     def log(self, name: str) -> str:
         return (self.logs / f"{name}.log").read_text(errors="replace")
 
+    def pid(self, name: str) -> int:
+        """The process id of `worker` or `beat` as it runs now."""
+        return self._processes[name].pid
+
     def stop(self) -> None:
         self._stopping.set()
         if self._supervisor.is_alive():

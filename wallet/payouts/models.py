@@ -54,6 +54,7 @@ class Payout(Base):
     provider_version: Mapped[int] = mapped_column(default=0)
     failure_code: Mapped[str | None]
     hold_id: Mapped[int] = mapped_column(BigInteger)
+    send_attempts: Mapped[int] = mapped_column(default=0)
     post_transaction_id: Mapped[int | None] = mapped_column(BigInteger)
     reversal_transaction_id: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(server_default="now()")

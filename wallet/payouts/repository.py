@@ -46,13 +46,17 @@ def list_payouts(
     )
 
 
-def unresolved_payout_ids(session: Session, older_than: float, limit: int = 100) -> list[str]:
-    """Payouts left `sending` or `unknown` for longer than `older_than` seconds."""
-    cutoff = func.now() - timedelta(seconds=older_than)
+def unresolved_payout_ids(session: Session, retry_after: float, limit: int = 100) -> list[str]:
+    """Payouts to send: `sending` ones never sent, and those `sending` or `unknown` whose last
+    attempt began more than `retry_after` seconds ago."""
+    cutoff = func.now() - timedelta(seconds=retry_after)
     return list(
         session.scalars(
             select(Payout.id)
-            .where(Payout.status.in_(UNRESOLVED), Payout.updated_at <= cutoff)
+            .where(
+                Payout.status.in_(UNRESOLVED),
+                (Payout.send_attempts == 0) | (Payout.updated_at <= cutoff),
+            )
             .order_by(Payout.updated_at)
             .limit(limit)
         )

@@ -120,19 +120,26 @@ def request_payout(
 def resolve_payout(
     sessions: sessionmaker[Session], bank: fiat.BankProvider, payout_id: str, catalogue: Catalogue
 ) -> None:
-    """Bring a `sending` or `unknown` payout to the provider's word: its snapshot if it has a
-    payout under our key; if it has none, the create is sent, under that key."""
-    request = run_transaction(sessions, lambda s: _provider_request(s, payout_id))
-    if request is None:
+    """Bring a `sending` or `unknown` payout to the provider's word.
+
+    Each create is counted, committed, before it is sent. The first is sent at once; after
+    one may have reached the provider, the provider is asked by our key first, and a create
+    is sent again (under the same key) only if it has nothing under it.
+    """
+    claimed = run_transaction(sessions, lambda s: _claim_attempt(s, payout_id))
+    if claimed is None:
         return
+    request, first = claimed
     snapshot: fiat.Payout | None
     try:
-        snapshot = bank.get_payout(payout_id)
+        snapshot = None if first else bank.get_payout(payout_id)
     except fiat.NotFound:
-        snapshot = _create(sessions, bank, request, catalogue)
+        snapshot = None
     except fiat.OutcomeUnknown as error:
         logger.warning("payout %s: the provider did not answer: %s", payout_id, error)
         return
+    if snapshot is None:
+        snapshot = _create(sessions, bank, request, catalogue)
     if snapshot is not None:
         run_transaction(sessions, lambda s: apply_snapshot(s, payout_id, snapshot, catalogue))
 
@@ -157,17 +164,23 @@ def _create(
     return None
 
 
-def _provider_request(session: Session, payout_id: str) -> fiat.PayoutRequest | None:
-    payout = find_payout(session, payout_id)
+def _claim_attempt(session: Session, payout_id: str) -> tuple[fiat.PayoutRequest, bool] | None:
+    """The provider request of an unresolved payout, and whether no create was begun before;
+    counts the attempt about to be made."""
+    payout = find_payout(session, payout_id, lock=True)
     if payout is None or payout.status not in UNRESOLVED:
         return None
+    first = payout.send_attempts == 0
+    payout.send_attempts += 1
+    payout.updated_at = datetime.now(UTC)
     account = session.get_one(BankAccount, payout.bank_account_id)
-    return fiat.PayoutRequest(
+    request = fiat.PayoutRequest(
         idempotency_key=payout.id,
         bank_account_token=account.token,
         amount=payout.amount,
         currency=payout.asset,
     )
+    return request, first
 
 
 def _mark(

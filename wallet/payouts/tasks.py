@@ -23,11 +23,11 @@ SEND_PAYOUTS: Final = "wallet.payouts.send_and_resolve"
 
 
 def send_and_resolve_payouts(
-    sessions: sessionmaker[Session], bank: BankProvider, catalogue: Catalogue
+    sessions: sessionmaker[Session], bank: BankProvider, catalogue: Catalogue, retry_after: float
 ) -> int:
-    """Bring every `sending` or `unknown` payout to the provider's word (asking before any
-    create); returns how many were looked at."""
-    payout_ids = run_transaction(sessions, lambda s: unresolved_payout_ids(s, older_than=0))
+    """Send the new payouts, and bring those whose last attempt began more than `retry_after`
+    seconds ago to the provider's word; returns how many were looked at."""
+    payout_ids = run_transaction(sessions, lambda s: unresolved_payout_ids(s, retry_after))
     for payout_id in payout_ids:
         resolve_payout(sessions, bank, payout_id, catalogue)
     return len(payout_ids)
@@ -38,7 +38,9 @@ def register_tasks(app: Celery, context: Callable[[], BankTaskContext]) -> None:
         current = context()
         if current.bank is None:
             return
-        handled = send_and_resolve_payouts(current.sessions, current.bank, current.catalogue)
+        handled = send_and_resolve_payouts(
+            current.sessions, current.bank, current.catalogue, current.resolve_after
+        )
         if handled:
             log.info("asked the bank about %d payout(s)", handled)
 

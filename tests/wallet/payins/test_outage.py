@@ -5,7 +5,7 @@ import pytest
 from sqlalchemy import text
 
 from fiat import SandboxBankClient
-from tests.wallet.payins.conftest import BANK_KEY, BANK_SECRET, FiatTenant
+from tests.bank_stack import BANK_KEY, BANK_SECRET, FiatTenant
 from tests.webhook_fixtures import NOWHERE, CeleryProcesses
 from wallet.database import unit_of_work
 

@@ -10,7 +10,7 @@ from sqlalchemy import text
 from fiat import Payin, PayinStatus, ProviderEvent
 from fiat.webhooks import sign_body, sign_event
 from tests.api_helpers import assert_problem
-from tests.wallet.payins.conftest import BANK_SECRET, FiatTenant
+from tests.bank_stack import BANK_SECRET, FiatTenant
 from tests.webhook_fixtures import wait_until
 from wallet.database import unit_of_work
 

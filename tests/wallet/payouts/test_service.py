@@ -2,7 +2,7 @@
 
 import pytest
 
-from fiat import FiatError, OutcomeUnknown, Payout, PayoutStatus, ProviderRejected
+from fiat import OutcomeUnknown, PayoutStatus, ProviderRejected
 from tests.fake_bank import FakeBankWallet
 from wallet.banking.models import EventOutcome
 from wallet.ledger.errors import InsufficientFunds
@@ -67,51 +67,42 @@ def test_more_than_available_is_refused_and_nothing_is_held(funded: FakeBankWall
     assert funded.balance() == (100_00, 0, 100_00)
 
 
-def fail_the_create_after_the_question(
-    wallet: FakeBankWallet, monkeypatch: pytest.MonkeyPatch, error: FiatError, *, effect: bool
-) -> None:
-    """The worker asks by key, then creates: make that create fail (after its effect)."""
-    ask = wallet.bank.get_payout
-
-    def ask_then_fail(key: str) -> Payout:
-        try:
-            return ask(key)
-        finally:
-            wallet.bank.fail_next(error, after_effect=effect)
-
-    monkeypatch.setattr(wallet.bank, "get_payout", ask_then_fail)
-
-
-def test_a_refusal_releases_the_hold(
-    funded: FakeBankWallet, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_refusal_releases_the_hold(funded: FakeBankWallet) -> None:
     payout_id = funded.request_payout("5.00")
-    refusal = ProviderRejected("account_closed", "closed")
-    fail_the_create_after_the_question(funded, monkeypatch, refusal, effect=False)
+    funded.bank.fail_next(ProviderRejected("account_closed", "closed"))
     funded.send_payouts()
     assert funded.payout(payout_id).status == "failed"
     assert funded.balance() == (100_00, 0, 100_00)
 
 
-def test_a_lost_answer_stays_held_and_is_never_sent_twice(
-    funded: FakeBankWallet, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_lost_answer_stays_held_and_is_never_sent_twice(funded: FakeBankWallet) -> None:
     payout_id = funded.request_payout("20.00")
-    funded.bank.fail_next(OutcomeUnknown("timed out"))
-    funded.send_payouts()  # the question before the create is lost: nothing is sent
-    assert funded.payout(payout_id).status == "sending"
-    assert payments_at_the_bank(funded, payout_id) == 0
-
-    with monkeypatch.context() as patch:
-        lost = OutcomeUnknown("timed out")
-        fail_the_create_after_the_question(funded, patch, lost, effect=True)
-        funded.send_payouts()  # created at the bank; the answer is lost
+    funded.bank.fail_next(OutcomeUnknown("timed out"), after_effect=True)
+    funded.send_payouts()  # created at the bank; the answer is lost
     assert funded.payout(payout_id).status == "unknown"
     assert payments_at_the_bank(funded, payout_id) == 1
     assert funded.balance()[2] == 100_00 - 21_00
 
+    funded.bank.fail_next(OutcomeUnknown("timed out"))
+    funded.send_payouts()  # the question is lost too: nothing is sent, nothing released
+    assert funded.payout(payout_id).status == "unknown"
     for _ in range(3):
         funded.send_payouts()
     assert funded.payout(payout_id).status == "pending"
     assert payments_at_the_bank(funded, payout_id) == 1
     assert funded.balance()[2] == 100_00 - 21_00
+
+
+def test_a_create_that_never_reached_the_bank_is_sent_again_under_its_key(
+    funded: FakeBankWallet,
+) -> None:
+    payout_id = funded.request_payout("20.00")
+    funded.bank.fail_next(OutcomeUnknown("connection refused"))
+    funded.send_payouts()
+    assert (funded.payout(payout_id).status, payments_at_the_bank(funded, payout_id)) == (
+        "unknown",
+        0,
+    )
+    funded.send_payouts()  # asked first: nothing there, so created under the same key
+    assert funded.payout(payout_id).status == "pending"
+    assert payments_at_the_bank(funded, payout_id) == 1

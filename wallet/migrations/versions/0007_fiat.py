@@ -78,8 +78,9 @@ def upgrade() -> None:
 
         -- A payout holds amount + fee on the wallet from its request; it is written `sending`
         -- before the provider is asked, under the id that is our idempotency key there, and is
-        -- `unknown` when the answer was lost. Paid: posted; failed: released; returned after
-        -- paid: reversed.
+        -- `unknown` when the answer was lost. `send_attempts` counts the creates begun, each
+        -- committed before it is sent: after the first, the provider is asked before any other.
+        -- Paid: posted; failed: released; returned after paid: reversed.
         CREATE TABLE payouts (
             id text PRIMARY KEY,
             tenant_id text NOT NULL REFERENCES tenants,
@@ -95,6 +96,7 @@ def upgrade() -> None:
             provider_version integer NOT NULL DEFAULT 0,
             failure_code text,
             hold_id bigint NOT NULL REFERENCES holds,
+            send_attempts integer NOT NULL DEFAULT 0 CHECK (send_attempts >= 0),
             post_transaction_id bigint REFERENCES ledger_transactions,
             reversal_transaction_id bigint REFERENCES ledger_transactions,
             created_at timestamptz NOT NULL DEFAULT now(),

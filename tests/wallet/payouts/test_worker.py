@@ -1,0 +1,106 @@
+"""Payouts sent by a real worker to the sandbox bank: paid, failed, returned; and a worker
+killed with SIGKILL right after the bank accepted a payout."""
+
+import os
+import signal
+
+import pytest
+from sqlalchemy import text
+
+from fiat import SandboxBankClient
+from tests.bank_stack import BANK_KEY, BANK_SECRET, FiatTenant
+from tests.webhook_fixtures import NOWHERE, CeleryProcesses, wait_until
+from wallet.banking.service import FeeSchedule
+from wallet.database import unit_of_work
+from wallet.payouts.service import request_payout
+from wallet.settings import Settings
+
+
+def payout(tenant: FiatTenant, amount: str, currency: str, account: str) -> str:
+    """A payout of the tenant's wallet to the linked `account`, as the API requests it."""
+    with unit_of_work(tenant.factory.sessions) as session:
+        return request_payout(
+            session,
+            tenant.factory.tenant_id,
+            wallet_id=tenant.wallet,
+            bank_account_id=account,
+            asset_code=currency,
+            amount=amount,
+            provider="sandbox",
+            fees=FeeSchedule(Settings().fiat_fees),
+            catalogue=tenant.factory.catalogue,
+        ).id
+
+
+def status(tenant: FiatTenant, payout_id: str) -> str:
+    with unit_of_work(tenant.factory.sessions) as session:
+        return str(
+            session.execute(
+                text("SELECT status FROM payouts WHERE id = :id"), {"id": payout_id}
+            ).scalar_one()
+        )
+
+
+def payments_at_the_bank(tenant: FiatTenant, key: str) -> int:
+    with SandboxBankClient(tenant.stack.sandbox.options.url, BANK_KEY, BANK_SECRET) as bank:
+        return sum(
+            1
+            for report in bank.balance_reports()
+            for line in report.lines
+            if line.idempotency_key == key
+        )
+
+
+@pytest.mark.parametrize(
+    ("amount", "currency", "final", "posted"),
+    [
+        ("30.00", "USD", "paid", "69.00"),
+        ("30.00", "EUR", "paid", "69.00"),
+        ("30.13", "USD", "failed", "100.00"),
+        ("30.31", "EUR", "returned", "100.00"),
+    ],
+)
+def test_payouts_end_paid_failed_or_returned(
+    fiat_tenant: FiatTenant,
+    *,
+    worker: CeleryProcesses,
+    amount: str,
+    currency: str,
+    final: str,
+    posted: str,
+) -> None:
+    fiat_tenant.factory.fund(fiat_tenant.wallet, currency, 100_00)
+    payout_id = payout(fiat_tenant, amount, currency, fiat_tenant.link(currency))
+    assert fiat_tenant.balance(currency)["pending_out"] != "0.00"
+    wait_until(lambda: status(fiat_tenant, payout_id) == final, timeout=20)
+    balance = fiat_tenant.balance(currency)
+    assert (balance["posted"], balance["pending_out"]) == (posted, "0.00")
+    assert payments_at_the_bank(fiat_tenant, payout_id) == 1
+
+
+def test_a_worker_killed_right_after_the_bank_accepted_sends_one_payout(
+    fiat_tenant: FiatTenant, worker: CeleryProcesses
+) -> None:
+    control = fiat_tenant.stack.control
+    fiat_tenant.factory.fund(fiat_tenant.wallet, "USD", 100_00)
+    account = fiat_tenant.link()
+    accepted_before = sum(1 for e in control.events() if e["type"] == "payout.pending")
+    # The bank does the work and then holds its answer; no webhook reaches us meanwhile.
+    control.configure(webhook_url=NOWHERE, outage="timeout_after", outage_delay=30.0)
+    payout_id = payout(fiat_tenant, "40.00", "USD", account)
+    killed = worker.pid("worker")
+
+    def accepted() -> bool:
+        return sum(1 for e in control.events() if e["type"] == "payout.pending") > accepted_before
+
+    wait_until(accepted, timeout=20, interval=0.02)
+    os.kill(killed, signal.SIGKILL)
+    assert status(fiat_tenant, payout_id) == "sending"
+
+    control.configure(outage="none")
+    wait_until(lambda: worker.pid("worker") != killed, timeout=20)
+    wait_until(lambda: status(fiat_tenant, payout_id) == "paid", timeout=30)
+
+    assert payments_at_the_bank(fiat_tenant, payout_id) == 1
+    balance = fiat_tenant.balance()
+    assert (balance["posted"], balance["pending_out"]) == ("59.00", "0.00")
