@@ -17,7 +17,7 @@ from chains import TraceMode, WrongChain
 from wallet.apikeys.models import Scope
 from wallet.apikeys.service import create_key_for_tenant, list_keys, revoke_key
 from wallet.assets.service import load_catalogue, store_catalogue
-from wallet.banking.service import open_bank, provider_check, restricted_wallets
+from wallet.banking.service import bank_for_a_command, provider_check, restricted_wallets
 from wallet.celery_app import run_beat, run_worker
 from wallet.database import migrate, unit_of_work
 from wallet.deposits.errors import InconsistentChainState, WatcherHalted
@@ -105,8 +105,11 @@ def reconcile() -> None:
     """Check every ledger invariant and the ledger against the bank's report; list restricted
     wallets. Exit 1 if anything disagrees (or the bank cannot be asked)."""
     settings = load_settings()
-    bank = open_bank(settings)
-    with open_runtime(settings) as runtime, unit_of_work(runtime.sessions) as session:
+    with (
+        bank_for_a_command(settings) as bank,
+        open_runtime(settings) as runtime,
+        unit_of_work(runtime.sessions) as session,
+    ):
         checks = check_ledger(session)
         if bank is not None:
             checks.append(provider_check(session, bank))

@@ -6,7 +6,8 @@ of the amount, per rail and currency, rounded up to the minor unit.
 """
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -79,6 +80,17 @@ def take_snapshot(
     payment.failure_code = snapshot.failure_code
     payment.updated_at = datetime.now(UTC)
     return EventOutcome.APPLIED
+
+
+@contextmanager
+def bank_for_a_command(settings: Settings) -> Iterator[BankProvider | None]:
+    """`open_bank` for a command that ends: its connections are closed when it is done."""
+    bank = open_bank(settings)
+    try:
+        yield bank
+    finally:
+        if isinstance(bank, SandboxBankClient):
+            bank.close()
 
 
 @dataclass(frozen=True)
