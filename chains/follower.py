@@ -20,6 +20,7 @@ from chains.model import (
     NativeTransfer,
     Rollback,
     ScannedBlock,
+    SentTransaction,
     StepResult,
     TokenTransfer,
     WatchedAddresses,
@@ -87,13 +88,15 @@ class ChainFollower:
         watched: WatchedAddresses,
         max_blocks: int = 250,
         head: int | None = None,
+        senders: WatchedAddresses | None = None,
     ) -> StepResult:
         """Fetch up to `max_blocks` blocks after the window's tip and scan them, or report a reorg.
 
         `known_window` is the caller's last accepted headers, oldest first, consecutive numbers;
         an empty window starts at `start_block` without a parent check. `head` is the node's
         latest block number as the caller read it; the step fetches no block above it, and
-        reads it first when it is not given. Raises `NodeUnreachable` when the node cannot be
+        reads it first when it is not given. Transactions sent by `senders` (hot wallets) are
+        reported with their receipts' outcome. Raises `NodeUnreachable` when the node cannot be
         reached and other `RpcError`s on node errors; never returns an empty Advance for a
         failure.
         """
@@ -150,12 +153,21 @@ class ChainFollower:
         ]
         traced = [h for h, raw in blocks if h.number < stop and raw["transactions"]]
         natives, stop = self._native_transfers(candidates, traced, watched, stop)
+        outgoing = [
+            (h, tx)
+            for h, raw in blocks
+            if h.number < stop
+            for tx in raw["transactions"]
+            if senders is not None and tx["from"].lower() in senders
+        ]
+        sent, stop = self._sent_transactions(outgoing, stop)
 
         scanned = tuple(
             ScannedBlock(
                 header=h,
                 native_transfers=tuple(natives.get(h.number, ())),
                 token_transfers=tuple(tokens.get(h.number, ())),
+                sent=tuple(sent.get(h.number, ())),
             )
             for h, _ in blocks
             if h.number < stop
@@ -228,6 +240,21 @@ class ChainFollower:
             )
         return found, stop
 
+    def _sent_transactions(
+        self, outgoing: list[tuple[BlockHeader, dict[str, Any]]], stop: int
+    ) -> tuple[dict[int, list[SentTransaction]], int]:
+        """The watched senders' transactions with their receipts, in one batch."""
+        if not outgoing:
+            return {}, stop
+        calls = [RpcCall("eth_getTransactionReceipt", (tx["hash"],)) for _, tx in outgoing]
+        found: dict[int, list[SentTransaction]] = {}
+        for (header, tx), receipt in zip(outgoing, self._rpc.batch(calls), strict=True):
+            if receipt is None or receipt["blockHash"] != header.hash:
+                stop = min(stop, header.number)
+                continue
+            found.setdefault(header.number, []).append(_sent_transaction(header, tx, receipt))
+        return found, stop
+
     def _native_transfers(
         self,
         candidates: list[tuple[BlockHeader, dict[str, Any]]],
@@ -277,6 +304,20 @@ class ChainFollower:
             if internal:
                 found.setdefault(header.number, []).extend(internal)
         return found, stop
+
+
+def _sent_transaction(
+    header: BlockHeader, tx: dict[str, Any], receipt: dict[str, Any]
+) -> SentTransaction:
+    return SentTransaction(
+        block_number=header.number,
+        block_hash=header.hash,
+        tx_hash=tx["hash"].lower(),
+        from_address=tx["from"].lower(),
+        nonce=_quantity(tx["nonce"]),
+        succeeded=receipt["status"] == "0x1",
+        fee=_quantity(receipt["gasUsed"]) * _quantity(receipt["effectiveGasPrice"]),
+    )
 
 
 def fetch_header(rpc: RpcClient, block: int | str = "latest") -> BlockHeader | None:

@@ -88,12 +88,28 @@ class TokenTransfer:
 
 
 @dataclass(frozen=True, slots=True)
+class SentTransaction:
+    """A transaction of a watched sender (a hot wallet), with its receipt's outcome."""
+
+    block_number: int
+    block_hash: str
+    tx_hash: str
+    from_address: str
+    nonce: int
+    succeeded: bool
+    fee: int
+    """Gas used times the effective gas price, in wei."""
+
+
+@dataclass(frozen=True, slots=True)
 class ScannedBlock:
-    """One accepted block with the transfers to watched addresses found in it."""
+    """One accepted block with the transfers to watched addresses found in it, and the
+    transactions of watched senders."""
 
     header: BlockHeader
     native_transfers: tuple[NativeTransfer, ...] = ()
     token_transfers: tuple[TokenTransfer, ...] = ()
+    sent: tuple[SentTransaction, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,6 +2,7 @@
 talk over HTTP both ways, on the test database; a Celery worker for the periodic jobs."""
 
 import base64
+import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -34,7 +35,12 @@ def bank_environment(sandbox_port: int) -> dict[str, str]:
         "WALLET_BANK_TIMEOUT": "1",
         "WALLET_BANK_RESOLVE_INTERVAL": "0.3",
         "WALLET_BANK_RESOLVE_AFTER": "0.5",
-        "WALLET_FIAT_FEES": '{"payin": {"USD": {"fixed": 25, "bps": 50}, "EUR": {"fixed": 10}}}',
+        "WALLET_FIAT_FEES": json.dumps(
+            {
+                "payin": {"USD": {"fixed": 25, "bps": 50}, "EUR": {"fixed": 10}},
+                "payout": {"USD": {"fixed": 100}, "EUR": {"fixed": 100}},
+            }
+        ),
     }
 
 

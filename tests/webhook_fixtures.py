@@ -241,9 +241,11 @@ class CeleryProcesses:
     def log(self, name: str) -> str:
         return (self.logs / f"{name}.log").read_text(errors="replace")
 
-    def pid(self, name: str) -> int:
-        """The process id of `worker` or `beat` as it runs now."""
-        return self._processes[name].pid
+    def kill(self, name: str) -> None:
+        """SIGKILL the process (it dies at whatever line it is on); it is started again."""
+        process = self._processes[name]
+        process.kill()
+        process.wait()
 
     def stop(self) -> None:
         self._stopping.set()

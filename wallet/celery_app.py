@@ -11,8 +11,8 @@ service's own PostgreSQL (the embedded profile: no system package needed).
 import logging
 import os
 import threading
-from dataclasses import dataclass
-from typing import Any, Final
+from collections.abc import Callable
+from typing import Any, Final, Generic, TypeVar
 
 import httpx
 from celery import Celery
@@ -23,7 +23,7 @@ from wallet.payins.tasks import RESOLVE_PAYINS, BankTaskContext
 from wallet.payins.tasks import register_tasks as register_payin_tasks
 from wallet.payouts.tasks import SEND_PAYOUTS
 from wallet.payouts.tasks import register_tasks as register_payout_tasks
-from wallet.runtime import build_runtime, database_url
+from wallet.runtime import Runtime, build_runtime, database_url
 from wallet.settings import Settings, load_settings
 from wallet.webhooks.attempt import DeliveryOptions
 from wallet.webhooks.secrets import SecretBox
@@ -33,6 +33,10 @@ from wallet.webhooks.tasks import (
     TaskContext,
     register_tasks,
 )
+from wallet.withdrawals import tasks as withdrawals
+from wallet.withdrawals.tasks import BROADCAST_WITHDRAWALS, BroadcastContext, BroadcastOptions
+
+T = TypeVar("T")
 
 APP_NAME: Final = "wallet"
 
@@ -46,10 +50,12 @@ def create_app(settings: Settings | None = None) -> Celery:
     configuration = _Configuration(settings)
     app = Celery(APP_NAME, set_as_current=False)
     app.add_defaults(configuration.celery_config)
-    contexts = _ProcessContexts(configuration)
-    register_tasks(app, lambda: contexts().webhooks)
-    register_payin_tasks(app, lambda: contexts().banking)
-    register_payout_tasks(app, lambda: contexts().banking)
+    runtime = _PerProcess(lambda: build_runtime(configuration.settings()))
+    register_tasks(app, _PerProcess(lambda: _task_context(configuration.settings(), runtime())))
+    withdrawals.register_tasks(app, _PerProcess(lambda: _broadcast_context(runtime())))
+    banking = _PerProcess(lambda: _bank_context(runtime()))
+    register_payin_tasks(app, banking)
+    register_payout_tasks(app, banking)
     return app
 
 
@@ -91,6 +97,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
                 "task": SWEEP_WEBHOOK_DELIVERIES,
                 "schedule": settings.webhook_sweep_interval,
                 "options": {"expires": max(10.0, 10 * settings.webhook_sweep_interval)},
+            },
+            "broadcast-withdrawals": {
+                "task": BROADCAST_WITHDRAWALS,
+                "schedule": settings.withdrawal_broadcast_interval,
+                "options": {"expires": max(10.0, 10 * settings.withdrawal_broadcast_interval)},
             },
             "send-payouts": {
                 "task": SEND_PAYOUTS,
@@ -175,46 +186,51 @@ class _Configuration:
         return celery_config(self.settings())
 
 
-@dataclass(frozen=True)
-class _Contexts:
-    webhooks: TaskContext
-    banking: BankTaskContext
+class _PerProcess(Generic[T]):
+    """Builds a value on first use in each process (after the worker's fork)."""
 
-
-class _ProcessContexts:
-    """Builds the tasks' contexts on first use in each process (after the worker's fork)."""
-
-    def __init__(self, configuration: _Configuration) -> None:
-        self._configuration = configuration
+    def __init__(self, build: Callable[[], T]) -> None:
+        self._build = build
         self._lock = threading.Lock()
-        self._built: tuple[int, _Contexts] | None = None
+        self._built: tuple[int, T] | None = None
 
-    def __call__(self) -> _Contexts:
+    def __call__(self) -> T:
         with self._lock:
             if self._built is None or self._built[0] != os.getpid():
                 self._built = (os.getpid(), self._build())
             return self._built[1]
 
-    def _build(self) -> _Contexts:
-        # httpx logs every request's URL at INFO; endpoint URLs may carry the app's tokens.
-        logging.getLogger("httpx").setLevel(logging.WARNING)
-        settings = self._configuration.settings()
-        runtime = build_runtime(settings)
-        webhooks = TaskContext(
-            sessions=runtime.sessions,
-            secrets=SecretBox.from_settings(settings),
-            client=httpx.Client(follow_redirects=False, timeout=settings.webhook_timeout),
-            settings=settings,
-            delivery=DeliveryOptions.from_settings(settings),
-            sql_broker=settings.broker_url is None,
-        )
-        banking = BankTaskContext(
-            sessions=runtime.sessions,
-            bank=open_bank(settings),
-            catalogue=runtime.catalogue,
-            resolve_after=settings.bank_resolve_after,
-        )
-        return _Contexts(webhooks, banking)
+
+def _task_context(settings: Settings, runtime: Runtime) -> TaskContext:
+    # httpx logs every request's URL at INFO; endpoint URLs may carry the app's tokens.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    return TaskContext(
+        sessions=runtime.sessions,
+        secrets=SecretBox.from_settings(settings),
+        client=httpx.Client(follow_redirects=False, timeout=settings.webhook_timeout),
+        settings=settings,
+        delivery=DeliveryOptions.from_settings(settings),
+        sql_broker=settings.broker_url is None,
+    )
+
+
+def _broadcast_context(runtime: Runtime) -> BroadcastContext:
+    return BroadcastContext(
+        engine=runtime.engine,
+        sessions=runtime.sessions,
+        catalogue=runtime.catalogue,
+        hot_wallets=withdrawals.hot_wallets(runtime.settings, runtime.catalogue),
+        options=BroadcastOptions.from_settings(runtime.settings),
+    )
+
+
+def _bank_context(runtime: Runtime) -> BankTaskContext:
+    return BankTaskContext(
+        sessions=runtime.sessions,
+        bank=open_bank(runtime.settings),
+        catalogue=runtime.catalogue,
+        resolve_after=runtime.settings.bank_resolve_after,
+    )
 
 
 app = create_app()

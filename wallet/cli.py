@@ -30,6 +30,7 @@ from wallet.runtime import database_url, open_runtime
 from wallet.settings import Settings, load_settings
 from wallet.supervisor import Backoff, Process, supervise
 from wallet.tenants.service import tenant_by_name
+from wallet.withdrawals.tasks import hot_wallet_signers
 
 app = typer.Typer(help="Custodial hybrid wallet service.", no_args_is_help=True)
 db = typer.Typer(help="Database schema.", no_args_is_help=True)
@@ -202,21 +203,27 @@ def watch(
 def devnet(
     fresh: bool = typer.Option(False, help="Forget the chains kept in data_dir/anvil."),
 ) -> None:
-    """Run an Anvil node (from npm) per local chain of the catalogue, test stablecoin deployed.
+    """Run an Anvil node (from npm) per local chain of the catalogue, test stablecoin deployed,
+    each chain's hot wallet funded (when a seed is configured).
 
     The chains are kept in data_dir/anvil between runs; Ctrl-C or SIGTERM stops them.
     """
     settings = load_settings()
+    catalogue = load_catalogue(settings.assets_file)
+    hot_wallets = {
+        chain: signer.address for chain, signer in hot_wallet_signers(settings, catalogue).items()
+    }
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     try:
         run_devnets(
-            load_catalogue(settings.assets_file),
+            catalogue,
             settings.data_dir / "anvil",
             stop,
             typer.echo,
             fresh=fresh,
+            hot_wallets=hot_wallets,
         )
     except DevnetError as error:
         typer.echo(str(error), err=True)

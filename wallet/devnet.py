@@ -2,12 +2,16 @@
 
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from chains.devnet import Devnet, start_dev_chain
+from chains.devnet import DevChain, Devnet, start_dev_chain
 from wallet.assets.service import AssetKind, Catalogue, Chain
+
+# What a new chain's hot wallet gets from Anvil's first account, so withdrawals can go out.
+HOT_WALLET_ETH = 100 * 10**18
+HOT_WALLET_TOKENS = 100_000 * 10**6
 
 
 class DevnetError(RuntimeError):
@@ -21,18 +25,22 @@ def run_devnets(
     report: Callable[[str], None],
     *,
     fresh: bool,
+    hot_wallets: Mapping[str, str],
 ) -> None:
     """Run the nodes until `stop` is set; each chain's state is kept in `state_dir`.
 
     A new chain gets the test stablecoin deployed by Anvil's first account, at the address the
-    catalogue expects; a kept chain is resumed as it was.
+    catalogue expects, and its hot wallet (from `hot_wallets`, by chain name) ETH and test
+    stablecoins from that account; a kept chain is resumed as it was.
     """
     state_dir.mkdir(parents=True, exist_ok=True)
     nodes: list[Devnet] = []
     try:
         for chain in local_chains(catalogue):
+            state = state_dir / f"{chain.name}.json"
+            hot_wallet = hot_wallets.get(chain.name)
             nodes.append(
-                start_node(catalogue, chain, state_dir / f"{chain.name}.json", report, fresh)
+                start_node(catalogue, chain, state, report, fresh=fresh, hot_wallet=hot_wallet)
             )
         if not nodes:
             raise DevnetError("no chain of the catalogue has a local rpc_url")
@@ -54,7 +62,13 @@ def local_chains(catalogue: Catalogue) -> list[Chain]:
 
 
 def start_node(
-    catalogue: Catalogue, chain: Chain, state: Path, report: Callable[[str], None], fresh: bool
+    catalogue: Catalogue,
+    chain: Chain,
+    state: Path,
+    report: Callable[[str], None],
+    *,
+    fresh: bool,
+    hot_wallet: str | None = None,
 ) -> Devnet:
     port = urlsplit(chain.rpc_url).port
     if port is None:
@@ -85,6 +99,9 @@ def start_node(
         extra_args=("--dump-state", str(state)),
     )
     report(f"{chain.name}: chain id {chain.chain_id} on {dev.rpc_url}, {mined}")
+    if hot_wallet is not None:
+        fund_hot_wallet(dev, hot_wallet)
+        report(f"{chain.name}: hot wallet {hot_wallet} funded with 100 ETH and 100,000 USDC")
     for asset in catalogue.assets_on(chain.name):
         if (
             asset.kind is AssetKind.ERC20
@@ -95,6 +112,13 @@ def start_node(
                 f"{asset.contract_address}, but the test stablecoin is at {dev.token_address}"
             )
     return dev.devnet
+
+
+def fund_hot_wallet(dev: DevChain, address: str) -> None:
+    """Send ETH and test stablecoins from Anvil's first account to the hot wallet, mined."""
+    dev.send_eth(dev.deployer.address, address, HOT_WALLET_ETH)
+    dev.send_tokens(dev.deployer.address, address, HOT_WALLET_TOKENS)
+    dev.mine()
 
 
 def port_taken(port: int) -> bool:

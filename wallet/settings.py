@@ -21,6 +21,26 @@ def _default_fiat_fees() -> dict[str, dict[str, FeeRule]]:
     }
 
 
+class WithdrawalPolicy(BaseModel):
+    """One asset's withdrawal rules; amounts are decimal strings in the asset's unit."""
+
+    per_transaction: str | None = Field(default=None, description="Largest single withdrawal.")
+    daily: str | None = Field(default=None, description="Most a wallet sends in any 24 hours.")
+    approval_above: str | None = Field(
+        default=None, description="Above this, one operator must approve."
+    )
+    dual_approval_above: str | None = Field(
+        default=None, description="Above this, two different operators must approve."
+    )
+    fee_rate: str | None = Field(
+        default=None,
+        description=(
+            "Tokens: how many of the asset's units one unit of the chain's native asset is "
+            'worth ("3000": 1 ETH = 3000 USDC), to charge the network fee in the token.'
+        ),
+    )
+
+
 class Settings(BaseSettings):
     """Everything a process needs to know about its environment.
 
@@ -104,6 +124,26 @@ class Settings(BaseSettings):
         default=86_400.0,
         ge=0,
         description="Seconds after the first attempt before a failing delivery is given up.",
+    )
+
+    # Crypto withdrawals.
+    withdrawal_policies: dict[str, WithdrawalPolicy] = Field(
+        default_factory=dict,
+        description="JSON object of asset code to its limits, approval thresholds and fee rate.",
+    )
+    withdrawal_blocklist: list[str] = Field(
+        default_factory=list, description="Addresses no withdrawal may be sent to (JSON list)."
+    )
+    withdrawal_max_fee_per_gas: int = Field(
+        default=500 * 10**9, gt=0, description="Wei per gas a withdrawal never pays above."
+    )
+    withdrawal_broadcast_interval: float = Field(
+        default=1.0, gt=0, description="Seconds between runs of the withdrawal broadcaster."
+    )
+    withdrawal_bump_after: float = Field(
+        default=60.0,
+        gt=0,
+        description="Seconds a sent transaction may stay unmined before a fee bump.",
     )
 
     # Fiat: the bank provider (the sandbox bank's HTTP API, or the in-memory fake of unit

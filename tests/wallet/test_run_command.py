@@ -15,9 +15,13 @@ import psycopg
 import pytest
 from sqlalchemy import make_url
 
+from chains import RpcClient, native_balance
 from chains.devnet import dev_accounts, find_free_port
+from custody import KeySigner, MasterSeed
 from fiat.sandbox import SandboxControl
 from fiat.sandbox.settings import DEFAULT_API_KEY
+from wallet.cli import DEV_MNEMONIC
+from wallet.devnet import HOT_WALLET_ETH
 
 CATALOGUE = """
 [[chains]]
@@ -166,12 +170,18 @@ def run_database(server_url: str) -> Iterator[str]:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def test_run_starts_the_api_the_devnets_the_sandbox_bank_and_stops_cleanly(
+def test_run_starts_the_api_funded_devnets_the_sandbox_bank_and_stops_cleanly(
     tmp_path: Path, run_database: str
 ) -> None:
     run = WalletRun(tmp_path, run_database)
     try:
         run.wait_until_ready()
+        hot_wallet = KeySigner.hot_wallet(MasterSeed.from_mnemonic(DEV_MNEMONIC), account=31337)
+        deadline = time.monotonic() + 60
+        with RpcClient(run.rpc_a) as rpc:
+            while native_balance(rpc, hot_wallet.address) != HOT_WALLET_ETH:
+                assert time.monotonic() < deadline, run.log
+                time.sleep(0.2)
         authorization = {"Authorization": f"Bearer {run.api_key()}"}
         with httpx.Client(base_url=run.api, headers=authorization, timeout=10) as client:
             payin = pay_in(client, run.bank)

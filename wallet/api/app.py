@@ -19,12 +19,15 @@ from wallet.database import statement_pool
 from wallet.deposits import endpoints as deposits
 from wallet.deposits.addresses import load_address_book
 from wallet.payins import endpoints as payins
+from wallet.payouts import endpoints as payouts
 from wallet.runtime import Runtime
 from wallet.transfers import endpoints as transfers
 from wallet.transfers.service import transfers_once
 from wallet.wallets import endpoints as wallets
 from wallet.webhooks import endpoints as webhook_endpoints
 from wallet.webhooks.secrets import SecretBox
+from wallet.withdrawals import endpoints as withdrawals
+from wallet.withdrawals.service import NodeFeeQuoter, WithdrawalRules, fee_policy
 
 DESCRIPTION = """
 The app's API to the wallet service.
@@ -53,6 +56,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         apart=lambda transfer: (transfer.key.scope, transfer.key.key),
     )
     batchers = (key_lookups, transfer_batches)
+    fee_quoter = NodeFeeQuoter(fee_policy(runtime.settings))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -68,6 +72,7 @@ def create_app(runtime: Runtime) -> FastAPI:
             for batcher in batchers:
                 batcher.stop()
             statements.close()
+            fee_quoter.close()
 
     app = FastAPI(
         title="Hybrid wallet API", version="1", description=DESCRIPTION, lifespan=lifespan
@@ -78,15 +83,19 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.state.deposit_address_book = load_address_book(runtime.settings, runtime.catalogue)
     app.state.secret_box = SecretBox.from_settings(runtime.settings)
     app.state.bank = open_bank(runtime.settings)
+    app.state.withdrawal_rules = WithdrawalRules.from_settings(runtime.settings)
+    app.state.withdrawal_fees = fee_quoter
     install_problem_handlers(app)
     routers = (
         wallets.router,
         transfers.router,
         deposits.router,
+        withdrawals.router,
         assets.router,
         webhook_endpoints.router,
         bank_accounts.router,
         payins.router,
+        payouts.router,
         banking.router,
     )
     for router in routers:

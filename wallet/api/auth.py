@@ -76,4 +76,5 @@ def require_scope(scope: Scope) -> Callable[[Principal], Awaitable[Principal]]:
 
 Reader = Annotated[Principal, Depends(require_scope(Scope.READ))]
 Transferer = Annotated[Principal, Depends(require_scope(Scope.TRANSFER))]
+Withdrawer = Annotated[Principal, Depends(require_scope(Scope.WITHDRAW))]
 Operator = Annotated[Principal, Depends(require_scope(Scope.OPERATOR))]

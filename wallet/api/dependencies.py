@@ -54,6 +54,10 @@ async def transfer_batches(request: Request) -> Batcher[KeyedTransfer, Outcome |
 
 
 async def bank(request: Request) -> BankProvider:
+    return bank_of(request)
+
+
+def bank_of(request: Request) -> BankProvider:
     """The process's bank provider (`wallet.banking.service.open_bank`), if one is configured."""
     provider = cast(BankProvider | None, request.app.state.bank)
     if provider is None:

@@ -87,18 +87,28 @@ def load_address_book(settings: Settings, catalogue: Catalogue) -> DepositAddres
     chains = catalogue.chains.values()
     if settings.deposit_xpubs:
         return DepositAddressBook.from_xpubs(settings.deposit_xpubs, chains)
+    seed = load_master_seed(settings)
+    if seed is None:
+        logger.warning(
+            "no deposit address seed or xpubs configured: deposit addresses are disabled"
+        )
+        return DepositAddressBook({})
+    return DepositAddressBook.from_seed(seed, chains)
+
+
+def load_master_seed(settings: Settings) -> MasterSeed | None:
+    """The master seed from its keystore, else (the embedded profile only) from a mnemonic in
+    the environment; None when neither is configured."""
     if settings.seed_keystore is not None:
         if settings.seed_password is None:
             raise ValueError("WALLET_SEED_KEYSTORE is set but WALLET_SEED_PASSWORD is not")
-        seed = load_seed(settings.seed_keystore, settings.seed_password.get_secret_value())
-        return DepositAddressBook.from_seed(seed, chains)
+        return load_seed(settings.seed_keystore, settings.seed_password.get_secret_value())
     if settings.dev_mnemonic is not None:
         logger.warning(
-            "!!! DEPOSIT ADDRESSES COME FROM WALLET_DEV_MNEMONIC, A SEED IN THE ENVIRONMENT. "
+            "!!! KEYS COME FROM WALLET_DEV_MNEMONIC, A SEED IN THE ENVIRONMENT. "
             "This is for the embedded development profile only: never send real funds to "
-            "these addresses. Use WALLET_SEED_KEYSTORE or WALLET_DEPOSIT_XPUBS in production. !!!"
+            "these addresses. Use WALLET_SEED_KEYSTORE (and WALLET_DEPOSIT_XPUBS for the API) "
+            "in production. !!!"
         )
-        seed = MasterSeed.from_mnemonic(settings.dev_mnemonic.get_secret_value())
-        return DepositAddressBook.from_seed(seed, chains)
-    logger.warning("no deposit address seed or xpubs configured: deposit addresses are disabled")
-    return DepositAddressBook({})
+        return MasterSeed.from_mnemonic(settings.dev_mnemonic.get_secret_value())
+    return None

@@ -63,6 +63,11 @@ class ChainAssets:
     def by_code(self) -> dict[str, Asset]:
         return {self.native.code: self.native} | {a.code: a for a in self.tokens.values()}
 
+    @property
+    def catalogue(self) -> Catalogue:
+        """The chain and its assets as a catalogue of their own."""
+        return Catalogue(chains={self.name: self.chain}, assets=self.by_code)
+
     def follower_tokens(self) -> dict[str, str]:
         """Contract address to asset code, as `chains.ChainFollower` takes them."""
         return {address: asset.code for address, asset in self.tokens.items()}

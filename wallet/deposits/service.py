@@ -20,7 +20,7 @@ from wallet.deposits.models import (
 )
 from wallet.ids import new_id
 from wallet.wallets.models import WalletStatus
-from wallet.wallets.service import UnknownWallet, WalletNotActive
+from wallet.wallets.service import UnknownWallet, WalletNotActive, lock_status
 
 
 @dataclass(frozen=True)
@@ -62,14 +62,7 @@ def deposit_address(
     if not book.issues_on(chain):
         raise DepositAddressesUnavailable(f"no deposit address key is configured for {chain}")
 
-    # Serializes first requests for one wallet; FOR NO KEY UPDATE leaves rows that refer to
-    # the wallet (accounts, deposits) free to be inserted meanwhile.
-    status = session.execute(
-        text("SELECT status FROM wallets WHERE id = :id AND tenant_id = :tenant FOR NO KEY UPDATE"),
-        {"id": wallet_id, "tenant": tenant_id},
-    ).scalar_one_or_none()
-    if status is None:
-        raise UnknownWallet(f"no wallet {wallet_id}")
+    status = lock_status(session, tenant_id, wallet_id)  # serializes first requests
     existing = _address_of(session, wallet_id, chain)
     if existing is not None:
         return IssuedAddress(existing, created=False)

@@ -42,6 +42,7 @@ from wallet.deposits.arrivals import ChainAssets, DepositChanges
 from wallet.deposits.errors import LeaseLost, ReorgBeyondWindow, StaleWindow
 from wallet.deposits.lease import ChainLease
 from wallet.deposits.window import load_window, lock_cursor, record_advance, record_rollback
+from wallet.withdrawals.repository import hot_wallets as withdrawal_hot_wallets
 
 logger = logging.getLogger(__name__)
 
@@ -136,6 +137,8 @@ class DepositWatcher:
         self._rpc = rpc
         self._watched = AddressSet()
         """The chain's deposit addresses."""
+        self._hot_wallets = AddressSet()
+        """The chain's hot wallets: their transactions are matched to withdrawals."""
         self._last_index = -1
         self._window: list[BlockHeader] | None = None
         self._follower: ChainFollower | None = None
@@ -216,9 +219,10 @@ class DepositWatcher:
         # address the set lacks. The follower fetches no block above it.
         head = int(self._rpc.call("eth_blockNumber"), 16)
         self._load_new_addresses()
-        return _Fetched(
-            head, self._follower.step(window, self._watched, self.options.batch_blocks, head)
+        step = self._follower.step(
+            window, self._watched, self.options.batch_blocks, head, senders=self._hot_wallets
         )
+        return _Fetched(head, step)
 
     def _prefetched(self, window: list[BlockHeader]) -> _Fetched | None:
         """The fetch started by the last step, if it was for `window` (its write succeeded)."""
@@ -259,10 +263,13 @@ class DepositWatcher:
                 ),
                 {"chain": self.chain, "last": self._last_index},
             ).one()
+            hot_wallets = withdrawal_hot_wallets(session, self.chain)
         if last is not None:
             for address in addresses:
                 self._watched.add(address)
             self._last_index = last
+        for address in hot_wallets:
+            self._hot_wallets.add(address)
 
     def run(self, lease: ChainLease, stop: threading.Event) -> None:
         """Follow the chain until `stop` is set: take the lease (waiting for it), then step."""

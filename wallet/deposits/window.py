@@ -24,6 +24,7 @@ from wallet.deposits.arrivals import (
 from wallet.deposits.crediting import confirm, deposit_event, orphan_or_reverse
 from wallet.deposits.models import ChainCursor, ChainHeader, DepositStatus
 from wallet.events.service import emit_many
+from wallet.withdrawals.service import track_blocks, unmine
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +87,8 @@ def record_advance(
     # confirmed against their stored headers, which a step longer than the window would
     # otherwise drop first. Those in this step's blocks, new or re-mined, are confirmed as
     # they arrived.
+    # Withdrawals first: their rows are locked before any account, as everywhere else.
+    track_blocks(session, assets.catalogue, assets.chain, blocks, tip)
     arrived = [d for d, _ in fresh if d.status == DepositStatus.SEEN]
     confirmed = confirm(session, assets, tip, arrived, changes)
     insert_deposits(session, new)
@@ -131,6 +134,7 @@ def record_rollback(session: Session, assets: ChainAssets, ancestor: BlockHeader
     session.execute(
         text(_MOVE_CURSOR), {"chain": chain, "number": ancestor.number, "hash": ancestor.hash}
     )
+    unmine(session, assets.catalogue, assets.chain, ancestor)
     changes = DepositChanges()
     events = orphan_or_reverse(session, assets, ancestor, changes)
     if not events:

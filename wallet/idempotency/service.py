@@ -72,7 +72,8 @@ def run_once(
 
     With a key, the action runs inside a savepoint, so a failure leaves nothing of it behind
     while the key and the failure are still committed by the caller. Without one, errors
-    simply propagate.
+    simply propagate, as do errors of the service (5xx, such as a node that cannot quote a
+    fee now): a retry under the same key tries again.
     """
     if key is None:
         return Outcome(value=action(), problem=None)
@@ -83,6 +84,8 @@ def run_once(
         with session.begin_nested():
             outcome = Outcome(value=action(), problem=None)
     except WalletError as error:
+        if error.status_code >= 500:
+            raise  # not an answer but "not now": the caller's rollback frees the key
         outcome = Outcome(value=None, problem=error.to_problem())
     session.execute(
         _RECORD, {"scope": key.scope, "key": key.key, "outcome": json.dumps(outcome.to_json())}

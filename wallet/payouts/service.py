@@ -40,7 +40,8 @@ from wallet.ledger.service import ExternalReference, Posting, Reason, Transactio
 from wallet.payouts.models import PAYOUT_PREFIX, UNRESOLVED, Payout, PayoutStatus
 from wallet.payouts.repository import find_payout
 from wallet.payouts.schemas import PayoutOut
-from wallet.wallets.service import get_wallet, require_active
+from wallet.wallets.models import WalletStatus
+from wallet.wallets.service import WalletNotActive, lock_status
 
 logger = logging.getLogger(__name__)
 
@@ -80,14 +81,16 @@ def request_payout(
     catalogue: Catalogue,
 ) -> Payout:
     """Hold amount + fee on the wallet and record the payout (`sending`) for the worker."""
-    wallet = get_wallet(session, tenant_id, wallet_id, lock=True)
-    require_active(wallet)
+    # The wallet's payouts and withdrawals are made one at a time (see `lock_status`).
+    status = lock_status(session, tenant_id, wallet_id)
+    if status != WalletStatus.ACTIVE:
+        raise WalletNotActive(f"wallet {wallet_id} is {status}")
     account = get_bank_account(session, tenant_id, bank_account_id)
     asset = catalogue.asset(asset_code)
-    check_payment_account(account, wallet.id, provider, asset.code)
+    check_payment_account(account, wallet_id, provider, asset.code)
     units = asset.parse(amount)
     fee = fees.quote(Rail.PAYOUT, asset.code, units).fee
-    wallet_account = user_account(session, wallet.id, asset.code)
+    wallet_account = user_account(session, wallet_id, asset.code)
     bank = provider_account(session, provider, asset.code)
     payout_id = new_id(PAYOUT_PREFIX)
     hold = ledger.place_hold(
@@ -101,7 +104,7 @@ def request_payout(
     payout = Payout(
         id=payout_id,
         tenant_id=tenant_id,
-        wallet_id=wallet.id,
+        wallet_id=wallet_id,
         bank_account_id=account.id,
         provider=provider,
         asset=asset.code,

@@ -4,7 +4,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import select, text, tuple_
 from sqlalchemy.orm import Session
 
 from wallet.errors import Conflict, NotFound
@@ -42,6 +42,21 @@ def get_wallet(session: Session, tenant_id: str, wallet_id: str, *, lock: bool =
     if wallet is None:
         raise UnknownWallet(f"no wallet {wallet_id}")
     return wallet
+
+
+def lock_status(session: Session, tenant_id: str, wallet_id: str) -> str:
+    """Lock the tenant's wallet to the end of the transaction and return its status.
+
+    FOR NO KEY UPDATE leaves rows that refer to the wallet (accounts, deposits, withdrawals)
+    free to be inserted meanwhile.
+    """
+    status = session.execute(
+        text("SELECT status FROM wallets WHERE id = :id AND tenant_id = :tenant FOR NO KEY UPDATE"),
+        {"id": wallet_id, "tenant": tenant_id},
+    ).scalar_one_or_none()
+    if status is None:
+        raise UnknownWallet(f"no wallet {wallet_id}")
+    return str(status)
 
 
 def tenant_wallets(

@@ -178,8 +178,9 @@ def isolated_chain(
         dev.devnet.stop()
 
 
-def write_catalogue_file(chain: LiveChain, path: Path) -> Path:
-    """The chain and its assets as a TOML catalogue, for a watcher process."""
+def write_catalogue_file(chain: LiveChain, path: Path, rpc_url: str | None = None) -> Path:
+    """The chain and its assets as a TOML catalogue, for a watcher (or worker) process; its
+    node at `rpc_url` if given."""
     config = chain.config
     native = chain.catalogue.asset(chain.native)
     token = chain.catalogue.asset(chain.token)
@@ -188,7 +189,7 @@ def write_catalogue_file(chain: LiveChain, path: Path) -> Path:
 [[chains]]
 name = "{config.name}"
 chain_id = {config.chain_id}
-rpc_url = "{config.rpc_url}"
+rpc_url = "{rpc_url or config.rpc_url}"
 confirmations = {config.confirmations}
 
 [[assets]]
@@ -197,6 +198,7 @@ kind = "native"
 decimals = 18
 chain = "{config.name}"
 min_deposit = "{native.min_deposit}"
+withdrawal_fee = "{native.withdrawal_fee}"
 
 [[assets]]
 code = "{token.code}"
@@ -205,6 +207,7 @@ decimals = 6
 chain = "{config.name}"
 contract_address = "{token.contract_address}"
 min_deposit = "{token.min_deposit}"
+withdrawal_fee = "{token.withdrawal_fee}"
 """
     )
     return path

@@ -14,6 +14,7 @@ from wallet.ledger.errors import InsufficientFunds
 from wallet.ledger.repository import user_account
 from wallet.ledger.service import Posting, Reason, TransactionRequest, post
 from wallet.transfers.service import TransferRequest
+from wallet.withdrawals.errors import FeeQuoteUnavailable
 
 
 def idempotent_move(sessions: sessionmaker[Session], key: str, request: TransferRequest) -> Outcome:
@@ -95,3 +96,18 @@ def test_concurrent_calls_with_one_key_make_one_transaction(
     assert len({str(outcome.unwrap()) for outcome in outcomes}) == 1
     assert sum(not outcome.replayed for outcome in outcomes) == 1
     assert transfers_between(sessions, account) == 1
+
+
+def test_a_service_error_is_not_kept_so_a_retry_tries_again(
+    factory: Factory, sessions: sessionmaker[Session]
+) -> None:
+    key = IdempotencyKey.for_request(factory.tenant_id, "k-unavailable", {"a": 1})
+
+    def unavailable() -> dict[str, Any]:
+        raise FeeQuoteUnavailable("the node did not answer")
+
+    with pytest.raises(FeeQuoteUnavailable):
+        run_transaction(sessions, lambda session: run_once(session, key, unavailable))
+    retried = run_transaction(sessions, lambda session: run_once(session, key, lambda: {"ok": 1}))
+
+    assert (retried.value, retried.replayed) == ({"ok": 1}, False)

@@ -6,7 +6,7 @@ spent) is `restricted`: nothing may leave it, money may still come in. `transfer
 installed again from its source, which lets a restricted wallet receive transfers.
 
 Revision ID: 0007f
-Revises: 0006
+Revises: 0007w
 """
 
 from alembic import op
@@ -15,7 +15,7 @@ from alembic_utils.reversible_op import ReplaceOp
 from wallet import sql
 
 revision = "0007f"
-down_revision = "0006"
+down_revision = "0007w"
 
 
 def upgrade() -> None:

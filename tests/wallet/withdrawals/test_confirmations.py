@@ -1,0 +1,180 @@
+"""The watcher's step confirms what the broadcaster sent: posted after the confirmations,
+failed on status 0, back to broadcast and re-sent after a reorg, an alert for strangers."""
+
+import logging
+import secrets
+
+import pytest
+from eth_utils.crypto import keccak
+from sqlalchemy import text
+
+from chains import FeePolicy, FeeQuote, native_transfer, quote_fees
+from tests.wallet.deposits.conftest import CONFIRMATIONS, events_of, settle
+from tests.wallet.withdrawals.conftest import ETH, USDC, SendingChain
+from wallet.database import unit_of_work
+from wallet.ledger.reconcile import check_ledger
+from wallet.ledger.repository import balance, system_account, user_account
+
+
+def outside() -> str:
+    return "0x" + secrets.token_hex(20)
+
+
+def account(chain: SendingChain, wallet_or_name: str, asset: str) -> tuple[int, int]:
+    """(posted, pending_out) of a wallet's account, or of a system account by name."""
+    with unit_of_work(chain.factory.sessions) as session:
+        if wallet_or_name.startswith("wal_"):
+            account_id = user_account(session, wallet_or_name, asset)
+        else:
+            account_id = system_account(session, wallet_or_name, asset)
+        found = balance(session, account_id)
+        return found.posted, found.pending_out
+
+
+def ledger_is_sound(chain: SendingChain) -> bool:
+    with unit_of_work(chain.factory.sessions) as session:
+        return all(check.ok for check in check_ledger(session))
+
+
+def test_eth_and_usdc_are_posted_after_the_confirmations(sending_chain: SendingChain) -> None:
+    chain = sending_chain
+    watcher = chain.live.watcher()
+    settle(watcher)
+    wallet = chain.factory.wallet()
+    chain.factory.fund(wallet, chain.live.native, 2 * ETH)
+    chain.factory.fund(wallet, chain.live.token, 1000 * USDC)
+    chain.fund_hot_wallet(10 * ETH, 500 * USDC)
+    eth_to, usdc_to = outside(), outside()
+    eth = chain.request(wallet, chain.live.native, "1.25", eth_to)
+    usdc = chain.request(wallet, chain.live.token, "250", usdc_to)
+    quoted = {w: chain.withdrawal(w)["fee"] for w in (eth, usdc)}
+    chain.broadcaster().run()
+    chain.dev.mine()
+
+    settle(watcher)
+    assert [chain.withdrawal(w)["confirmations"] for w in (eth, usdc)] == [1, 1]
+    assert chain.withdrawal(eth)["status"] == "broadcast"
+    chain.dev.mine(CONFIRMATIONS - 1)
+    settle(watcher)
+
+    native, token = chain.live.native, chain.live.token
+    done = {w: chain.withdrawal(w) for w in (eth, usdc)}
+    assert [d["status"] for d in done.values()] == ["confirmed", "confirmed"]
+    assert chain.dev.devnet.balance(eth_to) == 125 * ETH // 100
+    assert chain.dev.devnet.token_balance(chain.dev.token_address, usdc_to) == 250 * USDC
+    assert account(chain, wallet, native) == (2 * ETH - 125 * ETH // 100 - int(quoted[eth]), 0)
+    assert account(chain, wallet, token) == (1000 * USDC - 250 * USDC - int(quoted[usdc]), 0)
+    network_fees = sum(int(d["network_fee"]) for d in done.values())
+    fees = f"fees:{chain.live.name}"
+    assert account(chain, fees, native) == (int(quoted[eth]) - network_fees, 0)
+    assert account(chain, fees, token) == (int(quoted[usdc]), 0)
+    assert int(done[eth]["network_fee"]) <= int(quoted[eth]) - 10**14  # never more than quoted
+    assert ledger_is_sound(chain)
+    assert [e for e, _ in events_of(chain.factory.sessions, eth)] == [
+        "withdrawal.requested",
+        "withdrawal.signed",
+        "withdrawal.broadcast",
+        "withdrawal.mined",
+        "withdrawal.confirmed",
+    ]
+
+
+def test_a_status_0_receipt_fails_the_withdrawal_releases_the_hold_and_books_the_fee(
+    sending_chain: SendingChain,
+) -> None:
+    chain = sending_chain
+    watcher = chain.live.watcher()
+    settle(watcher)
+    wallet = chain.factory.wallet()
+    chain.factory.fund(wallet, chain.live.token, 100 * USDC)
+    chain.fund_hot_wallet(ETH, 100 * USDC)
+    withdrawal = chain.request(wallet, chain.live.token, "60", outside())
+    chain.broadcaster().run()
+    # The hot wallet's tokens vanish before the transfer is mined: it reverts.
+    slot = keccak(bytes.fromhex(chain.hot.address[2:]).rjust(32, b"\0") + (1).to_bytes(32, "big"))
+    chain.dev.rpc.call(
+        "anvil_setStorageAt", chain.dev.token_address, "0x" + slot.hex(), "0x" + "00" * 32
+    )
+    chain.dev.mine(CONFIRMATIONS)
+
+    settle(watcher)
+
+    failed = chain.withdrawal(withdrawal)
+    assert (failed["status"], failed["succeeded"]) == ("failed", False)
+    assert account(chain, wallet, chain.live.token) == (100 * USDC, 0)
+    fees = f"fees:{chain.live.name}"
+    assert account(chain, fees, chain.live.native) == (-int(failed["network_fee"]), 0)
+    assert int(failed["network_fee"]) > 0
+    assert ledger_is_sound(chain)
+
+
+def test_a_reorg_removing_a_mined_withdrawal_sends_it_again_and_confirms_it_once(
+    sending_chain: SendingChain,
+) -> None:
+    chain = sending_chain
+    watcher = chain.live.watcher()
+    settle(watcher)
+    wallet = chain.factory.wallet()
+    chain.factory.fund(wallet, chain.live.native, ETH)
+    chain.fund_hot_wallet(2 * ETH)
+    to = outside()
+    withdrawal = chain.request(wallet, chain.live.native, "0.5", to)
+    chain.broadcaster().run()
+    chain.dev.mine()
+    settle(watcher)
+    assert chain.withdrawal(withdrawal)["block_number"] is not None
+
+    marker = {"from": chain.dev.accounts[9].address, "to": outside(), "value": "0x1"}
+    chain.dev.devnet.reorg(1, [(marker, 0)])
+    settle(watcher)
+
+    back = chain.withdrawal(withdrawal)
+    assert (back["status"], back["block_number"], back["tx_hash"]) == ("broadcast", None, None)
+    assert chain.broadcaster().run().sent == []  # re-sent: it was broadcast already
+    chain.dev.mine(CONFIRMATIONS)
+    settle(watcher)
+    done = chain.withdrawal(withdrawal)
+    assert done["status"] == "confirmed"
+    assert chain.dev.devnet.balance(to) == ETH // 2
+    assert len(chain.attempts(withdrawal)) == 1
+    with unit_of_work(chain.factory.sessions) as session:
+        postings = session.execute(
+            text(
+                "SELECT count(*) FROM ledger_transactions WHERE metadata ->> 'withdrawal_id' = :w"
+            ),
+            {"w": withdrawal},
+        ).scalar_one()
+    assert postings == 1
+    assert "withdrawal.reorged" in [e for e, _ in events_of(chain.factory.sessions, withdrawal)]
+    assert ledger_is_sound(chain)
+
+
+def test_a_hot_wallet_transaction_of_no_withdrawal_raises_an_alert(
+    sending_chain: SendingChain, caplog: pytest.LogCaptureFixture
+) -> None:
+    chain = sending_chain
+    watcher = chain.live.watcher()
+    settle(watcher)
+    wallet = chain.factory.wallet()
+    chain.factory.fund(wallet, chain.live.native, ETH)
+    chain.fund_hot_wallet(ETH)
+    chain.request(wallet, chain.live.native, "0.1", outside())
+    chain.broadcaster().run()  # the hot wallet's nonce row exists from now on
+    chain.dev.mine()
+    settle(watcher)
+    fees = quote_fees(chain.dev.rpc, FeePolicy(max_fee_per_gas_cap=500 * 10**9))
+    assert isinstance(fees, FeeQuote)
+    stranger = native_transfer(
+        chain_id=chain.live.config.chain_id,
+        nonce=chain.dev.devnet.nonce(chain.hot.address),
+        to=outside(),
+        amount=1,
+        fees=fees,
+    )
+    tx_hash = chain.dev.devnet.send_raw_transaction(chain.hot.signer.sign(stranger).raw_transaction)
+    chain.dev.mine()
+
+    with caplog.at_level(logging.CRITICAL, logger="wallet.withdrawals"):
+        settle(watcher)
+
+    assert any("ALERT" in r.message and tx_hash in r.message for r in caplog.records)

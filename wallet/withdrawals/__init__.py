@@ -1,0 +1,2 @@
+"""Crypto withdrawals: requested over the API, signed and sent by the worker, confirmed by the
+watcher."""

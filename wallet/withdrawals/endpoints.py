@@ -1,0 +1,191 @@
+"""Crypto withdrawals over HTTP: request, read, list, cancel, approve.
+
+Mounted by `wallet.api.app.create_app`, which also puts the process's `WithdrawalRules` and
+fee quoter on `app.state.withdrawal_rules` and `app.state.withdrawal_fees`.
+"""
+
+from typing import Annotated, Any, cast
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import JSONResponse
+
+from wallet.api.auth import Operator, Reader, Withdrawer
+from wallet.api.dependencies import (
+    CatalogueDep,
+    DbSession,
+    RuntimeDep,
+    bank_of,
+    known_query_parameters,
+)
+from wallet.api.fields import ID_PATTERN
+from wallet.api.idempotent import REPLAY_HEADERS, RequiredIdempotencyKey, respond_once
+from wallet.api.pagination import Cursor, Limit, Page, Position, decode_cursor, page_and_cursor
+from wallet.api.problems import problem_responses
+from wallet.banking.service import FeeSchedule
+from wallet.payouts.schemas import BankAccountDestination, PayoutOut
+from wallet.payouts.service import request_payout
+from wallet.withdrawals.models import WithdrawalStatus
+from wallet.withdrawals.repository import approval_counts, get_withdrawal, list_withdrawals
+from wallet.withdrawals.schemas import WithdrawalOut, WithdrawalRequest
+from wallet.withdrawals.service import (
+    FeeQuoter,
+    WithdrawalRules,
+    approve_withdrawal,
+    cancel_withdrawal,
+    out,
+    out_with,
+    request_withdrawal,
+)
+
+router = APIRouter(
+    dependencies=[Depends(known_query_parameters)],
+    prefix="/v1/withdrawals",
+    tags=["withdrawals"],
+    responses=problem_responses(400, 401, 403, 422, 500),
+)
+
+WithdrawalIdPath = Annotated[
+    str, Path(max_length=64, pattern=ID_PATTERN, description="A withdrawal id (`wdr_...`).")
+]
+
+
+def rules(request: Request) -> WithdrawalRules:
+    return cast(WithdrawalRules, request.app.state.withdrawal_rules)
+
+
+def fee_quoter(request: Request) -> FeeQuoter:
+    return cast(FeeQuoter, request.app.state.withdrawal_fees)
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=WithdrawalOut | PayoutOut,
+    summary="Request a withdrawal",
+    responses={201: {"headers": REPLAY_HEADERS}, **problem_responses(404, 409, 503)},
+)
+def create(
+    body: WithdrawalRequest,
+    request: Request,
+    *,
+    idempotency_key: RequiredIdempotencyKey,
+    principal: Withdrawer,
+    session: DbSession,
+    runtime: RuntimeDep,
+    withdrawal_rules: Annotated[WithdrawalRules, Depends(rules)],
+    quote: Annotated[FeeQuoter, Depends(fee_quoter)],
+) -> JSONResponse:
+    """Hold amount plus the quoted fee and queue the withdrawal (or wait for approvals); to
+    one of this service's deposit addresses it is completed at once. Emits
+    `withdrawal.requested` (`withdrawal.completed` for an internal one).
+
+    To a bank account (`{"type": "bank_account", "bank_account_id": "bac_..."}`) it is a
+    payout (`pot_...`, read at `/v1/payouts`): amount plus the payout fee held, sent to the
+    bank by the worker; `payout.*` events."""
+    catalogue = runtime.catalogue
+    destination = body.destination
+
+    def action() -> dict[str, Any]:
+        if isinstance(destination, BankAccountDestination):
+            payout = request_payout(
+                session,
+                principal.tenant_id,
+                wallet_id=body.wallet_id,
+                bank_account_id=destination.bank_account_id,
+                asset_code=body.asset,
+                amount=body.amount,
+                provider=bank_of(request).name,
+                fees=FeeSchedule(runtime.settings.fiat_fees),
+                catalogue=catalogue,
+            )
+            return PayoutOut.of(payout, catalogue.asset(payout.asset)).model_dump(mode="json")
+        withdrawal = request_withdrawal(
+            session,
+            principal.tenant_id,
+            principal.key_id,
+            body.to_crypto(destination),
+            catalogue=catalogue,
+            rules=withdrawal_rules,
+            quote=quote,
+        )
+        return out(session, catalogue, withdrawal).model_dump(mode="json")
+
+    return respond_once(
+        session,
+        principal,
+        idempotency_key,
+        operation="POST /v1/withdrawals",
+        body=body,
+        status_code=201,
+        action=action,
+    )
+
+
+@router.get("", summary="List withdrawals")
+def list_(
+    principal: Reader,
+    session: DbSession,
+    catalogue: CatalogueDep,
+    *,
+    wallet_id: Annotated[
+        str | None, Query(max_length=64, pattern=ID_PATTERN, description="Only this wallet's.")
+    ] = None,
+    status: Annotated[WithdrawalStatus | None, Query(description="Only in this state.")] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Page[WithdrawalOut]:
+    """The tenant's withdrawals, newest first."""
+    after = decode_cursor(cursor) if cursor is not None else None
+    found = list_withdrawals(
+        session,
+        principal.tenant_id,
+        wallet_id=wallet_id,
+        status=status,
+        after=None if after is None else (after.created_at, after.id),
+        limit=limit + 1,
+    )
+    page, next_cursor = page_and_cursor(found, limit, lambda w: Position(w.created_at, w.id))
+    counts = approval_counts(session, [w.id for w in page])
+    return Page(data=[out_with(catalogue, w, counts[w.id]) for w in page], next_cursor=next_cursor)
+
+
+@router.get("/{withdrawal_id}", summary="Get a withdrawal", responses=problem_responses(404))
+def get(
+    withdrawal_id: WithdrawalIdPath, principal: Reader, session: DbSession, catalogue: CatalogueDep
+) -> WithdrawalOut:
+    return out(session, catalogue, get_withdrawal(session, principal.tenant_id, withdrawal_id))
+
+
+@router.post(
+    "/{withdrawal_id}/cancel",
+    summary="Cancel a withdrawal not yet signed",
+    responses=problem_responses(404, 409),
+)
+def cancel(
+    withdrawal_id: WithdrawalIdPath,
+    principal: Withdrawer,
+    session: DbSession,
+    catalogue: CatalogueDep,
+) -> WithdrawalOut:
+    """Release the hold; refused once the transaction is signed. Emits `withdrawal.cancelled`."""
+    withdrawal = cancel_withdrawal(session, principal.tenant_id, withdrawal_id, catalogue)
+    return out(session, catalogue, withdrawal)
+
+
+@router.post(
+    "/{withdrawal_id}/approve",
+    summary="Approve a withdrawal waiting for an operator",
+    responses=problem_responses(404, 409),
+)
+def approve(
+    withdrawal_id: WithdrawalIdPath,
+    principal: Operator,
+    session: DbSession,
+    catalogue: CatalogueDep,
+) -> WithdrawalOut:
+    """One operator's approval; the key that requested it cannot approve, and a second
+    approval must come from another key. Emits `withdrawal.approved`."""
+    withdrawal = approve_withdrawal(
+        session, principal.tenant_id, withdrawal_id, principal.key_id, catalogue
+    )
+    return out(session, catalogue, withdrawal)

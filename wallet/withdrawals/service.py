@@ -1,0 +1,500 @@
+"""Withdrawal requests and their state changes, each committed with its ledger entries and
+its `withdrawal.*` event by the caller's unit of work.
+
+A request is validated (asset on its chain, amount, address, blocklist, limits, wallet
+active), priced (network fee at the quote's fee cap times the transfer's gas limit, in the
+asset at a configured rate for tokens, plus the asset's service fee) and held: amount plus
+fee reserved from the wallet towards `chain:<chain>`. Confirmation voids the hold and posts
+amount and fee in one transaction with the external reference ('withdrawal', id), so it
+happens once; the network fee the chain took, in its native asset, goes from the fee account
+`fees:<chain>` to `chain:<chain>`. A withdrawal to one of our own deposit addresses is an
+internal transfer: posted at once, no hold, no fee.
+"""
+
+import logging
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from fractions import Fraction
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from chains import (
+    ERC20_TRANSFER_GAS,
+    ETH_TRANSFER_GAS,
+    BlockHeader,
+    FeeCapReached,
+    FeePolicy,
+    FeeQuote,
+    RpcClient,
+    RpcError,
+    ScannedBlock,
+    SentTransaction,
+    quote_fees,
+)
+from custody import checksum_address
+from wallet.assets.service import Asset, AssetKind, Catalogue, Chain
+from wallet.events.service import Event, emit_many
+from wallet.ids import new_id
+from wallet.ledger import service as ledger
+from wallet.ledger.repository import system_account, user_account
+from wallet.ledger.service import ExternalReference, Posting, Reason, TransactionRequest
+from wallet.settings import Settings, WithdrawalPolicy
+from wallet.wallets.models import WalletStatus
+from wallet.wallets.service import WalletNotActive, lock_status
+from wallet.withdrawals.errors import (
+    AlreadyApproved,
+    AssetNotOnChain,
+    BlockedAddress,
+    ChecksumMismatch,
+    DailyLimitExceeded,
+    FeeQuoteUnavailable,
+    InvalidAddress,
+    NotAwaitingApproval,
+    NotCancellable,
+    OwnWalletDestination,
+    PerTransactionLimitExceeded,
+    RequesterCannotApprove,
+    ZeroAddress,
+)
+from wallet.withdrawals.models import (
+    IN_FLIGHT_STATUSES,
+    WITHDRAWAL_PREFIX,
+    Withdrawal,
+    WithdrawalApproval,
+    WithdrawalAttempt,
+    WithdrawalStatus,
+)
+from wallet.withdrawals.repository import (
+    approval_counts,
+    approvers,
+    deposit_address_wallet,
+    get_withdrawal,
+    locked_withdrawal,
+    sent_since,
+)
+from wallet.withdrawals.schemas import WithdrawalCreate, WithdrawalOut
+
+logger = logging.getLogger(__name__)
+
+EXTERNAL_KIND = "withdrawal"
+NETWORK_FEE_KIND = "withdrawal-network-fee"
+CANCELLABLE = (
+    WithdrawalStatus.PENDING_APPROVAL,
+    WithdrawalStatus.QUEUED,
+    WithdrawalStatus.WAITING_LIQUIDITY,
+)
+ZERO_ADDRESS = "0x" + "0" * 40
+
+FeeQuoter = Callable[[Chain], FeeQuote]
+"""The fees a transaction on the chain would carry now; raises FeeQuoteUnavailable."""
+
+
+def fee_policy(settings: Settings) -> FeePolicy:
+    return FeePolicy(max_fee_per_gas_cap=settings.withdrawal_max_fee_per_gas)
+
+
+class NodeFeeQuoter:
+    """Quotes fees from each chain's node, with one RPC client per chain for the process."""
+
+    def __init__(self, policy: FeePolicy) -> None:
+        self._policy = policy
+        self._clients: dict[str, RpcClient] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, chain: Chain) -> FeeQuote:
+        with self._lock:
+            client = self._clients.get(chain.name)
+            if client is None:
+                client = self._clients[chain.name] = RpcClient(chain.rpc_url, timeout=10.0)
+        try:
+            quote = quote_fees(client, self._policy)
+        except RpcError as error:
+            raise FeeQuoteUnavailable(f"the {chain.name} node did not answer: {error}") from None
+        if isinstance(quote, FeeCapReached):
+            raise FeeQuoteUnavailable(f"network fees on {chain.name} are above the service's cap")
+        return quote
+
+    def close(self) -> None:
+        for client in self._clients.values():
+            client.close()
+
+
+@dataclass(frozen=True)
+class WithdrawalRules:
+    """The configured limits, approval thresholds, token fee rates and blocked addresses."""
+
+    policies: Mapping[str, WithdrawalPolicy]
+    blocklist: frozenset[str]
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "WithdrawalRules":
+        return cls(
+            policies=settings.withdrawal_policies,
+            blocklist=frozenset(address.lower() for address in settings.withdrawal_blocklist),
+        )
+
+    def policy(self, asset: str) -> WithdrawalPolicy:
+        return self.policies.get(asset) or WithdrawalPolicy()
+
+
+def checked_address(address: str) -> str:
+    """`address` as lowercase hex, if it is one: a mixed-case address must be EIP-55."""
+    body = address[2:] if address.startswith("0x") else None
+    if body is None or len(body) != 40:
+        raise InvalidAddress(f"{address!r} is not 0x followed by 40 hex digits")
+    try:
+        raw = bytes.fromhex(body)
+    except ValueError:
+        raise InvalidAddress(f"{address!r} is not 0x followed by 40 hex digits") from None
+    if body not in (body.lower(), body.upper()) and checksum_address(raw) != address:
+        raise ChecksumMismatch(f"{address!r} fails its EIP-55 checksum")
+    return "0x" + body.lower()
+
+
+def gas_limit(asset: Asset) -> int:
+    """The gas limit of a withdrawal transaction of `asset`."""
+    return ETH_TRANSFER_GAS if asset.kind is AssetKind.NATIVE else ERC20_TRANSFER_GAS
+
+
+def native_asset(catalogue: Catalogue, chain: str) -> Asset:
+    (native,) = (a for a in catalogue.assets_on(chain) if a.kind is AssetKind.NATIVE)
+    return native
+
+
+def quoted_fee(asset: Asset, native: Asset, fees: FeeQuote, policy: WithdrawalPolicy) -> int:
+    """The fee charged for a withdrawal of `asset`: the most its transaction can cost at
+    `fees` (in the asset, rounded up), plus the asset's service fee."""
+    network = fees.max_cost(gas_limit(asset))
+    if asset.kind is not AssetKind.NATIVE:
+        if policy.fee_rate is None:
+            raise AssetNotOnChain(f"{asset.code} has no fee rate configured for withdrawals")
+        rate = Fraction(policy.fee_rate) * 10**asset.decimals / 10**native.decimals
+        converted = network * rate
+        network = -(-converted.numerator // converted.denominator)
+    return network + asset.withdrawal_fee
+
+
+def request_withdrawal(
+    session: Session,
+    tenant_id: str,
+    key_id: str,
+    body: WithdrawalCreate,
+    *,
+    catalogue: Catalogue,
+    rules: WithdrawalRules,
+    quote: FeeQuoter,
+) -> Withdrawal:
+    """Validate, price and hold a withdrawal; internal ones are completed at once."""
+    asset = catalogue.asset(body.asset)
+    chain = catalogue.chain(body.destination.chain)
+    if asset.chain != chain.name:
+        raise AssetNotOnChain(f"{asset.code} is not an asset of chain {chain.name}")
+    amount = asset.parse(body.amount)
+    address = checked_address(body.destination.address)
+    if address == ZERO_ADDRESS:
+        raise ZeroAddress("the zero address has no owner: funds sent there are lost")
+    if address in rules.blocklist:
+        raise BlockedAddress(f"withdrawals to {body.destination.address} are not allowed")
+    policy = rules.policy(asset.code)
+    _check_per_transaction(asset, amount, policy)
+    owner = deposit_address_wallet(session, chain.name, address)
+    fee = 0
+    if owner is None:
+        fee = quoted_fee(asset, native_asset(catalogue, chain.name), quote(chain), policy)
+
+    # Requests of one wallet are made one at a time, so the daily limit holds under races.
+    status = lock_status(session, tenant_id, body.wallet_id)
+    if status != WalletStatus.ACTIVE:
+        raise WalletNotActive(f"wallet {body.wallet_id} is {status}")
+    _check_daily(session, body.wallet_id, asset, amount, policy)
+    withdrawal = Withdrawal(
+        id=new_id(WITHDRAWAL_PREFIX),
+        tenant_id=tenant_id,
+        wallet_id=body.wallet_id,
+        asset=asset.code,
+        amount=amount,
+        fee=fee,
+        destination_type=body.destination.type,
+        chain=chain.name,
+        address=address,
+        internal=owner is not None,
+        destination_wallet_id=owner,
+        approvals_required=0,
+        requested_by=key_id,
+        confirmations=0,
+    )
+    if owner is not None:
+        _complete_internal(session, withdrawal, owner)
+        event = "withdrawal.completed"
+    else:
+        withdrawal.approvals_required = _approvals_required(asset, amount, policy)
+        withdrawal.status = (
+            WithdrawalStatus.PENDING_APPROVAL
+            if withdrawal.approvals_required
+            else WithdrawalStatus.QUEUED
+        )
+        withdrawal.hold_id = ledger.place_hold(
+            session,
+            user_account(session, withdrawal.wallet_id, asset.code),
+            system_account(session, f"chain:{chain.name}", asset.code),
+            amount + fee,
+            Reason.WITHDRAWAL,
+            metadata={"withdrawal_id": withdrawal.id},
+        ).id
+        event = "withdrawal.requested"
+    session.add(withdrawal)
+    session.flush()
+    session.refresh(withdrawal)
+    announce(session, catalogue, event, withdrawal)
+    return withdrawal
+
+
+def _check_per_transaction(asset: Asset, amount: int, policy: WithdrawalPolicy) -> None:
+    if policy.per_transaction is not None and amount > asset.parse(policy.per_transaction):
+        raise PerTransactionLimitExceeded(
+            f"at most {policy.per_transaction} {asset.code} per withdrawal"
+        )
+
+
+def _check_daily(
+    session: Session, wallet_id: str, asset: Asset, amount: int, policy: WithdrawalPolicy
+) -> None:
+    """Checked under the wallet's lock, so concurrent requests cannot both slip under it."""
+    if policy.daily is None:
+        return
+    since = datetime.now(UTC) - timedelta(days=1)
+    if sent_since(session, wallet_id, asset.code, since) + amount > asset.parse(policy.daily):
+        raise DailyLimitExceeded(f"at most {policy.daily} {asset.code} in any 24 hours")
+
+
+def _approvals_required(asset: Asset, amount: int, policy: WithdrawalPolicy) -> int:
+    if policy.dual_approval_above is not None and amount > asset.parse(policy.dual_approval_above):
+        return 2
+    if policy.approval_above is not None and amount > asset.parse(policy.approval_above):
+        return 1
+    return 0
+
+
+def _complete_internal(session: Session, withdrawal: Withdrawal, owner: str) -> None:
+    if owner == withdrawal.wallet_id:
+        raise OwnWalletDestination("this is the wallet's own deposit address")
+    accounts = (
+        user_account(session, withdrawal.wallet_id, withdrawal.asset),
+        user_account(session, owner, withdrawal.asset),
+    )
+    withdrawal.transaction_id = ledger.post(
+        session,
+        TransactionRequest(
+            reason=Reason.WITHDRAWAL,
+            postings=[
+                Posting(accounts[0], -withdrawal.amount),
+                Posting(accounts[1], withdrawal.amount),
+            ],
+            metadata={"withdrawal_id": withdrawal.id, "internal": True},
+            external=ExternalReference(EXTERNAL_KIND, withdrawal.id),
+        ),
+    )
+    withdrawal.status = WithdrawalStatus.COMPLETED
+
+
+def cancel_withdrawal(
+    session: Session, tenant_id: str, withdrawal_id: str, catalogue: Catalogue
+) -> Withdrawal:
+    """Cancel a withdrawal not yet signed and release its hold."""
+    withdrawal = get_withdrawal(session, tenant_id, withdrawal_id, lock=True)
+    if withdrawal.status not in CANCELLABLE:
+        raise NotCancellable(f"withdrawal {withdrawal_id} is {withdrawal.status}")
+    assert withdrawal.hold_id is not None
+    ledger.void_hold(session, withdrawal.hold_id)
+    return transition(session, catalogue, withdrawal, WithdrawalStatus.CANCELLED)
+
+
+def approve_withdrawal(
+    session: Session, tenant_id: str, withdrawal_id: str, key_id: str, catalogue: Catalogue
+) -> Withdrawal:
+    """Record an operator's approval; with the approvals it needs the withdrawal is queued."""
+    withdrawal = get_withdrawal(session, tenant_id, withdrawal_id, lock=True)
+    if withdrawal.status != WithdrawalStatus.PENDING_APPROVAL:
+        raise NotAwaitingApproval(f"withdrawal {withdrawal_id} is {withdrawal.status}")
+    if key_id == withdrawal.requested_by:
+        raise RequesterCannotApprove("another operator's key must approve this withdrawal")
+    given = approvers(session, withdrawal_id)
+    if key_id in given:
+        raise AlreadyApproved("a second approval must come from another operator's key")
+    session.add(WithdrawalApproval(withdrawal_id=withdrawal_id, key_id=key_id))
+    session.flush()
+    status = WithdrawalStatus.PENDING_APPROVAL
+    if len(given) + 1 >= withdrawal.approvals_required:
+        status = WithdrawalStatus.QUEUED
+    return transition(session, catalogue, withdrawal, status, "withdrawal.approved")
+
+
+def transition(
+    session: Session,
+    catalogue: Catalogue,
+    withdrawal: Withdrawal,
+    status: WithdrawalStatus,
+    event: str | None = None,
+) -> Withdrawal:
+    """Move the withdrawal to `status` and announce it (`withdrawal.<status>` by default)."""
+    withdrawal.status = status
+    withdrawal.updated_at = datetime.now(UTC)
+    session.flush()
+    announce(session, catalogue, event or f"withdrawal.{status.value}", withdrawal)
+    return withdrawal
+
+
+def announce(session: Session, catalogue: Catalogue, event: str, withdrawal: Withdrawal) -> None:
+    emit_many(session, [Event(withdrawal.tenant_id, event, out(session, catalogue, withdrawal))])
+
+
+def out(session: Session, catalogue: Catalogue, withdrawal: Withdrawal) -> WithdrawalOut:
+    """The withdrawal as the API shows it."""
+    counts = approval_counts(session, [withdrawal.id])
+    return out_with(catalogue, withdrawal, counts[withdrawal.id])
+
+
+def out_with(catalogue: Catalogue, withdrawal: Withdrawal, approvals: int) -> WithdrawalOut:
+    return WithdrawalOut.of(
+        withdrawal,
+        catalogue.asset(withdrawal.asset),
+        native_asset(catalogue, withdrawal.chain),
+        catalogue.chain(withdrawal.chain),
+        approvals,
+    )
+
+
+def track_blocks(
+    session: Session,
+    catalogue: Catalogue,
+    chain: Chain,
+    blocks: Sequence[ScannedBlock],
+    tip: BlockHeader,
+) -> None:
+    """The watcher's step for withdrawals: match the hot wallets' transactions in `blocks` to
+    withdrawals by any of their attempts' hashes, count confirmations, and settle the
+    withdrawals that have enough. A hot wallet transaction of no withdrawal is an alert."""
+    sent = [tx for block in blocks for tx in block.sent]
+    if sent:
+        _record_mined(session, catalogue, chain, sent)
+    mined = session.scalars(
+        select(Withdrawal)
+        .where(
+            Withdrawal.chain == chain.name,
+            Withdrawal.status == WithdrawalStatus.BROADCAST,
+            Withdrawal.block_number.is_not(None),
+        )
+        .order_by(Withdrawal.block_number, Withdrawal.id)
+        .with_for_update()
+    ).all()
+    for withdrawal in mined:
+        assert withdrawal.block_number is not None
+        withdrawal.confirmations = tip.number - withdrawal.block_number + 1
+        if withdrawal.confirmations >= chain.confirmations:
+            settle(session, catalogue, withdrawal)
+    session.flush()
+
+
+def _record_mined(
+    session: Session, catalogue: Catalogue, chain: Chain, sent: Sequence[SentTransaction]
+) -> None:
+    hashes = [tx.tx_hash for tx in sent]
+    owners = dict(
+        session.execute(
+            select(WithdrawalAttempt.tx_hash, WithdrawalAttempt.withdrawal_id).where(
+                WithdrawalAttempt.tx_hash.in_(hashes)
+            )
+        ).all()
+    )
+    for tx in sent:
+        withdrawal_id = owners.get(tx.tx_hash)
+        withdrawal = None if withdrawal_id is None else locked_withdrawal(session, withdrawal_id)
+        if withdrawal is None or withdrawal.status not in IN_FLIGHT_STATUSES:
+            logger.critical(
+                "ALERT %s: hot wallet %s sent tx %s (nonce %d, block %d) that matches no "
+                "withdrawal in flight (%s): the hot wallet's key may be used elsewhere",
+                chain.name,
+                tx.from_address,
+                tx.tx_hash,
+                tx.nonce,
+                tx.block_number,
+                "none" if withdrawal is None else f"{withdrawal.id} is {withdrawal.status}",
+            )
+            continue
+        withdrawal.tx_hash, withdrawal.succeeded, withdrawal.network_fee = (
+            tx.tx_hash,
+            tx.succeeded,
+            tx.fee,
+        )
+        withdrawal.block_number, withdrawal.block_hash = tx.block_number, tx.block_hash
+        withdrawal.failure_reason = None
+        # Mined is the chain's evidence: a withdrawal `signed` or `unknown` was sent after all.
+        transition(session, catalogue, withdrawal, WithdrawalStatus.BROADCAST, "withdrawal.mined")
+
+
+def unmine(session: Session, catalogue: Catalogue, chain: Chain, ancestor: BlockHeader) -> None:
+    """The blocks above `ancestor` left the chain: their withdrawals are `broadcast` again, and
+    the broadcaster sends their stored transactions again (the node dropped them)."""
+    gone = session.scalars(
+        select(Withdrawal)
+        .where(Withdrawal.chain == chain.name, Withdrawal.block_number > ancestor.number)
+        .order_by(Withdrawal.block_number, Withdrawal.id)
+        .with_for_update()
+    ).all()
+    for withdrawal in gone:
+        if withdrawal.status != WithdrawalStatus.BROADCAST:
+            logger.critical(
+                "ALERT %s: %s withdrawal %s (tx %s, block %s) left the chain in a reorg deeper "
+                "than %d confirmations: check by hand",
+                chain.name,
+                withdrawal.status,
+                withdrawal.id,
+                withdrawal.tx_hash,
+                withdrawal.block_number,
+                chain.confirmations,
+            )
+            continue
+        withdrawal.tx_hash = withdrawal.block_hash = None
+        withdrawal.block_number = withdrawal.network_fee = withdrawal.succeeded = None
+        withdrawal.confirmations = 0
+        transition(session, catalogue, withdrawal, WithdrawalStatus.BROADCAST, "withdrawal.reorged")
+
+
+def settle(session: Session, catalogue: Catalogue, withdrawal: Withdrawal) -> Withdrawal:
+    """Finish a mined withdrawal once confirmed: posted if its transaction succeeded, released
+    if it failed (status 0). Either way the network fee is the house's, from `fees:<chain>`."""
+    assert withdrawal.hold_id is not None and withdrawal.network_fee is not None
+    chain = withdrawal.chain
+    native = native_asset(catalogue, chain).code
+    ledger.void_hold(session, withdrawal.hold_id)
+    lines: dict[int, int] = {}
+
+    def add(account: int, amount: int) -> None:
+        lines[account] = lines.get(account, 0) + amount
+
+    add(system_account(session, f"fees:{chain}", native), -withdrawal.network_fee)
+    add(system_account(session, f"chain:{chain}", native), withdrawal.network_fee)
+    if withdrawal.succeeded:
+        charged = withdrawal.amount + withdrawal.fee
+        add(user_account(session, withdrawal.wallet_id, withdrawal.asset), -charged)
+        add(system_account(session, f"chain:{chain}", withdrawal.asset), withdrawal.amount)
+        add(system_account(session, f"fees:{chain}", withdrawal.asset), withdrawal.fee)
+    postings = [Posting(account, amount) for account, amount in sorted(lines.items()) if amount]
+    withdrawal.transaction_id = ledger.post(
+        session,
+        TransactionRequest(
+            reason=Reason.WITHDRAWAL if withdrawal.succeeded else Reason.FEE,
+            postings=postings,
+            metadata={"withdrawal_id": withdrawal.id, "tx_hash": withdrawal.tx_hash},
+            external=ExternalReference(
+                EXTERNAL_KIND if withdrawal.succeeded else NETWORK_FEE_KIND, withdrawal.id
+            ),
+        ),
+    )
+    if withdrawal.succeeded:
+        return transition(session, catalogue, withdrawal, WithdrawalStatus.CONFIRMED)
+    withdrawal.failure_reason = "the transaction was mined with status 0 (reverted)"
+    return transition(session, catalogue, withdrawal, WithdrawalStatus.FAILED)
