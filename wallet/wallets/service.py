@@ -22,6 +22,11 @@ class WalletNotActive(Conflict):
     title = "The wallet is frozen or closed"
 
 
+class WalletInDebt(Conflict):
+    problem = "wallet-in-debt"
+    title = "The wallet holds a negative balance; it stays restricted until that is paid"
+
+
 def create_wallet(
     session: Session, tenant_id: str, owner_ref: str, metadata: Mapping[str, Any] | None = None
 ) -> Wallet:
@@ -79,9 +84,28 @@ def tenant_wallets(
 
 
 def set_status(session: Session, tenant_id: str, wallet_id: str, status: WalletStatus) -> Wallet:
+    """Freeze or unfreeze a wallet. A wallet made active again may not hold a negative balance
+    (a reversed pay-in it had spent restricted it): its accounts lose the right to go negative."""
     wallet = get_wallet(session, tenant_id, wallet_id, lock=True)
     if wallet.status == WalletStatus.CLOSED:
         raise WalletNotActive(f"wallet {wallet_id} is closed")
+    if status == WalletStatus.ACTIVE:
+        owed = session.scalars(
+            text(
+                "SELECT asset FROM accounts "
+                "WHERE wallet_id = :id AND posted - pending_out < 0 ORDER BY asset"
+            ),
+            {"id": wallet_id},
+        ).all()
+        if owed:
+            raise WalletInDebt(
+                f"wallet {wallet_id} holds a negative balance of {', '.join(owed)}",
+                assets=list(owed),
+            )
+        session.execute(
+            text("UPDATE accounts SET allow_negative = false WHERE wallet_id = :id"),
+            {"id": wallet_id},
+        )
     wallet.status = status.value
     session.flush()
     return wallet

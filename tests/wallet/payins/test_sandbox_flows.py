@@ -165,10 +165,17 @@ def test_a_chargeback_after_spending_leaves_the_wallet_negative_and_restricted(
         "/v1/transfers", json={**spend, "amount": "0.01"}, headers={"Idempotency-Key": "s2"}
     )
     assert again.status_code == 409, again.text
+    lift = f"/v1/wallets/{fiat_tenant.wallet}/unfreeze"
+    assert_problem(fiat_tenant.client.post(lift), 409, "wallet-in-debt")
     back = {**spend, "source_wallet_id": other, "destination_wallet_id": fiat_tenant.wallet}
     repaid = fiat_tenant.client.post("/v1/transfers", json=back, headers={"Idempotency-Key": "r"})
     assert repaid.status_code == 201, repaid.text
     assert fiat_tenant.balance()["posted"] == "0.00"
+    assert fiat_tenant.client.post(lift).json()["status"] == "active"
+    overdraw = fiat_tenant.client.post(
+        "/v1/transfers", json={**spend, "amount": "0.01"}, headers={"Idempotency-Key": "s3"}
+    )
+    assert_problem(overdraw, 422, "insufficient-funds")
 
 
 def test_duplicated_webhooks_are_acknowledged_and_applied_once(fiat_tenant: FiatTenant) -> None:
