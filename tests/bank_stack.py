@@ -29,6 +29,7 @@ TIMINGS = Timings(processing=0.05, settle=0.1, returned=0.3, chargeback=3.0)
 
 def bank_environment(sandbox_port: int) -> dict[str, str]:
     return {
+        "WALLET_BANK_PROVIDER": "sandbox",
         "WALLET_BANK_URL": f"http://127.0.0.1:{sandbox_port}",
         "WALLET_BANK_API_KEY": BANK_KEY,
         "WALLET_BANK_WEBHOOK_SECRET": BANK_SECRET,

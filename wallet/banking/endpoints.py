@@ -65,7 +65,11 @@ def receive_webhook(
     return run_transaction(runtime.sessions, receive)
 
 
-@router.get("/v1/fiat/fees", summary="Quote a pay-in or payout fee")
+@router.get(
+    "/v1/fiat/fees",
+    summary="Quote a pay-in or payout fee",
+    responses=problem_responses(401, 403),
+)
 def quote_fee(
     principal: Reader,
     *,

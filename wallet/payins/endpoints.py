@@ -4,6 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path
 from fastapi.responses import JSONResponse
+from sqlalchemy.orm import Session
 
 from wallet.api.auth import Reader, Transferer
 from wallet.api.dependencies import (
@@ -23,8 +24,8 @@ from wallet.api.idempotent import (
 from wallet.api.pagination import Cursor, Limit, Page, Position, page_and_cursor, resume_after
 from wallet.api.problems import problem_response, problem_responses
 from wallet.banking.service import FeeSchedule
-from wallet.database import run_transaction, unit_of_work
-from wallet.idempotency.service import run_once
+from wallet.database import run_transaction
+from wallet.idempotency.service import Outcome, run_once
 from wallet.payins.repository import get_payin, list_payins
 from wallet.payins.schemas import PayinCreate, PayinOut
 from wallet.payins.service import start_payin, submit_payin
@@ -64,19 +65,23 @@ def create(
     fees = FeeSchedule(runtime.settings.fiat_fees)
     key = request_key(principal, idempotency_key, "create_payin", body)
 
-    def start() -> dict[str, str]:
-        payin = start_payin(
-            session,
-            principal.tenant_id,
-            body,
-            provider=bank.name,
-            fees=fees,
-            catalogue=runtime.catalogue,
-        )
-        return {"payin_id": payin.id}
+    def start(session: Session) -> Outcome:
+        def record() -> dict[str, str]:
+            payin = start_payin(
+                session,
+                principal.tenant_id,
+                body,
+                provider=bank.name,
+                fees=fees,
+                catalogue=runtime.catalogue,
+            )
+            return {"payin_id": payin.id}
 
-    with unit_of_work(runtime.sessions) as session:
-        outcome = run_once(session, key, start)
+        return run_once(session, key, record)
+
+    # The pay-in and its key commit before the bank is asked: a crash after that leaves a
+    # pay-in to resolve by asking the bank, never a payment at the bank we do not know of.
+    outcome = run_transaction(runtime.sessions, start)
     headers = {REPLAYED_HEADER: "true" if outcome.replayed else "false"}
     if outcome.problem is not None:
         return problem_response(outcome.problem, headers)
