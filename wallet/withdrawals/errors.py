@@ -13,6 +13,11 @@ class AssetNotOnChain(InvalidRequest):
     title = "The asset cannot be withdrawn on this chain"
 
 
+class NoFeeRate(InvalidRequest):
+    problem = "withdrawal-fee-rate-missing"
+    title = "The token has no fee rate configured, so its network fee cannot be charged"
+
+
 class InvalidAddress(InvalidRequest):
     problem = "invalid-address"
     title = "The destination is not a 20-byte hex address"

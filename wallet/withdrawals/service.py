@@ -52,6 +52,7 @@ from wallet.withdrawals.errors import (
     DailyLimitExceeded,
     FeeQuoteUnavailable,
     InvalidAddress,
+    NoFeeRate,
     NotAwaitingApproval,
     NotCancellable,
     OwnWalletDestination,
@@ -170,7 +171,7 @@ def quoted_fee(asset: Asset, native: Asset, fees: FeeQuote, policy: WithdrawalPo
     network = fees.max_cost(gas_limit(asset))
     if asset.kind is not AssetKind.NATIVE:
         if policy.fee_rate is None:
-            raise AssetNotOnChain(f"{asset.code} has no fee rate configured for withdrawals")
+            raise NoFeeRate(f"{asset.code} has no fee rate configured for withdrawals")
         rate = Fraction(policy.fee_rate) * 10**asset.decimals / 10**native.decimals
         converted = network * rate
         network = -(-converted.numerator // converted.denominator)

@@ -16,7 +16,8 @@ refused as underpriced, is replaced with the same nonce and fees raised by at le
 sent again from its stored bytes. Mined transactions are the watcher's to confirm.
 
 `wallet.withdrawals.broadcast` runs this for every chain on the beat's schedule; one run per
-chain at a time (a PostgreSQL advisory lock), though overlapping runs would be safe too.
+chain at a time (a PostgreSQL advisory lock): a run reckons the hot wallet's liquidity once
+and counts on no other run signing meanwhile. Nonces are safe without it (the row lock).
 """
 
 import logging

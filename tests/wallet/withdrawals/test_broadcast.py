@@ -7,7 +7,10 @@ import pytest
 
 from chains import account_nonces
 from tests.wallet.withdrawals.conftest import ETH, USDC, SendingChain
+from wallet.database import unit_of_work
 from wallet.withdrawals import tasks
+from wallet.withdrawals.errors import NotCancellable
+from wallet.withdrawals.service import cancel_withdrawal
 from wallet.withdrawals.tasks import BroadcastReport
 
 
@@ -155,3 +158,15 @@ def test_500_withdrawals_in_a_row_use_500_nonces_without_a_gap(sending_chain: Se
     assert sorted(chain.withdrawal(w)["nonce"] for w in made) == list(range(500))
     chain.dev.mine()
     assert account_nonces(chain.dev.rpc, chain.hot.address).latest == 500
+
+
+def test_a_signed_withdrawal_cannot_be_cancelled(sending_chain: SendingChain) -> None:
+    chain = sending_chain
+    withdrawal, _ = half_an_eth_out(chain)
+    chain.broadcaster().run()
+    tenant = chain.factory.tenant_id
+
+    with unit_of_work(chain.factory.sessions) as session, pytest.raises(NotCancellable):
+        cancel_withdrawal(session, tenant, withdrawal, chain.catalogue)
+
+    assert chain.withdrawal(withdrawal)["status"] == "broadcast"

@@ -13,6 +13,7 @@ from tests.wallet.withdrawals.conftest import (
     BLOCKED,
     ETH,
     USDC,
+    SendingChain,
     crypto,
     post_withdrawal,
     withdrawal_body,
@@ -21,6 +22,8 @@ from tests.wallet.withdrawals.conftest import (
 from wallet.apikeys.models import Scope
 from wallet.database import unit_of_work
 from wallet.ledger.repository import Balance, balance, user_account
+from wallet.withdrawals.errors import NoFeeRate
+from wallet.withdrawals.service import WithdrawalRules
 
 OUTSIDE = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
 
@@ -309,3 +312,15 @@ def test_concurrent_requests_accept_exactly_what_the_wallet_covers(customer: Api
     after = wallet_balance(customer, wallet, "ETH")
     assert after.available == funded - len(accepted) * charge >= 0
     assert len(withdrawal_rows(customer.factory.sessions, wallet)) == len(accepted)
+
+
+def test_a_token_without_a_fee_rate_cannot_be_withdrawn(sending_chain: SendingChain) -> None:
+    chain = sending_chain
+    chain.rules = WithdrawalRules(policies={}, blocklist=frozenset())
+    wallet = chain.factory.wallet()
+    chain.factory.fund(wallet, chain.live.token, 100 * USDC)
+
+    with pytest.raises(NoFeeRate):
+        chain.request(wallet, chain.live.token, "10", OUTSIDE)
+
+    assert withdrawal_rows(chain.factory.sessions, wallet) == []
