@@ -1,5 +1,6 @@
 """A real uvicorn process serving the API on the test database, and tenants with API keys."""
 
+import base64
 import os
 import socket
 import subprocess
@@ -42,6 +43,9 @@ def running_api(
         "WALLET_DATA_DIR": str(data_dir),
         "WALLET_DATABASE_POOL_SIZE": "20",
         "WALLET_DEV_MNEMONIC": "test test test test test test test test test test test junk",
+        # The fake bank, in the API process: the fiat routes answer without a bank to talk to.
+        "WALLET_BANK_PROVIDER": "memory",
+        "WALLET_BANK_WEBHOOK_SECRET": "whsec_" + base64.b64encode(os.urandom(32)).decode(),
         **(extra_env or {}),
     }
     command = [sys.executable, "-m", "uvicorn", "wallet.api.main:build", "--factory"]

@@ -20,7 +20,13 @@ from wallet.assets.service import Catalogue, load_catalogue, store_catalogue
 from wallet.database import make_engine, make_session_factory, migrate, unit_of_work
 from wallet.embedded_postgres import start_embedded_postgres
 
-pytest_plugins = ["tests.devnet_fixtures", "tests.api_fixtures", "tests.webhook_fixtures"]
+pytest_plugins = [
+    "tests.devnet_fixtures",
+    "tests.api_fixtures",
+    "tests.webhook_fixtures",
+    "tests.fake_bank",
+    "tests.bank_stack",
+]
 
 TEST_DATABASE = f"wallet_test_{os.getpid()}"
 

@@ -18,6 +18,11 @@ from typing import Any, Final, Generic, TypeVar
 from celery import Celery
 from pydantic import SecretStr
 
+from wallet.banking.service import open_bank
+from wallet.payins.tasks import RESOLVE_PAYINS, BankTaskContext
+from wallet.payins.tasks import register_tasks as register_payin_tasks
+from wallet.payouts.tasks import SEND_PAYOUTS
+from wallet.payouts.tasks import register_tasks as register_payout_tasks
 from wallet.runtime import Runtime, build_runtime, database_url
 from wallet.settings import Settings, load_settings
 from wallet.sweeps import tasks as sweeps
@@ -57,6 +62,9 @@ def create_app(settings: Settings | None = None) -> Celery:
     register_tasks(app, _PerProcess(lambda: _task_context(configuration.settings(), runtime())))
     withdrawals.register_tasks(app, _PerProcess(lambda: _broadcast_context(runtime())))
     sweeps.register_tasks(app, _PerProcess(lambda: sweep_context(runtime())))
+    banking = _PerProcess(lambda: _bank_context(runtime()))
+    register_payin_tasks(app, banking)
+    register_payout_tasks(app, banking)
     return app
 
 
@@ -118,6 +126,16 @@ def celery_config(settings: Settings) -> dict[str, Any]:
                 "task": SWEEP,
                 "schedule": settings.sweep_interval,
                 "options": {"expires": max(10.0, settings.sweep_interval)},
+            },
+            "send-payouts": {
+                "task": SEND_PAYOUTS,
+                "schedule": settings.bank_resolve_interval,
+                "options": {"expires": max(10.0, 10 * settings.bank_resolve_interval)},
+            },
+            "resolve-payins": {
+                "task": RESOLVE_PAYINS,
+                "schedule": settings.bank_resolve_interval,
+                "options": {"expires": max(10.0, 10 * settings.bank_resolve_interval)},
             },
         },
     }
@@ -242,6 +260,15 @@ def sweep_context(runtime: Runtime) -> SweepContext:
         catalogue=runtime.catalogue,
         chains=sweeps.custody_chains(runtime.settings, runtime.catalogue),
         rules=SweepRules.from_settings(runtime.settings, runtime.catalogue),
+    )
+
+
+def _bank_context(runtime: Runtime) -> BankTaskContext:
+    return BankTaskContext(
+        sessions=runtime.sessions,
+        bank=open_bank(runtime.settings),
+        catalogue=runtime.catalogue,
+        resolve_after=runtime.settings.bank_resolve_after,
     )
 
 

@@ -2,7 +2,7 @@
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Self
+from typing import Literal, Self
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -34,6 +34,20 @@ class AddressIssuerKind(StrEnum):
     """BIP-32 from account xpubs (`deposit_xpubs`), or from the seed (keystore, dev mnemonic)."""
     FAKE = "fake"
     """`FakeAddressIssuer`: made-up addresses nobody holds a key for."""
+
+
+class FeeRule(BaseModel):
+    """A fee of `fixed` minor units plus `bps` basis points of the amount (rounded up)."""
+
+    fixed: int = Field(default=0, ge=0)
+    bps: int = Field(default=0, ge=0, le=10_000)
+
+
+def _default_fiat_fees() -> dict[str, dict[str, FeeRule]]:
+    return {
+        "payin": {"USD": FeeRule(fixed=25, bps=50), "EUR": FeeRule(fixed=25, bps=50)},
+        "payout": {"USD": FeeRule(fixed=100), "EUR": FeeRule(fixed=100)},
+    }
 
 
 class WithdrawalPolicy(BaseModel):
@@ -262,6 +276,41 @@ class Settings(BaseSettings):
         default=60.0, gt=0, description="Seconds between runs of the sweeper."
     )
 
+    # Fiat: the bank provider (the sandbox bank's HTTP API, or the in-memory fake of unit
+    # tests), its webhooks, and the fees per rail and currency.
+    bank_provider: Literal["sandbox", "memory"] = Field(
+        default="sandbox", description="`sandbox`: the sandbox bank over HTTP; `memory`: a fake."
+    )
+    bank_url: str = Field(
+        default="http://127.0.0.1:8700",
+        description="The sandbox bank's API (`wallet fiat-sandbox`).",
+    )
+    bank_api_key: SecretStr = Field(
+        default=SecretStr("sk_sandbox_local"), description="Our API key at the bank."
+    )
+    bank_webhook_secret: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Standard Webhooks secret (`whsec_...`) the bank signs its events with; without it "
+            "the fiat endpoints answer 503. `wallet run` makes one when unset."
+        ),
+    )
+    bank_timeout: float = Field(
+        default=10.0, gt=0, description="Seconds before a bank call's outcome is unknown."
+    )
+    bank_resolve_interval: float = Field(
+        default=5.0, gt=0, description="Seconds between passes resolving unknown bank outcomes."
+    )
+    bank_resolve_after: float = Field(
+        default=10.0,
+        ge=0,
+        description="A payment left creating or unknown this many seconds is asked about.",
+    )
+    fiat_fees: dict[str, dict[str, FeeRule]] = Field(
+        default_factory=_default_fiat_fees,
+        description='Per rail (`payin`, `payout`) and currency: {"fixed": minor units, "bps": n}.',
+    )
+
     @property
     def webhook_queue(self) -> str:
         return f"{self.celery_queue}.webhooks"
@@ -303,6 +352,8 @@ def development_secrets(settings: Settings) -> list[str]:
     ):
         if kind == "fake":
             refusals.append(f"{port}=fake: fakes are for tests and development only")
+    if settings.bank_provider == "memory":
+        refusals.append("WALLET_BANK_PROVIDER=memory: fakes are for tests and development only")
     for chain in load_catalogue(settings.assets_file).chains.values():
         if chain.local or chain.chain_id in DEVNET_CHAIN_IDS:
             refusals.append(

@@ -20,6 +20,8 @@ from sqlalchemy import make_url
 from chains import RpcClient, native_balance
 from chains.devnet import DEV_MNEMONIC, dev_accounts, find_free_port
 from custody import KeySigner, MasterSeed
+from fiat.sandbox import SandboxControl
+from fiat.sandbox.settings import DEFAULT_API_KEY
 from wallet.devnet import HOT_WALLET_ETH
 
 CATALOGUE = """
@@ -91,6 +93,7 @@ class WalletRun:
         (`data_dir`, by default in `tmp_path`)."""
         self.port_a, self.port_b, api_port = find_free_port(), find_free_port(), find_free_port()
         self.api = f"http://127.0.0.1:{api_port}"
+        self.bank = f"http://127.0.0.1:{find_free_port()}"
         self.rpc_a, self.rpc_b = (
             f"http://127.0.0.1:{self.port_a}",
             f"http://127.0.0.1:{self.port_b}",
@@ -103,6 +106,7 @@ class WalletRun:
             "WALLET_DATA_DIR": str(self.data_dir),
             "WALLET_ASSETS_FILE": str(catalogue),
             "WALLET_API_PORT": str(api_port),
+            "WALLET_BANK_URL": self.bank,
         }
         self.env.pop("WALLET_BROKER_URL", None)
         self.env.pop("WALLET_DATABASE_URL", None)
@@ -124,7 +128,12 @@ class WalletRun:
 
     def wait_until_ready(self) -> None:
         deadline = time.monotonic() + 90
-        wanted = [(f"{self.api}/readyz", None), (self.rpc_a, CHAIN_ID), (self.rpc_b, CHAIN_ID)]
+        wanted = [
+            (f"{self.api}/readyz", None),
+            (f"{self.bank}/health", None),
+            (self.rpc_a, CHAIN_ID),
+            (self.rpc_b, CHAIN_ID),
+        ]
         while not all(answers(url, payload) for url, payload in wanted):
             assert self.process.poll() is None, self.log
             assert time.monotonic() < deadline, self.log
@@ -182,24 +191,57 @@ def run_database(server_url: str) -> Iterator[str]:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def test_run_starts_the_api_the_devnets_with_funded_hot_wallets_and_stops_cleanly(
+def test_run_starts_the_api_funded_devnets_the_sandbox_bank_and_stops_cleanly(
     tmp_path: Path, run_database: str
 ) -> None:
     run = WalletRun(tmp_path, run_database)
     try:
         run.wait_until_ready()
         hot_wallet = KeySigner.hot_wallet(MasterSeed.from_mnemonic(DEV_MNEMONIC), account=31337)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         with RpcClient(run.rpc_a) as rpc:
             while native_balance(rpc, hot_wallet.address) != HOT_WALLET_ETH:
                 assert time.monotonic() < deadline, run.log
                 time.sleep(0.2)
+        authorization = {"Authorization": f"Bearer {run.api_key()}"}
+        with httpx.Client(base_url=run.api, headers=authorization, timeout=10) as client:
+            payin = pay_in(client, run.bank)
     finally:
         status = run.stop()
     assert status == 0, run.log
     assert "restarting in" not in run.log
+    assert payin["status"] == "succeeded"
     assert not answers(run.rpc_a, CHAIN_ID)
     assert not answers(f"{run.api}/healthz")
+    assert not answers(f"{run.bank}/health")
+
+
+def pay_in(client: httpx.Client, bank: str) -> dict[str, object]:
+    """A pay-in that the customer pays at the sandbox bank, until the bank's webhooks have
+    reached the API and it is credited."""
+    wallet = client.post("/v1/wallets", json={"owner_ref": "alice"}).json()["id"]
+    account = client.post(
+        "/v1/bank-accounts",
+        json={
+            "wallet_id": wallet,
+            "holder_name": "Alice",
+            "account_number": "12345678",
+            "currency": "USD",
+            "country": "US",
+        },
+    ).json()["id"]
+    body = {"wallet_id": wallet, "bank_account_id": account, "asset": "USD", "amount": "10.00"}
+    payin = client.post("/v1/payins", json=body, headers={"Idempotency-Key": "p"}).json()
+    control = SandboxControl(bank, DEFAULT_API_KEY)
+    try:
+        control.pay(payin["provider_payment_id"])
+    finally:
+        control.close()
+    deadline = time.monotonic() + 30
+    while payin["status"] != "succeeded" and time.monotonic() < deadline:
+        time.sleep(0.2)
+        payin = client.get(f"/v1/payins/{payin['id']}").json()
+    return dict(payin)
 
 
 def test_eth_and_usdc_sent_with_cast_to_a_deposit_address_end_credited(

@@ -14,9 +14,14 @@ from wallet.api.contract import install_openapi, operation_id
 from wallet.api.handlers import install_problem_handlers
 from wallet.apikeys.service import find_active_keys
 from wallet.assets import endpoints as assets
+from wallet.bank_accounts import endpoints as bank_accounts
+from wallet.banking import endpoints as banking
+from wallet.banking.service import open_bank
 from wallet.batching import Batcher
 from wallet.database import statement_pool
 from wallet.deposits import endpoints as deposits
+from wallet.payins import endpoints as payins
+from wallet.payouts import endpoints as payouts
 from wallet.ports import address_issuer
 from wallet.runtime import Runtime
 from wallet.transfers import endpoints as transfers
@@ -87,6 +92,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.state.transfer_batches = transfer_batches
     app.state.address_issuer = address_issuer(runtime.settings, runtime.catalogue)
     app.state.secret_box = SecretBox.from_settings(runtime.settings)
+    app.state.bank = open_bank(runtime.settings)
     app.state.withdrawal_rules = WithdrawalRules.from_settings(runtime.settings)
     app.state.withdrawal_fees = fee_quoter
     install_problem_handlers(app)
@@ -102,6 +108,10 @@ def create_app(runtime: Runtime) -> FastAPI:
         assets.router,
         webhook_endpoints.router,
         health.router,
+        bank_accounts.router,
+        payins.router,
+        payouts.router,
+        banking.router,
     )
     for router in routers:
         app.include_router(router)

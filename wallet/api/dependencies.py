@@ -9,8 +9,10 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from sqlalchemy.orm import Session
 
+from fiat import BankProvider
 from wallet.apikeys.service import ActiveKey
 from wallet.assets.service import Catalogue
+from wallet.banking.errors import BankNotConfigured
 from wallet.batching import Batcher
 from wallet.database import retrying
 from wallet.errors import InvalidRequest, WalletError
@@ -52,6 +54,18 @@ async def transfer_batches(request: Request) -> Batcher[KeyedTransfer, Outcome |
     return cast(Batcher[KeyedTransfer, Outcome | WalletError], request.app.state.transfer_batches)
 
 
+async def bank(request: Request) -> BankProvider:
+    return bank_of(request)
+
+
+def bank_of(request: Request) -> BankProvider:
+    """The process's bank provider (`wallet.banking.service.open_bank`), if one is configured."""
+    provider = cast(BankProvider | None, request.app.state.bank)
+    if provider is None:
+        raise BankNotConfigured("set WALLET_BANK_WEBHOOK_SECRET (and the bank's URL and key)")
+    return provider
+
+
 # Scope "function": the commit happens before the response is sent, so a client that has
 # its answer can read what the request wrote, and a failed commit is answered as a failure.
 DbSession = Annotated[Session, Depends(unit_of_work, scope="function")]
@@ -61,6 +75,7 @@ TransferBatches = Annotated[
 ]
 CatalogueDep = Annotated[Catalogue, Depends(catalogue)]
 RuntimeDep = Annotated[Runtime, Depends(current_runtime)]
+BankDep = Annotated[BankProvider, Depends(bank)]
 
 
 async def known_query_parameters(request: Request) -> None:

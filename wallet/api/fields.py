@@ -7,7 +7,7 @@ by the schema passes validation and any other is refused with a 422 problem.
 import re
 from typing import Annotated, Any
 
-from fastapi import Path
+from fastapi import Path, Query
 from pydantic import (
     AfterValidator,
     AwareDatetime,
@@ -74,8 +74,12 @@ CATALOGUE_ASSETS: dict[str, Any] = {CATALOGUE_MARKER: "assets"}
 CATALOGUE_CHAINS: dict[str, Any] = {CATALOGUE_MARKER: "chains"}
 
 WalletId = Annotated[str, Field(pattern=id_pattern("wal"))]
+BankAccountId = Annotated[str, Field(pattern=id_pattern("bac"))]
 WalletIdPath = Annotated[
     str, Path(pattern=id_pattern("wal"), description="A wallet id (`wal_...`).")
+]
+WalletFilter = Annotated[
+    str | None, Query(pattern=id_pattern("wal"), description="Only this wallet's.")
 ]
 OwnerRef = Annotated[
     str,

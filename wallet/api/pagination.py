@@ -64,6 +64,14 @@ def decode_cursor(cursor: str) -> Position:
     return Position(_EPOCH + timedelta(microseconds=int(micros)), item_id)
 
 
+def resume_after(cursor: str | None) -> tuple[datetime, str] | None:
+    """Where the page asked for starts: after this (created_at, id), or at the newest."""
+    if cursor is None:
+        return None
+    position = decode_cursor(cursor)
+    return position.created_at, position.id
+
+
 def page_and_cursor(
     found: Sequence[Item], limit: int, position: Callable[[Item], Position]
 ) -> tuple[Sequence[Item], str | None]:

@@ -17,8 +17,8 @@ from wallet.api.pagination import (
     Page,
     Position,
     cursor_query,
-    decode_cursor,
     page_and_cursor,
+    resume_after,
 )
 from wallet.api.problems import problem_responses
 from wallet.assets.service import Catalogue
@@ -133,12 +133,11 @@ def list_(
     cursor: Annotated[str | None, cursor_query(id_pattern(DEPOSIT_PREFIX))] = None,
 ) -> Page[DepositOut]:
     """The tenant's crypto deposits, newest first."""
-    after = decode_cursor(cursor) if cursor is not None else None
     deposits = list_deposits(
         session,
         principal.tenant_id,
         wallet_id=wallet_id,
-        after=None if after is None else (after.created_at, after.id),
+        after=resume_after(cursor),
         limit=limit + 1,
     )
     page, next_cursor = page_and_cursor(deposits, limit, lambda d: Position(d.seen_at, d.id))

@@ -17,6 +17,7 @@ from wallet.api.pagination import (
     cursor_query,
     decode_cursor,
     page_and_cursor,
+    resume_after,
 )
 from wallet.api.problems import problem_responses
 from wallet.deposits.service import unfreeze as unfreeze_wallet
@@ -126,12 +127,11 @@ def list_wallets(
     cursor: Annotated[str | None, cursor_query(id_pattern("wal"))] = None,
 ) -> Page[WalletOut]:
     """The tenant's wallets, newest first, optionally only those of one owner."""
-    after = decode_cursor(cursor) if cursor is not None else None
     wallets = tenant_wallets(
         session,
         principal.tenant_id,
         owner_ref=owner_ref,
-        after=None if after is None else (after.created_at, after.id),
+        after=resume_after(cursor),
         limit=limit + 1,
     )
     page, next_cursor = page_and_cursor(wallets, limit, lambda w: Position(w.created_at, w.id))

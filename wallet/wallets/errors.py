@@ -11,3 +11,8 @@ class UnknownWallet(NotFound):
 class WalletNotActive(Conflict):
     problem = "wallet-not-active"
     title = "The wallet is frozen or closed"
+
+
+class WalletInDebt(Conflict):
+    problem = "wallet-in-debt"
+    title = "The wallet holds a negative balance; it stays restricted until that is paid"

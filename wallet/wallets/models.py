@@ -13,6 +13,9 @@ from wallet.models import Base
 
 class WalletStatus(StrEnum):
     ACTIVE = "active"
+    RESTRICTED = "restricted"
+    """Its fiat balance went negative (a pay-in returned after it was spent): money may come
+    in, nothing may leave until an operator lifts the restriction."""
     FROZEN = "frozen"
     CLOSED = "closed"
 

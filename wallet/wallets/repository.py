@@ -30,6 +30,26 @@ def share_lock_statuses(session: Session, wallet_ids: list[str]) -> dict[str, st
     return {row.id: row.status for row in rows}
 
 
+def assets_in_debt(session: Session, wallet_id: str) -> list[str]:
+    """The assets whose account of the wallet is below zero (available)."""
+    return list(
+        session.scalars(
+            text(
+                "SELECT asset FROM accounts "
+                "WHERE wallet_id = :id AND posted - pending_out < 0 ORDER BY asset"
+            ),
+            {"id": wallet_id},
+        )
+    )
+
+
+def forbid_negative_balances(session: Session, wallet_id: str) -> None:
+    session.execute(
+        text("UPDATE accounts SET allow_negative = false WHERE wallet_id = :id"),
+        {"id": wallet_id},
+    )
+
+
 def tenant_wallets(
     session: Session,
     tenant_id: str,

@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 
 from wallet.ids import new_id
 from wallet.wallets import repository
-from wallet.wallets.errors import UnknownWallet, WalletNotActive
+from wallet.wallets.errors import UnknownWallet, WalletInDebt, WalletNotActive
 from wallet.wallets.models import Wallet, WalletStatus
 
 
@@ -63,9 +63,19 @@ def tenant_wallets(
 
 
 def set_status(session: Session, tenant_id: str, wallet_id: str, status: WalletStatus) -> Wallet:
+    """Freeze or unfreeze a wallet. A wallet made active again may not hold a negative balance
+    (a reversed pay-in it had spent restricted it): its accounts lose the right to go negative."""
     wallet = get_wallet(session, tenant_id, wallet_id, lock=True)
     if wallet.status == WalletStatus.CLOSED:
         raise WalletNotActive(f"wallet {wallet_id} is closed")
+    if status == WalletStatus.ACTIVE:
+        owed = repository.assets_in_debt(session, wallet_id)
+        if owed:
+            raise WalletInDebt(
+                f"wallet {wallet_id} holds a negative balance of {', '.join(owed)}",
+                assets=list(owed),
+            )
+        repository.forbid_negative_balances(session, wallet_id)
     wallet.status = status.value
     session.flush()
     return wallet

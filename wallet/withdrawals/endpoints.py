@@ -11,7 +11,13 @@ from fastapi.responses import JSONResponse
 
 from wallet.api.auth import Operator, Reader, Withdrawer
 from wallet.api.contract import link
-from wallet.api.dependencies import CatalogueDep, DbSession, known_query_parameters
+from wallet.api.dependencies import (
+    CatalogueDep,
+    DbSession,
+    RuntimeDep,
+    bank_of,
+    known_query_parameters,
+)
 from wallet.api.fields import id_pattern
 from wallet.api.idempotent import REPLAY_HEADERS, RequiredIdempotencyKey, respond_once
 from wallet.api.pagination import (
@@ -23,9 +29,12 @@ from wallet.api.pagination import (
     page_and_cursor,
 )
 from wallet.api.problems import problem_responses
+from wallet.banking.service import FeeSchedule
+from wallet.payouts.schemas import BankAccountDestination, PayoutOut
+from wallet.payouts.service import request_payout
 from wallet.withdrawals.models import WITHDRAWAL_PREFIX, WithdrawalStatus
 from wallet.withdrawals.repository import approval_counts, get_withdrawal, list_withdrawals
-from wallet.withdrawals.schemas import WithdrawalCreate, WithdrawalOut
+from wallet.withdrawals.schemas import WithdrawalOut, WithdrawalRequest
 from wallet.withdrawals.service import (
     FeeQuoter,
     WithdrawalRules,
@@ -59,7 +68,7 @@ def fee_quoter(request: Request) -> FeeQuoter:
 @router.post(
     "",
     status_code=201,
-    response_model=WithdrawalOut,
+    response_model=WithdrawalOut | PayoutOut,
     summary="Request a withdrawal",
     responses={
         201: {
@@ -80,25 +89,45 @@ def fee_quoter(request: Request) -> FeeQuoter:
     },
 )
 def create(
-    body: WithdrawalCreate,
+    body: WithdrawalRequest,
+    request: Request,
     *,
     idempotency_key: RequiredIdempotencyKey,
     principal: Withdrawer,
     session: DbSession,
-    catalogue: CatalogueDep,
+    runtime: RuntimeDep,
     withdrawal_rules: Annotated[WithdrawalRules, Depends(rules)],
     quote: Annotated[FeeQuoter, Depends(fee_quoter)],
 ) -> JSONResponse:
     """Hold amount plus the quoted fee and queue the withdrawal (or wait for approvals); to
     one of this service's deposit addresses it is completed at once. Emits
-    `withdrawal.requested` (`withdrawal.completed` for an internal one)."""
+    `withdrawal.requested` (`withdrawal.completed` for an internal one).
+
+    To a bank account (`{"type": "bank_account", "bank_account_id": "bac_..."}`) it is a
+    payout (`pot_...`, read at `/v1/payouts`): amount plus the payout fee held, sent to the
+    bank by the worker; `payout.*` events."""
+    catalogue = runtime.catalogue
+    destination = body.destination
 
     def action() -> dict[str, Any]:
+        if isinstance(destination, BankAccountDestination):
+            payout = request_payout(
+                session,
+                principal.tenant_id,
+                wallet_id=body.wallet_id,
+                bank_account_id=destination.bank_account_id,
+                asset_code=body.asset,
+                amount=body.amount,
+                provider=bank_of(request).name,
+                fees=FeeSchedule(runtime.settings.fiat_fees),
+                catalogue=catalogue,
+            )
+            return PayoutOut.of(payout, catalogue.asset(payout.asset)).model_dump(mode="json")
         withdrawal = request_withdrawal(
             session,
             principal.tenant_id,
             principal.key_id,
-            body,
+            body.to_crypto(destination),
             catalogue=catalogue,
             rules=withdrawal_rules,
             quote=quote,

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from custody import checksum_address
 from wallet.api.fields import Amount, AssetCode, ChainName, WalletId
 from wallet.assets.service import Asset, Chain
+from wallet.payouts.schemas import BankAccountDestination
 from wallet.withdrawals.models import Withdrawal, WithdrawalStatus
 
 
@@ -31,6 +32,23 @@ class WithdrawalCreate(BaseModel):
     asset: AssetCode
     amount: Amount
     destination: CryptoDestination
+
+
+class WithdrawalRequest(BaseModel):
+    """What `POST /v1/withdrawals` takes: to an address on a chain, or to a bank account linked
+    to the wallet (a payout, `wallet.payouts`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    wallet_id: WalletId
+    asset: AssetCode
+    amount: Amount
+    destination: Annotated[CryptoDestination | BankAccountDestination, Field(discriminator="type")]
+
+    def to_crypto(self, destination: CryptoDestination) -> WithdrawalCreate:
+        return WithdrawalCreate(
+            wallet_id=self.wallet_id, asset=self.asset, amount=self.amount, destination=destination
+        )
 
 
 class WithdrawalOut(BaseModel):

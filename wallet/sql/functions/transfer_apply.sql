@@ -1,5 +1,5 @@
--- transfer_apply checks each transfer's wallets (its tenant's, and active), opens the accounts
--- it needs, and hands the postings to ledger_apply; the answer has ledger_apply's shape, with
+-- transfer_apply checks each transfer's wallets (its tenant's; the source active, the
+-- destination active or restricted), opens the accounts it needs, and hands the postings to ledger_apply; the answer has ledger_apply's shape, with
 -- `unknown_wallet` and `wallet_not_active` failures besides the ledger's own. A transfer is
 -- {"tenant", "source", "destination", "asset", "amount", "metadata"}, the amount in minor
 -- units.
@@ -40,7 +40,8 @@ BEGIN
     -- (FOR KEY SHARE would not conflict with a plain UPDATE of the status.)
     PERFORM 1 FROM wallets w WHERE w.id = ANY(sources || destinations) ORDER BY w.id FOR SHARE;
 
-    -- Each transfer's failure, or NULL when both wallets are its tenant's and active. Another
+    -- Each transfer's failure, or NULL when both wallets are its tenant's, the source active and
+    -- the destination active or restricted (money may come in, not go out). Another
     -- tenant's wallet is unknown. (Wallets are found by id alone, whatever the statistics on
     -- tenants say.)
     SELECT array_agg(CASE
@@ -51,7 +52,7 @@ BEGIN
         WHEN s.status <> 'active'
             THEN jsonb_build_object('error', 'wallet_not_active', 'wallet_id', s.id,
                                     'status', s.status)
-        WHEN d.status <> 'active'
+        WHEN d.status NOT IN ('active', 'restricted')
             THEN jsonb_build_object('error', 'wallet_not_active', 'wallet_id', d.id,
                                     'status', d.status)
         END ORDER BY x.n)

@@ -1,0 +1,142 @@
+"""Pay-ins through the service on the real database, with the in-memory bank provider.
+
+The provider is the port's fake, driven by the test: each snapshot is applied as a webhook
+would apply it, in whatever order the test chooses.
+"""
+
+import pytest
+
+from fiat import (
+    BankAccountDetails,
+    InMemoryBankProvider,
+    OutcomeUnknown,
+    PayinRequest,
+    PayinStatus,
+    ProviderEvent,
+)
+from tests.fake_bank import SECRET, FakeBankWallet
+from wallet.banking.models import EventOutcome
+from wallet.payins.tasks import resolve_unresolved_payins
+from wallet.transfers.service import TransferRequest
+
+
+def test_pending_in_then_credited_less_the_fee(fake_wallet: FakeBankWallet) -> None:
+    payin = fake_wallet.create("100.00")
+    # 0.25 fixed + 50 bps of 100.00 = 0.75
+    assert (payin.status, payin.fee, payin.provider_version) == ("pending", 75, 1)
+    assert fake_wallet.balance() == (0, 9925, 0)
+
+    processing = fake_wallet.move(payin, PayinStatus.PROCESSING)
+    succeeded = fake_wallet.move(payin, PayinStatus.SUCCEEDED)
+    assert fake_wallet.deliver(processing) is EventOutcome.APPLIED
+    assert fake_wallet.deliver(succeeded) is EventOutcome.APPLIED
+    assert fake_wallet.get(payin.id).status == "succeeded"
+    assert fake_wallet.balance() == (9925, 0, 9925)
+
+
+def test_a_newer_event_first_and_the_older_one_changes_nothing(fake_wallet: FakeBankWallet) -> None:
+    payin = fake_wallet.create("20.00", "EUR")
+    processing = fake_wallet.move(payin, PayinStatus.PROCESSING)
+    succeeded = fake_wallet.move(payin, PayinStatus.SUCCEEDED)
+
+    assert fake_wallet.deliver(succeeded) is EventOutcome.APPLIED
+    assert fake_wallet.deliver(processing) is EventOutcome.STALE
+    assert fake_wallet.deliver(succeeded) is EventOutcome.STALE
+    assert fake_wallet.get(payin.id).status == "succeeded"
+    assert fake_wallet.balance("EUR") == (1990, 0, 1990)
+
+
+def test_failed_releases_the_pending_in(fake_wallet: FakeBankWallet) -> None:
+    payin = fake_wallet.create("30.13")
+    fake_wallet.deliver(fake_wallet.move(payin, PayinStatus.FAILED))
+    assert fake_wallet.get(payin.id).status == "failed"
+    assert fake_wallet.balance() == (0, 0, 0)
+
+
+def test_returned_after_success_reverses_the_credit(fake_wallet: FakeBankWallet) -> None:
+    payin = fake_wallet.create("10.31")
+    fake_wallet.move(payin, PayinStatus.PROCESSING)
+    fake_wallet.move(payin, PayinStatus.SUCCEEDED)
+    # Only the last event arrives: the pay-in is credited and reversed in one step.
+    returned = fake_wallet.move(payin, PayinStatus.RETURNED)
+    assert fake_wallet.deliver(returned) is EventOutcome.APPLIED
+    found = fake_wallet.get(payin.id)
+    assert found.status == "returned"
+    assert found.credit_transaction_id is not None and found.reversal_transaction_id is not None
+    assert fake_wallet.balance() == (0, 0, 0)
+
+
+def test_chargeback_after_the_money_was_spent_restricts_the_wallet(
+    fake_wallet: FakeBankWallet,
+) -> None:
+    payin = fake_wallet.create("50.66")
+    fake_wallet.move(payin, PayinStatus.PROCESSING)
+    fake_wallet.deliver(fake_wallet.move(payin, PayinStatus.SUCCEEDED))
+    credited = fake_wallet.balance()[0]
+    other = fake_wallet.factory.wallet("other")
+    fake_wallet.factory.transfer(
+        TransferRequest(
+            fake_wallet.factory.tenant_id, fake_wallet.wallet, other, "USD", credited - 100
+        )
+    )
+
+    fake_wallet.deliver(fake_wallet.move(payin, PayinStatus.CHARGED_BACK))
+
+    assert fake_wallet.get(payin.id).status == "charged_back"
+    assert fake_wallet.balance() == (100 - credited, 0, 100 - credited)
+    assert fake_wallet.wallet_status() == "restricted"
+    with pytest.raises(Exception, match="restricted"):
+        fake_wallet.factory.transfer(
+            TransferRequest(fake_wallet.factory.tenant_id, fake_wallet.wallet, other, "USD", 1)
+        )
+    # Money may still come in, to settle the debt.
+    fake_wallet.factory.transfer(
+        TransferRequest(
+            fake_wallet.factory.tenant_id, other, fake_wallet.wallet, "USD", credited - 100
+        )
+    )
+    assert fake_wallet.balance()[0] == 0
+
+
+def test_a_lost_answer_is_unknown_until_the_provider_is_asked(fake_wallet: FakeBankWallet) -> None:
+    fake_wallet.account("USD")
+    fake_wallet.bank.fail_next(OutcomeUnknown("timed out"), after_effect=True)
+    payin = fake_wallet.create("12.00")
+    assert payin.status == "unknown"
+    assert fake_wallet.balance() == (0, 0, 0)
+
+    resolve_unresolved_payins(
+        fake_wallet.sessions, fake_wallet.bank, fake_wallet.catalogue, older_than=0
+    )
+    resolve_unresolved_payins(
+        fake_wallet.sessions, fake_wallet.bank, fake_wallet.catalogue, older_than=0
+    )
+
+    assert fake_wallet.get(payin.id).status == "pending"
+    created = [e for e in fake_wallet.bank.events if e.data.idempotency_key == payin.id]
+    assert len(created) == 1
+    assert fake_wallet.balance()[1] == 1200 - 31
+
+
+def test_never_taken_by_the_provider_is_created_under_the_same_key(
+    fake_wallet: FakeBankWallet,
+) -> None:
+    fake_wallet.account("USD")
+    fake_wallet.bank.fail_next(OutcomeUnknown("connection refused"))
+    payin = fake_wallet.create("12.00")
+    assert payin.status == "unknown"
+
+    resolve_unresolved_payins(
+        fake_wallet.sessions, fake_wallet.bank, fake_wallet.catalogue, older_than=0
+    )
+
+    assert fake_wallet.get(payin.id).status == "pending"
+    assert fake_wallet.bank.get_payin(payin.id).idempotency_key == payin.id
+
+
+def test_an_event_for_a_payment_we_do_not_know_is_unmatched(fake_wallet: FakeBankWallet) -> None:
+    other_bank = InMemoryBankProvider(SECRET)
+    linked = other_bank.link_bank_account(BankAccountDetails("k", "Bob", "12345678", "USD", "US"))
+    stranger = other_bank.create_payin(PayinRequest("pin_nobody", linked.token, 500, "USD"))
+    event = ProviderEvent("evt_x", "payin.pending", stranger.created_at, stranger)
+    assert fake_wallet.deliver(event) is EventOutcome.UNMATCHED

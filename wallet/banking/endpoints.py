@@ -1,0 +1,91 @@
+"""The bank's side over HTTP: the provider's webhooks, and fee quotes for the app."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from sqlalchemy.orm import Session
+
+from fiat import Payin, WebhookRejected
+from wallet.api.auth import Reader
+from wallet.api.dependencies import BankDep, CatalogueDep, RuntimeDep, known_query_parameters
+from wallet.api.fields import Amount, AssetCode
+from wallet.api.problems import problem_responses
+from wallet.banking.errors import UnknownProvider, WebhookRefused
+from wallet.banking.repository import claim_event, set_event_outcome
+from wallet.banking.schemas import FeeQuoteOut, WebhookReceipt
+from wallet.banking.service import FeeSchedule, Rail
+from wallet.database import run_transaction
+from wallet.payins.service import apply_provider_payin
+from wallet.payouts.service import apply_provider_payout
+
+router = APIRouter(
+    dependencies=[Depends(known_query_parameters)],
+    tags=["fiat"],
+    responses=problem_responses(400, 422, 500),
+)
+
+
+async def raw_body(request: Request) -> bytes:
+    return await request.body()
+
+
+@router.post(
+    "/v1/fiat/webhooks/{provider}",
+    summary="Receive the bank provider's events",
+    responses=problem_responses(401, 404, 503),
+)
+def receive_webhook(
+    provider: Annotated[str, Path(max_length=64)],
+    request: Request,
+    body: Annotated[bytes, Depends(raw_body)],
+    runtime: RuntimeDep,
+    bank: BankDep,
+) -> WebhookReceipt:
+    """Called by the provider, not the app. The signature and timestamp (Standard Webhooks)
+    are checked on the raw bytes before anything is parsed or stored: 401 otherwise. Each
+    event is stored once by its id; a redelivery is acknowledged and not applied again. Events
+    apply by the payment's version, so their order of arrival does not matter."""
+    if provider != bank.name:
+        raise UnknownProvider(f"no bank provider {provider!r}")
+    try:
+        event = bank.parse_webhook(body, request.headers)
+    except WebhookRejected as error:
+        raise WebhookRefused(str(error)) from None
+
+    def receive(session: Session) -> WebhookReceipt:
+        if not claim_event(session, bank.name, event):
+            return WebhookReceipt(event_id=event.id, duplicate=True)
+        if isinstance(event.data, Payin):
+            outcome = apply_provider_payin(session, bank.name, event.data, runtime.catalogue)
+        else:
+            outcome = apply_provider_payout(session, bank.name, event.data, runtime.catalogue)
+        set_event_outcome(session, bank.name, event.id, outcome)
+        return WebhookReceipt(event_id=event.id, duplicate=False, outcome=outcome)
+
+    return run_transaction(runtime.sessions, receive)
+
+
+@router.get(
+    "/v1/fiat/fees",
+    summary="Quote a pay-in or payout fee",
+    responses=problem_responses(401, 403),
+)
+def quote_fee(
+    principal: Reader,
+    *,
+    runtime: RuntimeDep,
+    catalogue: CatalogueDep,
+    rail: Annotated[Rail, Query()],
+    asset: Annotated[AssetCode, Query()],
+    amount: Annotated[Amount, Query()],
+) -> FeeQuoteOut:
+    """The fee is a fixed amount plus basis points of the amount, per rail and currency."""
+    money = catalogue.asset(asset)
+    quote = FeeSchedule(runtime.settings.fiat_fees).quote(rail, money.code, money.parse(amount))
+    return FeeQuoteOut(
+        rail=rail,
+        asset=money.code,
+        amount=money.format(quote.amount),
+        fee=money.format(quote.fee),
+        net_amount=money.format(quote.amount - quote.fee),
+    )

@@ -1,0 +1,1 @@
+"""Pay-ins: money collected from a linked bank account into a wallet."""

@@ -1,0 +1,59 @@
+"""Queries of pay-ins."""
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select, tuple_
+from sqlalchemy.orm import Session
+
+from wallet.payins.errors import UnknownPayin
+from wallet.payins.models import UNRESOLVED, Payin
+
+
+def get_payin(session: Session, tenant_id: str, payin_id: str) -> Payin:
+    """The tenant's pay-in; another tenant's id is unknown."""
+    payin = session.scalars(
+        select(Payin).where(Payin.id == payin_id, Payin.tenant_id == tenant_id)
+    ).one_or_none()
+    if payin is None:
+        raise UnknownPayin(f"no pay-in {payin_id}")
+    return payin
+
+
+def find_payin(session: Session, payin_id: str, *, lock: bool = False) -> Payin | None:
+    query = select(Payin).where(Payin.id == payin_id)
+    if lock:
+        # Refresh a copy already in the session: it may predate the lock's wait.
+        query = query.with_for_update().execution_options(populate_existing=True)
+    return session.scalars(query).one_or_none()
+
+
+def list_payins(
+    session: Session,
+    tenant_id: str,
+    *,
+    wallet_id: str | None,
+    after: tuple[datetime, str] | None,
+    limit: int,
+) -> list[Payin]:
+    """Up to `limit` pay-ins of the tenant (of one wallet if given), newest first."""
+    query = select(Payin).where(Payin.tenant_id == tenant_id)
+    if wallet_id is not None:
+        query = query.where(Payin.wallet_id == wallet_id)
+    if after is not None:
+        query = query.where(tuple_(Payin.created_at, Payin.id) < tuple_(*after))
+    return list(
+        session.scalars(query.order_by(Payin.created_at.desc(), Payin.id.desc()).limit(limit))
+    )
+
+
+def unresolved_payin_ids(session: Session, older_than: float, limit: int = 100) -> list[str]:
+    """Pay-ins left `creating` or `unknown` for longer than `older_than` seconds."""
+    cutoff = func.now() - timedelta(seconds=older_than)
+    return list(
+        session.scalars(
+            select(Payin.id)
+            .where(Payin.status.in_(UNRESOLVED), Payin.updated_at <= cutoff)
+            .order_by(Payin.updated_at)
+            .limit(limit)
+        )
+    )
