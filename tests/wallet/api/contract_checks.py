@@ -32,6 +32,8 @@ BUSINESS_RULES = frozenset(
         "requester-cannot-approve",
         "already-approved",
         "wallet-not-active",
+        # Webhook URLs: where the host name points, under the environment's policy.
+        "webhook-destination-not-allowed",
     )
 )
 

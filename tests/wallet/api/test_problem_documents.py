@@ -152,6 +152,7 @@ OUT_OF_REACH = {
 # outage, which this module's API has not.
 PROVOKED_ELSEWHERE = {
     "service-unavailable": "tests/wallet/test_database_outage.py",
+    "webhook-destination-not-allowed": "tests/wallet/webhooks/test_egress.py",
     **dict.fromkeys(
         (
             "address-checksum-mismatch",

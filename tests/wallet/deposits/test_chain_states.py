@@ -125,8 +125,22 @@ def test_a_reorg_deeper_than_the_window_halts_the_chain_until_an_operator_resume
     operators, bystander = factory, Factory(sessions, chain.catalogue)
     with unit_of_work(sessions) as session:
         url = "https://hooks.example/ops"
-        create_endpoint(session, operators.tenant_id, url, ["chain.*"], secrets=secret_box)
-        create_endpoint(session, bystander.tenant_id, url, ["deposit.*"], secrets=secret_box)
+        create_endpoint(
+            session,
+            operators.tenant_id,
+            url,
+            ["chain.*"],
+            secrets=secret_box,
+            allow_private_targets=False,
+        )
+        create_endpoint(
+            session,
+            bystander.tenant_id,
+            url,
+            ["deposit.*"],
+            secrets=secret_box,
+            allow_private_targets=False,
+        )
     keeper, loser = factory.wallet(), factory.wallet()
     keeper_address, loser_address = chain.address(factory, keeper), chain.address(factory, loser)
     sender = chain.dev.accounts[1].address

@@ -32,6 +32,9 @@ from wallet.webhooks.service import (
     list_attempts,
 )
 
+# Other tests leave due deliveries in the shared database: the sweeps here take them all.
+ALL_DUE = 100_000
+
 FAST = DeliveryOptions(
     retry=RetryPolicy(base=0.05, factor=2, maximum=0.2, give_up_after=3600), timeout=5, lease=30
 )
@@ -222,15 +225,15 @@ def test_deliveries_that_could_not_be_handed_over_wait_for_the_sweep(
         ).scalar_one()
     assert unrelayed == 0  # relayed: the deliveries are in the database, not in the broker
 
-    sweep_due_deliveries(sessions, sent.append)
+    sweep_due_deliveries(sessions, sent.append, batch_size=ALL_DUE)
     assert {d.id for d in deliveries} <= set(sent)
     # Handed over now: the next sweep leaves them to their tasks...
     sent.clear()
-    sweep_due_deliveries(sessions, sent.append)
+    sweep_due_deliveries(sessions, sent.append, batch_size=ALL_DUE)
     assert not {d.id for d in deliveries} & set(sent)
     # ...until those count as lost.
     time.sleep(0.3)
-    sweep_due_deliveries(sessions, sent.append, requeue_after=0.2)
+    sweep_due_deliveries(sessions, sent.append, batch_size=ALL_DUE, requeue_after=0.2)
     assert {d.id for d in deliveries} <= set(sent)
 
 
@@ -287,10 +290,10 @@ def test_a_worker_that_died_mid_attempt_leaves_a_lease_that_expires(
         )
     assert deliver(sessions, delivery.id, client=client, secrets=secret_box, options=FAST) is None
     sent: list[str] = []
-    sweep_due_deliveries(sessions, sent.append)
+    sweep_due_deliveries(sessions, sent.append, batch_size=ALL_DUE)
     assert delivery.id not in sent
     time.sleep(0.35)
-    sweep_due_deliveries(sessions, sent.append)
+    sweep_due_deliveries(sessions, sent.append, batch_size=ALL_DUE)
     assert delivery.id in sent
     outcome = deliver(sessions, delivery.id, client=client, secrets=secret_box, options=FAST)
     assert outcome is not None

@@ -56,7 +56,8 @@ def test_a_healthy_endpoint_gets_its_event_while_another_tenants_endpoints_trick
     secret_box: SecretBox,
     receiver: WebhookReceiver,
 ) -> None:
-    limits = {"WALLET_WEBHOOK_TIMEOUT": "2", "WALLET_WEBHOOK_TENANT_CONCURRENCY": "2"}
+    # Attempts outlast the healthy delivery, so the slow endpoints are still trickling then.
+    limits = {"WALLET_WEBHOOK_TIMEOUT": "8", "WALLET_WEBHOOK_TENANT_CONCURRENCY": "2"}
     celery = start_celery(redis_url, limits)
     healthy_tenant = Factory(sessions, factory.catalogue)
     add_endpoint(sessions, secret_box, healthy_tenant.tenant_id, receiver.url("healthy"), ["*"])
