@@ -19,7 +19,15 @@ from chains.fees import (
     quote_fees,
     replacement_fees,
 )
-from chains.follower import TRANSFER_TOPIC, ChainFollower, TraceMode, WrongChain, fetch_header
+from chains.follower import (
+    TRANSFER_TOPIC,
+    ChainFollower,
+    IncompleteLogs,
+    TraceMode,
+    WrongChain,
+    fetch_header,
+    fetch_headers,
+)
 from chains.model import (
     TOP_LEVEL_INDEX,
     AddressSet,
@@ -80,6 +88,7 @@ __all__ = [
     "FeeCapReached",
     "FeePolicy",
     "FeeQuote",
+    "IncompleteLogs",
     "NativeTransfer",
     "NodeUnreachable",
     "Receipt",
@@ -108,6 +117,7 @@ __all__ = [
     "estimate_gas",
     "fees_for",
     "fetch_header",
+    "fetch_headers",
     "minimum_bump",
     "native_balance",
     "native_transfer",

@@ -13,6 +13,7 @@ import itertools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from chains.bloom import bloom_mask, may_contain
 from chains.model import (
     TOP_LEVEL_INDEX,
     Advance,
@@ -27,12 +28,16 @@ from chains.model import (
     normalize_address,
     trace_index,
 )
-from chains.rpc import RpcCall, RpcClient, RpcProtocolError
+from chains.rpc import RpcCall, RpcClient, RpcError, RpcProtocolError
 
 # keccak256("Transfer(address,address,uint256)")
 TRANSFER_TOPIC = "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef"
 
 _CALL_TRACER = {"tracer": "callTracer"}
+
+# How many times the logs of a block whose bloom names a watched Transfer are fetched again,
+# by the block's hash, before its receipts decide.
+LOG_REFETCHES = 3
 
 
 class TraceMode(enum.Enum):
@@ -48,6 +53,11 @@ class TraceMode(enum.Enum):
 
 class WrongChain(RuntimeError):
     """The node serves another chain than the follower was configured for."""
+
+
+class IncompleteLogs(RpcError):
+    """The node left out logs that the block holds (a lagging replica behind a load balancer
+    answers `[]`); nothing of the step is usable, retry it."""
 
 
 class ChainFollower:
@@ -74,6 +84,10 @@ class ChainFollower:
         self._rpc = rpc
         self._tokens = {normalize_address(a): code for a, code in (tokens or {}).items()}
         self._token_list = sorted(self._tokens)
+        topic = bytes.fromhex(TRANSFER_TOPIC[2:])
+        self._transfer_masks = {
+            token: bloom_mask(bytes.fromhex(token[2:]), topic) for token in self._token_list
+        }
         self._trace_mode = trace_mode
         self._start_block = start_block
         self._chain_id = chain_id
@@ -150,6 +164,8 @@ class ChainFollower:
         if not blocks:
             return Advance((), head)  # the head moved back meanwhile; the next step sees where
 
+        if fetch_logs:
+            logs = self._complete_logs(logs, blocks)
         by_number = {h.number: (h, raw) for h, raw in blocks}
         tokens, stop = self._token_transfers(logs, by_number, watched)
         candidates = [
@@ -206,6 +222,66 @@ class ChainFollower:
                 return Rollback(ancestor=known)
             replaced = True
         return Rollback(ancestor=None) if replaced else Advance((), head)
+
+    def _complete_logs(
+        self, logs: list[dict[str, Any]], blocks: Sequence[tuple[BlockHeader, dict[str, Any]]]
+    ) -> list[dict[str, Any]]:
+        """`logs`, with the logs of each block whose bloom names a watched token's Transfer
+        that `logs` lack fetched again by the block's hash.
+
+        A bloom can match without such a log (other logs set the same bits), so a block that
+        still lacks them after the refetches is settled by its receipts: if they hold more
+        watched Transfers than the logs, the node is leaving logs out (`IncompleteLogs`);
+        otherwise the bloom matched by chance.
+        """
+        suspects = self._lacking_logs(logs, blocks)
+        if not suspects:
+            return logs
+        log_filter = {"address": self._token_list, "topics": [TRANSFER_TOPIC]}
+        for _ in range(LOG_REFETCHES):
+            calls = [
+                RpcCall("eth_getLogs", ({**log_filter, "blockHash": h.hash},)) for h, _ in suspects
+            ]
+            fetched = [log for reply in self._rpc.batch(calls) for log in reply]
+            by_identity = {(log["blockHash"], log["logIndex"]): log for log in [*logs, *fetched]}
+            logs = sorted(
+                by_identity.values(),
+                key=lambda log: (_quantity(log["blockNumber"]), _quantity(log["logIndex"])),
+            )
+            suspects = self._lacking_logs(logs, suspects)
+            if not suspects:
+                return logs
+        calls = [RpcCall("eth_getBlockReceipts", (h.hash,)) for h, _ in suspects]
+        for (header, _), receipts in zip(suspects, self._rpc.batch(calls), strict=True):
+            held = [log for log in logs if log["blockHash"] == header.hash]
+            if receipts is None or self._watched_transfers(receipts) > len(held):
+                raise IncompleteLogs(
+                    f"node at {self._rpc.url} left Transfer logs of block {header.number} "
+                    f"({header.hash}) out of {LOG_REFETCHES + 1} answers: its "
+                    + ("receipts are missing too" if receipts is None else "receipts hold them")
+                )
+        return logs
+
+    def _lacking_logs(
+        self, logs: list[dict[str, Any]], blocks: Sequence[tuple[BlockHeader, dict[str, Any]]]
+    ) -> list[tuple[BlockHeader, dict[str, Any]]]:
+        """The blocks whose bloom names the Transfer of a watched token none of `logs` has."""
+        held = {(log["blockHash"], log["address"].lower()) for log in logs}
+        return [
+            (header, raw)
+            for header, raw in blocks
+            if any(
+                (header.hash, token) not in held and may_contain(raw["logsBloom"], mask)
+                for token, mask in self._transfer_masks.items()
+            )
+        ]
+
+    def _watched_transfers(self, receipts: list[dict[str, Any]]) -> int:
+        return sum(
+            log["address"].lower() in self._tokens and log["topics"][:1] == [TRANSFER_TOPIC]
+            for receipt in receipts
+            for log in receipt["logs"]
+        )
 
     def _token_transfers(
         self,
@@ -332,6 +408,12 @@ def fetch_header(rpc: RpcClient, block: int | str = "latest") -> BlockHeader | N
     """The header of block number `block` (or a tag such as "latest"); None if there is none."""
     raw = rpc.call("eth_getBlockByNumber", hex(block) if isinstance(block, int) else block, False)
     return None if raw is None else _header(raw)
+
+
+def fetch_headers(rpc: RpcClient, numbers: Sequence[int]) -> list[BlockHeader | None]:
+    """The headers of blocks `numbers`, in one batch; None where the node has no such block."""
+    replies = rpc.batch([RpcCall("eth_getBlockByNumber", (hex(n), False)) for n in numbers])
+    return [None if raw is None else _header(raw) for raw in replies]
 
 
 def check_window(window: Sequence[BlockHeader]) -> None:

@@ -4,9 +4,12 @@ Tests needing Redis use `WALLET_TEST_REDIS_URL` (the CI sets it) or else start t
 `redis-server` on a free port. The broker-down test always starts its own, so it may stop it.
 """
 
+import contextlib
 import os
 import shutil
 import socket
+import socketserver
+import struct
 import subprocess
 import sys
 import threading
@@ -21,8 +24,17 @@ from pathlib import Path
 import pytest
 import redis
 from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
 
+from wallet.database import unit_of_work
+from wallet.events.service import emit
 from wallet.webhooks.secrets import SecretBox, new_key, parse_key
+from wallet.webhooks.service import (
+    WebhookDelivery,
+    WebhookEndpoint,
+    create_endpoint,
+    list_deliveries,
+)
 
 REPOSITORY = Path(__file__).resolve().parents[3]
 TEST_SECRETS_KEY = new_key()
@@ -120,6 +132,90 @@ def receiver() -> Iterator[WebhookReceiver]:
     server.close()
 
 
+def trickle(connection: socket.socket) -> None:
+    """Answer a request one byte every 0.4 s, as a receiver that holds its callers does."""
+    connection.recv(65536)
+    for byte in b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nx-padding: " + b"." * 200:
+        connection.sendall(bytes([byte]))
+        time.sleep(0.4)
+
+
+def reset(connection: socket.socket) -> None:
+    """Read the request and reset the connection."""
+    connection.recv(65536)
+    connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+
+def garbage(connection: socket.socket) -> None:
+    """Answer something that is not HTTP."""
+    connection.recv(65536)
+    connection.sendall(b"SSH-2.0-OpenSSH_9.6\r\n")
+
+
+@contextlib.contextmanager
+def raw_receiver(answer: Callable[[socket.socket], None]) -> Iterator[str]:
+    """A TCP server on 127.0.0.1 handling each connection with `answer`; yields its base URL."""
+
+    class Handler(socketserver.BaseRequestHandler):
+        def handle(self) -> None:
+            with contextlib.suppress(OSError):  # the client gave up first
+                answer(self.request)
+
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+class HeldAnswers:
+    """Answers 200 to each request only once released; counts the requests it holds."""
+
+    def __init__(self) -> None:
+        self.released = threading.Event()
+        self._lock = threading.Lock()
+        self.held = 0
+
+    def __call__(self, connection: socket.socket) -> None:
+        connection.recv(65536)
+        with self._lock:
+            self.held += 1
+        self.released.wait(30)
+        connection.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+
+
+def add_endpoint(
+    sessions: sessionmaker[Session],
+    box: SecretBox,
+    tenant_id: str,
+    url: str,
+    event_types: list[str],
+) -> tuple[WebhookEndpoint, str]:
+    with unit_of_work(sessions) as session:
+        return create_endpoint(
+            session, tenant_id, url, event_types, secrets=box, allow_private_targets=True
+        )
+
+
+def emit_committed(
+    sessions: sessionmaker[Session], tenant_id: str, event_type: str = "transfer.created"
+) -> str:
+    with unit_of_work(sessions) as session:
+        return emit(session, tenant_id=tenant_id, event_type=event_type, data={"x": 1})
+
+
+def deliveries_of(
+    sessions: sessionmaker[Session], tenant_id: str, endpoint_id: str
+) -> list[WebhookDelivery]:
+    with unit_of_work(sessions) as session:
+        return list(list_deliveries(session, tenant_id, endpoint_id, limit=200, before=None))
+
+
 class RedisServer:
     """A `redis-server` of our own on a fixed port, which a test may stop and start again."""
 
@@ -212,7 +308,13 @@ class CeleryProcesses:
     counts those, so a test can tell.
     """
 
-    def __init__(self, database_url: str, broker_url: str | None, logs: Path) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        broker_url: str | None,
+        logs: Path,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
         """Without a broker URL, the processes use kombu's SQL transport on the database."""
         self.logs = logs
         environment = {k: v for k, v in os.environ.items() if k != "WALLET_BROKER_URL"}
@@ -224,6 +326,7 @@ class CeleryProcesses:
             "WALLET_CELERY_QUEUE": f"wallet-test-{uuid.uuid4().hex[:12]}",
             "WALLET_WEBHOOK_SECRETS_KEY": TEST_SECRETS_KEY,
             "WALLET_DATA_DIR": str(logs / "data"),
+            **(extra_env or {}),
         }
         self.restarts: list[str] = []
         self._processes: dict[str, subprocess.Popen[bytes]] = {}
@@ -270,7 +373,11 @@ class CeleryProcesses:
         queue = self.env["WALLET_CELERY_QUEUE"]
         client = redis.Redis.from_url(broker, socket_connect_timeout=1)
         try:
-            keys = [queue, f"_kombu.binding.{queue}", f"_kombu.binding_permanent.{queue}"]
+            keys = [
+                f"{prefix}{name}"
+                for name in (queue, f"{queue}.webhooks")
+                for prefix in ("", "_kombu.binding.", "_kombu.binding_permanent.")
+            ]
             client.delete(*keys)
         except redis.RedisError:
             pass  # a Redis this test stopped for good
@@ -314,12 +421,13 @@ class CeleryProcesses:
 @pytest.fixture
 def start_celery(
     engine: Engine, database_url: str, tmp_path: Path
-) -> Iterator[Callable[[str | None], CeleryProcesses]]:
-    """Start a worker and beat on the migrated test database and the given broker."""
+) -> Iterator[Callable[..., CeleryProcesses]]:
+    """Start a worker and beat on the migrated test database and the given broker (and with
+    these environment variables besides)."""
     started: list[CeleryProcesses] = []
 
-    def start(broker_url: str | None) -> CeleryProcesses:
-        processes = CeleryProcesses(database_url, broker_url, tmp_path)
+    def start(broker_url: str | None, extra_env: dict[str, str] | None = None) -> CeleryProcesses:
+        processes = CeleryProcesses(database_url, broker_url, tmp_path, extra_env)
         started.append(processes)
         processes.start()
         return processes

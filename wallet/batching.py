@@ -23,7 +23,7 @@ from typing import Any, Generic, TypeVar
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from wallet.database import retrying
+from wallet.database import database_unavailable, retrying
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +48,9 @@ class Batcher(Generic[Item, Answer]):
     key, say). If a batch fails as a whole, each of its items is tried alone, so that one
     item's failure is its own; if the database cannot be reached, they all fail at once. An
     item that alone times out waiting for a lock is sent again from the second thread, where
-    its statement waits for locks as long as it takes.
+    its statement waits for locks as long as it takes. A connection lost under a batch (a
+    database restart) is replaced and the batch sent again, once: the statements must be safe
+    to repeat (reads, or writes under idempotency keys).
     """
 
     def __init__(
@@ -127,8 +129,7 @@ class Batcher(Generic[Item, Answer]):
     def _send(self, batch: Sequence[_Waiting[Item, Answer]]) -> None:
         items = [waiting.item for waiting in batch]
         try:
-            with self._pool.connection() as connection:
-                answers = retrying(lambda: self._statement(connection, items))
+            answers = self._answers(items)
         except psycopg.errors.LockNotAvailable:
             # The statement left nothing behind. The items that don't wait for that lock go
             # on now; the one that does waits on the other thread.
@@ -139,18 +140,52 @@ class Batcher(Generic[Item, Answer]):
                 self._locked.put(batch[0])
             return
         except Exception as error:
+            unavailable = database_unavailable(error)
             # An item may have failed the statement: try each alone. Not when the database
             # could not be reached: alone, each would only wait for it again.
-            if len(batch) > 1 and not isinstance(error, psycopg.OperationalError):
+            if len(batch) > 1 and not unavailable:
                 for waiting in batch:
                     self._send([waiting])
                 return
-            logger.exception("a batched statement failed")
+            if unavailable:
+                logger.warning("a batch failed: the database is unavailable: %s", error)
+                # What came meanwhile would only wait as long again: it fails with the batch.
+                batch = [*batch, *self._queued()]
+            else:
+                logger.exception("a batched statement failed")
             for waiting in batch:
                 waiting.loop.call_soon_threadsafe(_fail, waiting.answer, error)
             return
         for waiting, answer in zip(batch, answers, strict=True):
             waiting.loop.call_soon_threadsafe(_answer, waiting.answer, answer)
+
+    def _queued(self) -> list[_Waiting[Item, Answer]]:
+        """Take what waits in the queue now; a stop request stays queued."""
+        taken: list[_Waiting[Item, Answer]] = []
+        while True:
+            try:
+                waiting = self._queue.get_nowait()
+            except queue.Empty:
+                return taken
+            if waiting is None:
+                self._queue.put(None)
+                return taken
+            taken.append(waiting)
+
+    def _answers(self, items: Sequence[Item]) -> Sequence[Answer]:
+        """The statement's answers; sent again once if the connection was lost under it."""
+        with self._pool.connection() as connection:
+            try:
+                return retrying(lambda: self._statement(connection, items))
+            except psycopg.OperationalError as error:
+                if not connection.broken:
+                    raise
+                logger.warning("a pooled connection was lost (%s); checking the others", error)
+        # Lost most likely with the pool's idle connections (a database restart): replace
+        # them, rather than meet them one batch at a time. The statements are safe to repeat.
+        self._pool.check()
+        with self._pool.connection() as connection:
+            return retrying(lambda: self._statement(connection, items))
 
     def _run_locked(self) -> None:
         """Send the items that timed out waiting for a lock, one at a time, with no timeout."""

@@ -5,24 +5,29 @@ exists for Celery's own command line (`celery -A wallet.celery_app worker`): it 
 settings from the environment only when Celery first needs its configuration, at process start.
 
 The broker is `WALLET_BROKER_URL` (Redis), or else kombu's SQLAlchemy transport on the
-service's own PostgreSQL (the embedded profile: no system package needed).
+service's own PostgreSQL (the embedded profile: no system package needed), in the form of
+`wallet.sql_broker`, which reconnects after a database restart.
 """
 
 import logging
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Final, Generic, TypeVar
 
-import httpx
 from celery import Celery
 from pydantic import SecretStr
 
 from wallet.runtime import Runtime, build_runtime, database_url
 from wallet.settings import Settings, load_settings
+from wallet.sweeps import tasks as sweeps
+from wallet.sweeps.service import SweepRules
+from wallet.sweeps.tasks import SWEEP, SweepContext
 from wallet.webhooks.attempt import DeliveryOptions
+from wallet.webhooks.egress import webhook_client
 from wallet.webhooks.secrets import SecretBox
 from wallet.webhooks.tasks import (
+    DELIVER_WEBHOOK,
     RELAY_OUTBOX,
     SWEEP_WEBHOOK_DELIVERIES,
     TaskContext,
@@ -34,6 +39,9 @@ from wallet.withdrawals.tasks import BROADCAST_WITHDRAWALS, BroadcastContext, Br
 T = TypeVar("T")
 
 APP_NAME: Final = "wallet"
+# Without a broker URL: kombu's SQL transport on the service's database, made to outlive a
+# database restart.
+SQL_TRANSPORT: Final = "wallet.sql_broker:Transport"
 
 
 def create_app(settings: Settings | None = None) -> Celery:
@@ -48,24 +56,35 @@ def create_app(settings: Settings | None = None) -> Celery:
     runtime = _PerProcess(lambda: build_runtime(configuration.settings()))
     register_tasks(app, _PerProcess(lambda: _task_context(configuration.settings(), runtime())))
     withdrawals.register_tasks(app, _PerProcess(lambda: _broadcast_context(runtime())))
+    sweeps.register_tasks(app, _PerProcess(lambda: sweep_context(runtime())))
     return app
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
     """Celery's configuration for the given settings (database URL already resolved)."""
     broker = broker_url(settings)
-    # kombu hands transport options of the SQL transport to create_engine: Redis's only.
-    transport_options = (
-        {"socket_connect_timeout": 5, "socket_timeout": 30} if broker.startswith("redis") else {}
-    )
+    if settings.broker_url is None:
+        transport: str | None = SQL_TRANSPORT
+        # kombu hands the SQL transport's options to create_engine.
+        transport_options: dict[str, Any] = {
+            "pool_pre_ping": True,
+            "connect_args": {"connect_timeout": 2},
+        }
+    else:
+        transport = None
+        transport_options = {"socket_connect_timeout": 5, "socket_timeout": 30}
     return {
         "broker_url": broker,
+        "broker_transport": transport,
         "broker_transport_options": transport_options,
         # A broker outage delays work and never ends a process: retry the connection forever.
         "broker_connection_retry_on_startup": True,
         "broker_connection_max_retries": None,
         "worker_cancel_long_running_tasks_on_connection_loss": True,
         "task_default_queue": settings.celery_queue,
+        # Attempts wait on other people's servers: on a queue of their own, a backlog of
+        # them never delays the relay or the sweep on a worker that serves only those.
+        "task_routes": {DELIVER_WEBHOOK: {"queue": settings.webhook_queue}},
         "task_ignore_result": True,
         "task_serializer": "json",
         "accept_content": ["json"],
@@ -95,18 +114,22 @@ def celery_config(settings: Settings) -> dict[str, Any]:
                 "schedule": settings.withdrawal_broadcast_interval,
                 "options": {"expires": max(10.0, 10 * settings.withdrawal_broadcast_interval)},
             },
+            "sweep": {
+                "task": SWEEP,
+                "schedule": settings.sweep_interval,
+                "options": {"expires": max(10.0, settings.sweep_interval)},
+            },
         },
     }
 
 
 def broker_url(settings: Settings) -> str:
-    """The configured broker, or kombu's SQL transport on the service's database."""
+    """The configured broker, or the service's database (for `SQL_TRANSPORT`)."""
     if settings.broker_url is not None:
         return settings.broker_url.get_secret_value()
-    url = database_url(settings)
-    if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    return "sqla+" + url
+    # A driver in the scheme would be read by kombu as a transport; psycopg is SQLAlchemy's
+    # default for postgresql:// anyway.
+    return database_url(settings).replace("postgresql+psycopg://", "postgresql://", 1)
 
 
 def run_worker(
@@ -115,15 +138,18 @@ def run_worker(
     concurrency: int | None = None,
     pool: str | None = None,
     beat: bool = False,
+    queues: Sequence[str] | None = None,
     loglevel: str = "info",
 ) -> int:
     """Run a Celery worker in this process (`wallet worker`); returns its exit status.
 
-    `beat` embeds the scheduler (development). Celery's worker may stop on its own after a
-    broker failure it cannot recover from; the status is then non-zero, for the supervisor
-    that restarts it.
+    It consumes `queues`, by default both: the relay and sweep queue (`celery_queue`) and the
+    webhook attempts' (`webhook_queue`). `beat` embeds the scheduler (development). Celery's
+    worker may stop on its own after a broker failure it cannot recover from; the status is
+    then non-zero, for the supervisor that restarts it.
     """
-    argv = ["worker", f"--loglevel={loglevel}"]
+    consumed = queues or (settings.celery_queue, settings.webhook_queue)
+    argv = ["worker", f"--loglevel={loglevel}", f"--queues={','.join(consumed)}"]
     if concurrency is not None:
         argv.append(f"--concurrency={concurrency}")
     if pool is not None:
@@ -189,7 +215,10 @@ def _task_context(settings: Settings, runtime: Runtime) -> TaskContext:
     return TaskContext(
         sessions=runtime.sessions,
         secrets=SecretBox.from_settings(settings),
-        client=httpx.Client(follow_redirects=False, timeout=settings.webhook_timeout),
+        client=webhook_client(
+            allow_private=settings.webhook_private_targets_allowed,
+            timeout=settings.webhook_timeout,
+        ),
         settings=settings,
         delivery=DeliveryOptions.from_settings(settings),
         sql_broker=settings.broker_url is None,
@@ -203,6 +232,16 @@ def _broadcast_context(runtime: Runtime) -> BroadcastContext:
         catalogue=runtime.catalogue,
         hot_wallets=withdrawals.hot_wallets(runtime.settings, runtime.catalogue),
         options=BroadcastOptions.from_settings(runtime.settings),
+    )
+
+
+def sweep_context(runtime: Runtime) -> SweepContext:
+    return SweepContext(
+        engine=runtime.engine,
+        sessions=runtime.sessions,
+        catalogue=runtime.catalogue,
+        chains=sweeps.custody_chains(runtime.settings, runtime.catalogue),
+        rules=SweepRules.from_settings(runtime.settings, runtime.catalogue),
     )
 
 

@@ -1,5 +1,7 @@
-"""Engines, sessions, the unit of work, migrations, and retries of conflicting transactions."""
+"""Engines, sessions, the unit of work, migrations, retries of conflicting transactions, and
+telling a database that cannot be reached from one that refused a statement."""
 
+import math
 import random
 import time
 from collections.abc import Callable, Iterator
@@ -12,6 +14,7 @@ from alembic import command
 from alembic.config import Config
 from psycopg_pool import ConnectionPool
 from sqlalchemy import Connection, Engine, create_engine, make_url
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -20,12 +23,36 @@ T = TypeVar("T")
 # SQLSTATEs of transactions that lost a race and may simply be run again.
 RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
 
+# SQLSTATEs of a server that is going away or not yet back: shutting down, crashed, starting
+# up or recovering, out of connection slots.
+UNAVAILABLE_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "53300"})
 
-def make_engine(url: str, pool_size: int = 10) -> Engine:
-    """An engine for `postgresql+psycopg` URLs (plain `postgresql://` is accepted too)."""
+# Seconds to wait for a connection when nothing else is said: a free one from a pool, or a
+# new one from the server.
+DEFAULT_TIMEOUT = 30.0
+
+
+def make_engine(url: str, pool_size: int = 10, timeout: float = DEFAULT_TIMEOUT) -> Engine:
+    """An engine for `postgresql+psycopg` URLs (plain `postgresql://` is accepted too).
+
+    A pooled connection is pinged before use, so connections broken by a database restart
+    are replaced; getting one (free in the pool, or new) fails after about `timeout` seconds.
+    """
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    return create_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        pool_timeout=timeout,
+        connect_args={"connect_timeout": _connect_timeout(timeout)},
+    )
+
+
+def _connect_timeout(timeout: float) -> int:
+    # libpq counts whole seconds and waits at least 2.
+    return max(2, math.ceil(timeout))
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
@@ -74,29 +101,55 @@ def sqlstate(error: DBAPIError | psycopg.Error) -> str | None:
     return getattr(cause, "sqlstate", None)
 
 
+def database_unavailable(error: BaseException) -> bool:
+    """Whether `error` says the database could not be reached (down, restarting, a lost
+    connection, no connection free in time), rather than that it refused a statement."""
+    if isinstance(error, sa_exc.TimeoutError):
+        return True  # no pooled connection came free in time
+    if isinstance(error, DBAPIError) and error.connection_invalidated:
+        return True
+    cause = error.orig if isinstance(error, DBAPIError) else error
+    if not isinstance(cause, psycopg.OperationalError | psycopg.InterfaceError):
+        return False
+    # Without a SQLSTATE the server never answered: refused, lost or timed out connections,
+    # and pool timeouts; class 08 is a connection exception.
+    state = cause.sqlstate
+    return state is None or state.startswith("08") or state in UNAVAILABLE_SQLSTATES
+
+
 # Long enough for the batches of other processes that lock the same accounts (a few ms each),
 # short enough that the requests queued behind one that needs a row locked for seconds are
 # answered within 200 ms.
 STATEMENT_LOCK_TIMEOUT = "50ms"
 
 
-def statement_pool(engine: Engine, size: int) -> ConnectionPool:
+def statement_pool(engine: Engine, size: int, timeout: float = DEFAULT_TIMEOUT) -> ConnectionPool:
     """Plain psycopg connections in autocommit mode, for hot paths whose work is a single
     statement (an API key lookup, a whole transfer): no ORM, no BEGIN and COMMIT round trips.
     A statement gives up after waiting `STATEMENT_LOCK_TIMEOUT` for a lock (SQLSTATE 55P03),
     so that a row locked elsewhere holds up only the statements that need it
     (`wallet.batching`).
 
-    It is opened and closed by its owner (`open()`, `close()`).
+    Getting a connection fails after `timeout` seconds. A connection that cannot be made is
+    tried again for about `timeout` seconds in the background, then left to the next request
+    that needs one: the pool's own retries, ever further apart, would otherwise keep it
+    empty long after the database is back. It is opened and closed by its owner (`open()`,
+    `close()`).
     """
     url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
     return ConnectionPool(
         url,
         min_size=1,
         max_size=size,
-        kwargs={"autocommit": True, "options": f"-c lock_timeout={STATEMENT_LOCK_TIMEOUT}"},
+        kwargs={
+            "autocommit": True,
+            "options": f"-c lock_timeout={STATEMENT_LOCK_TIMEOUT}",
+            "connect_timeout": _connect_timeout(timeout),
+        },
         open=False,
         name="statements",
+        timeout=timeout,
+        reconnect_timeout=max(timeout, 2.0),
     )
 
 

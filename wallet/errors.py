@@ -49,6 +49,20 @@ class Conflict(WalletError):
     title = "Conflict"
 
 
+class DatabaseUnavailable(WalletError):
+    """The database cannot be reached (down, restarting, out of connections): try again soon.
+
+    The request did nothing, or what it did is what a retry under the same idempotency key
+    answers.
+    """
+
+    status_code = 503
+    problem = "service-unavailable"
+    title = "The service is unavailable for a moment"
+    retry_after = 1
+    """Seconds a client should wait before trying again (the `Retry-After` header)."""
+
+
 def error_from_problem(problem: dict[str, Any]) -> WalletError:
     """Rebuild a stored problem document (an idempotent replay of a failure) as its error."""
     slug = str(problem["type"]).removeprefix(PROBLEM_BASE)

@@ -51,7 +51,7 @@ def check_units(units: int) -> int:
     if units <= 0:
         raise AmountNotPositive("the amount must be greater than zero")
     if units > UINT256_MAX:
-        raise AmountTooLarge("the amount is above 2**256 - 1 minor units")
+        raise AmountTooLarge("the amount is larger than any this service can hold")
     return units
 
 

@@ -31,7 +31,11 @@ def database_url(settings: Settings) -> str:
 
 
 def build_runtime(settings: Settings) -> Runtime:
-    engine = make_engine(database_url(settings), pool_size=settings.database_pool_size)
+    engine = make_engine(
+        database_url(settings),
+        pool_size=settings.database_pool_size,
+        timeout=settings.database_timeout,
+    )
     return Runtime(
         settings=settings,
         engine=engine,

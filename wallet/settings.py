@@ -56,6 +56,17 @@ class WithdrawalPolicy(BaseModel):
     )
 
 
+class SweepPolicy(BaseModel):
+    """One asset's sweep rules; amounts are decimal strings in the asset's unit."""
+
+    threshold: str | None = Field(
+        default=None, description="A deposit address holding at least this is swept."
+    )
+    ceiling: str | None = Field(
+        default=None, description="The hot wallet's excess above this goes to the cold address."
+    )
+
+
 class Settings(BaseSettings):
     """Everything a process needs to know about its environment.
 
@@ -95,6 +106,14 @@ class Settings(BaseSettings):
         description="PostgreSQL URL; when unset, an embedded PostgreSQL under data_dir is used.",
     )
     database_pool_size: int = Field(default=10, ge=1)
+    database_timeout: float = Field(
+        default=1.0,
+        gt=0,
+        description=(
+            "Seconds to wait for a database connection (a free pooled one, or a new one) "
+            "before giving up: an API request is then answered 503."
+        ),
+    )
     broker_url: SecretStr | None = Field(
         default=None,
         description="Celery broker URL (Redis); when unset, kombu's SQL transport on the database.",
@@ -105,6 +124,15 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)
     api_workers: int = Field(default=1, ge=1)
+    api_max_body_bytes: int = Field(
+        default=512 * 1024,
+        ge=1024,
+        description=(
+            "Largest request body the API reads, in bytes; a larger one is answered 413. Every "
+            "request the schema allows fits the default, even with metadata at its limits and "
+            "every character written as a JSON escaped surrogate pair (about 340 KB)."
+        ),
+    )
 
     # Deposit addresses: account xpubs per chain, else the seed from its keystore, else (the
     # embedded profile only) a mnemonic in the environment.
@@ -127,6 +155,15 @@ class Settings(BaseSettings):
         ),
     )
 
+    watcher_window_size: int = Field(
+        default=256,
+        ge=2,
+        description=(
+            "Block headers kept per chain: the watcher follows reorgs up to this depth and halts "
+            "on deeper ones; must exceed every chain's confirmations."
+        ),
+    )
+
     # Events out: the outbox relay, the Celery queue and webhook deliveries.
     webhook_secrets_key: SecretStr | None = Field(
         default=None,
@@ -136,13 +173,45 @@ class Settings(BaseSettings):
             "data_dir/webhook-secrets.key."
         ),
     )
-    celery_queue: str = Field(default="wallet", description="The Celery queue of our tasks.")
+    celery_queue: str = Field(
+        default="wallet",
+        description=(
+            "The Celery queue of the relay and the sweep; webhook attempts have their own, "
+            "this name with `.webhooks` appended."
+        ),
+    )
     outbox_relay_interval: float = Field(default=1.0, gt=0, description="Seconds between relays.")
     outbox_relay_batch: int = Field(default=200, ge=1, le=10_000)
     webhook_sweep_interval: float = Field(
         default=2.0, gt=0, description="Seconds between sweeps for due deliveries."
     )
-    webhook_timeout: float = Field(default=10.0, gt=0, description="Seconds per HTTP attempt.")
+    webhook_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        description="Seconds an attempt may take in all: resolving, connecting, sending, "
+        "and reading the answer's status and headers.",
+    )
+    webhook_allow_private_targets: bool | None = Field(
+        default=None,
+        description=(
+            "Whether webhooks may go to loopback, private, link-local and other non-public "
+            "addresses; when unset, allowed in development and refused in production."
+        ),
+    )
+    webhook_endpoint_concurrency: int = Field(
+        default=2, ge=1, description="Attempts in flight to one endpoint at most."
+    )
+    webhook_tenant_concurrency: int = Field(
+        default=4,
+        ge=1,
+        description="Attempts in flight to one tenant's endpoints at most, together.",
+    )
+    webhook_endpoint_pause_after: int = Field(
+        default=5,
+        ge=1,
+        description="Failed attempts in a row after which an endpoint pauses, on the retry "
+        "schedule, its deliveries waiting meanwhile.",
+    )
     webhook_lease: float = Field(
         default=60.0, gt=0, description="Seconds a worker owns a delivery it is attempting."
     )
@@ -179,6 +248,29 @@ class Settings(BaseSettings):
         gt=0,
         description="Seconds a sent transaction may stay unmined before a fee bump.",
     )
+
+    # Sweeps and hot/cold.
+    sweep_policies: dict[str, SweepPolicy] = Field(
+        default_factory=dict,
+        description="JSON object of asset code to its sweep threshold and hot wallet ceiling.",
+    )
+    cold_addresses: dict[str, str] = Field(
+        default_factory=dict,
+        description="JSON object of chain name to the cold address (no key held here).",
+    )
+    sweep_interval: float = Field(
+        default=60.0, gt=0, description="Seconds between runs of the sweeper."
+    )
+
+    @property
+    def webhook_queue(self) -> str:
+        return f"{self.celery_queue}.webhooks"
+
+    @property
+    def webhook_private_targets_allowed(self) -> bool:
+        if self.webhook_allow_private_targets is None:
+            return self.environment is Environment.DEVELOPMENT
+        return self.webhook_allow_private_targets
 
     @model_validator(mode="after")
     def _no_development_secrets_in_production(self) -> Self:

@@ -2,7 +2,9 @@
 
 A process that exits is started again after a delay that doubles with each exit in a row, up
 to a cap, as systemd's or Kubernetes' restart back-off would in production. One member that
-keeps failing never stops the others; only SIGINT or SIGTERM stops the set.
+keeps failing never stops the others; only SIGINT or SIGTERM stops the set. A process the
+others need (the embedded database) says when it is ready: the ones after it start then, and
+stop before it.
 """
 
 import os
@@ -20,6 +22,9 @@ class Process:
 
     name: str
     command: Sequence[str]
+    ready: Callable[[], bool] | None = None
+    """For a process the later ones need: whether it is ready yet (asked until it is, once)."""
+    stop_signal: signal.Signals = signal.SIGTERM
 
 
 @dataclass(frozen=True)
@@ -70,15 +75,27 @@ def supervise(
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
     env = {**os.environ, **environment}
-    members = [_Member.start(process, env) for process in processes]
+    members: list[_Member] = []
+
+    def watch_all() -> None:
+        time.sleep(0.1)
+        for member in members:
+            if not stopping:
+                _watch(member, env, backoff, report)
+
     try:
+        for process in processes:
+            if stopping:
+                return
+            members.append(_Member.start(process, env))
+            while process.ready is not None and not stopping and not process.ready():
+                watch_all()
         while not stopping:
-            time.sleep(0.1)
-            for member in members:
-                if not stopping:
-                    _watch(member, env, backoff, report)
+            watch_all()
     finally:
-        _stop_all(members)
+        # Those the others need stop last, once nothing uses them.
+        _stop_all([member for member in members if member.process.ready is None])
+        _stop_all([member for member in members if member.process.ready is not None])
 
 
 def _watch(
@@ -109,10 +126,10 @@ def _popen(process: Process, env: dict[str, str]) -> subprocess.Popen[bytes]:
 
 
 def _stop_all(members: list[_Member]) -> None:
-    running = [member.popen for member in members if member.popen.poll() is None]
-    for popen in running:
-        popen.terminate()
-    for popen in running:
+    running = [member for member in members if member.popen.poll() is None]
+    for member in running:
+        member.popen.send_signal(member.process.stop_signal)
+    for popen in (member.popen for member in running):
         try:
             popen.wait(timeout=20)
         except subprocess.TimeoutExpired:

@@ -21,16 +21,40 @@ def test_worker_passes_its_options_and_exits_with_the_workers_status(
     monkeypatch.setenv("WALLET_CELERY_QUEUE", "from-the-environment")
     monkeypatch.setattr(cli, "run_worker", run_worker)
     result = CliRunner().invoke(
-        cli.app, ["worker", "--concurrency", "2", "--pool", "threads", "-B", "--loglevel", "debug"]
+        cli.app,
+        [
+            "worker",
+            "--concurrency",
+            "2",
+            "--pool",
+            "threads",
+            "-B",
+            "-Q",
+            "a,b",
+            "--loglevel",
+            "debug",
+        ],
     )
     assert result.exit_code == 3, result.output
     ((settings, options),) = calls
     assert settings.celery_queue == "from-the-environment"
-    assert options == {"concurrency": 2, "pool": "threads", "beat": True, "loglevel": "debug"}
+    assert options == {
+        "concurrency": 2,
+        "pool": "threads",
+        "beat": True,
+        "queues": ["a", "b"],
+        "loglevel": "debug",
+    }
 
     calls.clear()
     assert CliRunner().invoke(cli.app, ["worker"]).exit_code == 3
-    assert calls[0][1] == {"concurrency": None, "pool": None, "beat": False, "loglevel": "info"}
+    assert calls[0][1] == {
+        "concurrency": None,
+        "pool": None,
+        "beat": False,
+        "queues": None,
+        "loglevel": "info",
+    }
 
 
 def test_beat_passes_its_log_level_and_exits_with_its_status(

@@ -63,7 +63,7 @@ def running(tmp_path: Path) -> Iterator[tuple[RpcClient, RpcClient]]:
     devnets = threading.Thread(
         target=run_devnets,
         args=(catalogue, tmp_path / "anvil", stop, report),
-        kwargs={"fresh": True},
+        kwargs={"fresh": True, "hot_wallets": {}},
     )
     devnets.start()
     try:

@@ -1,5 +1,5 @@
 """`wallet run` (what `make run` calls): every process, a devnet that mines, restarts with
-back-off, and a clean stop on SIGTERM."""
+back-off, a halted chain that stops only itself, and a clean stop on SIGTERM."""
 
 import os
 import re
@@ -8,7 +8,9 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
@@ -77,7 +79,16 @@ def answers(url: str, payload: dict[str, object] | None = None) -> bool:
 class WalletRun:
     """`wallet run` on its own database, data directory and free ports."""
 
-    def __init__(self, tmp_path: Path, database_url: str, *options: str) -> None:
+    def __init__(
+        self,
+        tmp_path: Path,
+        database_url: str | None,
+        *options: str,
+        env: dict[str, str] | None = None,
+        data_dir: Path | None = None,
+    ) -> None:
+        """`database_url` None: the embedded PostgreSQL in the run's data directory
+        (`data_dir`, by default in `tmp_path`)."""
         self.port_a, self.port_b, api_port = find_free_port(), find_free_port(), find_free_port()
         self.api = f"http://127.0.0.1:{api_port}"
         self.rpc_a, self.rpc_b = (
@@ -86,14 +97,18 @@ class WalletRun:
         )
         catalogue = tmp_path / "assets.toml"
         catalogue.write_text(CATALOGUE.format(port_a=self.port_a, port_b=self.port_b))
+        self.data_dir = data_dir or tmp_path / "data"
         self.env = {
             **os.environ,
-            "WALLET_DATABASE_URL": database_url,
-            "WALLET_DATA_DIR": str(tmp_path / "data"),
+            "WALLET_DATA_DIR": str(self.data_dir),
             "WALLET_ASSETS_FILE": str(catalogue),
             "WALLET_API_PORT": str(api_port),
         }
         self.env.pop("WALLET_BROKER_URL", None)
+        self.env.pop("WALLET_DATABASE_URL", None)
+        if database_url is not None:
+            self.env["WALLET_DATABASE_URL"] = database_url
+        self.env.update(env or {})
         self.log_path = tmp_path / "run.log"
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(
@@ -124,14 +139,19 @@ class WalletRun:
             self.process.kill()
             self._log.close()
 
-    def api_key(self) -> str:
-        created = subprocess.run(
-            [sys.executable, "-m", "wallet", "keys", "create", "--tenant", "alice-app", *SCOPES],
+    def wallet(self, *arguments: str) -> subprocess.CompletedProcess[str]:
+        """A `wallet` command on this run's database and catalogue."""
+        return subprocess.run(
+            [sys.executable, "-m", "wallet", *arguments],
             env=self.env,
             capture_output=True,
             text=True,
-            check=True,
+            check=False,
         )
+
+    def api_key(self) -> str:
+        created = self.wallet("keys", "create", "--tenant", "alice-app", *SCOPES)
+        assert created.returncode == 0, created.stderr
         found = re.search(r"^secret\s+(\S+)$", created.stdout, re.MULTILINE)
         assert found, created.stdout
         return found.group(1)
@@ -256,3 +276,153 @@ def test_a_watcher_that_keeps_dying_is_restarted_ever_later_while_the_rest_keeps
         status = run.stop()
     assert status == 0, run.log
     assert not answers(f"{run.api}/healthz")
+
+
+def rpc(url: str, method: str, *params: object) -> Any:
+    answer = httpx.post(
+        url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}, timeout=10
+    ).json()
+    assert "error" not in answer, answer
+    return answer["result"]
+
+
+def test_a_reorg_deeper_than_the_window_halts_one_chain_the_rest_works_and_a_resume_brings_it_back(
+    tmp_path: Path, run_database: str
+) -> None:
+    run = WalletRun(
+        tmp_path,
+        run_database,
+        "--restart-delay",
+        "0.25",
+        "--restart-delay-max",
+        "2",
+        env={"WALLET_WATCHER_WINDOW_SIZE": "6"},
+    )
+    sender = dev_accounts()[0].private_key
+    try:
+        run.wait_until_ready()
+        authorization = {"Authorization": f"Bearer {run.api_key()}"}
+        with httpx.Client(base_url=run.api, headers=authorization, timeout=10) as client:
+
+            def deposits(wallet: str) -> list[dict[str, Any]]:
+                found = client.get("/v1/deposits", params={"wallet_id": wallet})
+                data: list[dict[str, Any]] = found.json()["data"]
+                return data
+
+            def wait_credited(wallet: str, count: int) -> list[dict[str, Any]]:
+                deadline = time.monotonic() + 60
+                while sum(d["status"] == "credited" for d in deposits(wallet)) < count:
+                    assert time.monotonic() < deadline, (deposits(wallet), run.log)
+                    time.sleep(0.25)
+                return deposits(wallet)
+
+            def deposit_address(wallet: str, chain: str) -> str:
+                issued = client.post(
+                    f"/v1/wallets/{wallet}/deposit-addresses", json={"chain": chain}
+                )
+                assert issued.status_code == 201, issued.text
+                return str(issued.json()["address"])
+
+            def send(rpc_url: str, to: str, ether: str) -> None:
+                command = [str(CAST), "send", "--rpc-url", rpc_url, "--private-key", sender]
+                subprocess.run([*command, to, "--value", ether], check=True, capture_output=True)
+
+            def readiness() -> dict[str, Any]:
+                answer = httpx.get(f"{run.api}/readyz", timeout=5)
+                assert answer.status_code == 200, answer.text
+                body: dict[str, Any] = answer.json()
+                return body
+
+            alice, bob, carol = (
+                client.post("/v1/wallets", json={"owner_ref": name}).json()["id"]
+                for name in ("alice", "bob", "carol")
+            )
+            alice_address = deposit_address(alice, "devnet")
+            bob_address = deposit_address(bob, "devnet-l2")
+
+            send(run.rpc_a, alice_address, "1ether")
+            (credited,) = wait_credited(alice, 1)
+            assert readiness() == {"status": "ok", "degraded": []}
+
+            # Replace every block from the deposit's on: deeper than the 6 headers kept.
+            head = int(rpc(run.rpc_a, "eth_blockNumber"), 16)
+            depth = max(8, head - credited["block_number"] + 3)
+            elsewhere = "0x" + "ab" * 20
+            marker = {"from": dev_accounts()[1].address, "to": elsewhere, "value": "0x1"}
+            rpc(run.rpc_a, "anvil_reorg", depth, [[marker, 0]])
+            deadline = time.monotonic() + 30
+            while readiness()["status"] != "degraded":
+                assert time.monotonic() < deadline, run.log
+                time.sleep(0.25)
+            (part,) = readiness()["degraded"]
+            assert part["part"] == "chain:devnet"
+            assert "none of the last 6 stored blocks is canonical" in part["reason"]
+
+            # The other chain credits deposits and the API answers transfers.
+            send(run.rpc_b, bob_address, "2ether")
+            wait_credited(bob, 1)
+            transfer = client.post(
+                "/v1/transfers",
+                headers={"Idempotency-Key": "halted-1"},
+                json={
+                    "source_wallet_id": bob,
+                    "destination_wallet_id": carol,
+                    "asset": "ETH-L2",
+                    "amount": "0.5",
+                },
+            )
+            assert transfer.status_code == 201, transfer.text
+            assert run.child("watch --chain devnet ") is not None  # up, idle
+            assert "watcher devnet exited" not in run.log
+
+            status = run.wallet("chain", "status")
+            assert status.returncode == 0, status.stderr
+            assert re.search(r"^devnet  halted since ", status.stdout, re.MULTILINE), status.stdout
+            assert re.search(r"^devnet-l2  running$", status.stdout, re.MULTILINE), status.stdout
+            assert "reason: devnet: none of the last 6 stored blocks" in status.stdout
+            assert re.search(r"cursor \d+  head \d+  lag \d+", status.stdout), status.stdout
+
+            resumed = run.wallet(
+                "chain",
+                "resume",
+                "--chain",
+                "devnet",
+                "--from-block",
+                str(credited["block_number"] - 1),
+                "--reason",
+                "compared the stored headers with the node: fork below the deposit",
+                "--operator",
+                "ops-alice",
+            )
+            assert resumed.returncode == 0, resumed.stderr
+            assert "1 reversed" in resumed.stdout, resumed.stdout
+            assert readiness() == {"status": "ok", "degraded": []}
+
+            send(run.rpc_a, alice_address, "0.5ether")  # followed again
+
+            def posted(wallet: str, asset: str) -> int:
+                found = client.get(f"/v1/wallets/{wallet}/balances").json()["balances"]
+                amounts = [Decimal(b["posted"]) for b in found if b["asset"] == asset]
+                return int(sum(amounts) * 10**18)
+
+            def chain_balance(rpc_url: str, address: str) -> int:
+                return int(rpc(rpc_url, "eth_getBalance", address, "latest"), 16)
+
+            # The ledger holds what each chain holds, once no deposit waits.
+            deadline = time.monotonic() + 60
+            while any(d["status"] == "seen" for d in deposits(alice)) or posted(
+                alice, "ETH"
+            ) != chain_balance(run.rpc_a, alice_address):
+                assert time.monotonic() < deadline, (deposits(alice), run.log)
+                time.sleep(0.25)
+            assert posted(bob, "ETH-L2") + posted(carol, "ETH-L2") == chain_balance(
+                run.rpc_b, bob_address
+            )
+            status = run.wallet("chain", "status").stdout
+            assert re.search(r"^devnet  running", status, re.MULTILINE), status
+            assert "by ops-alice from block" in status, status
+            reconcile = run.wallet("reconcile")
+    finally:
+        status_code = run.stop()
+    assert status_code == 0, run.log
+    assert reconcile.returncode == 0, reconcile.stdout

@@ -81,6 +81,19 @@ def test_production_without_development_secrets_starts(production: Path) -> None
     assert settings.assets_file == production
 
 
+def test_private_webhook_targets_are_refused_in_production_unless_allowed(
+    production: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert load_settings().webhook_private_targets_allowed is False
+    monkeypatch.setenv("WALLET_WEBHOOK_ALLOW_PRIVATE_TARGETS", "true")
+    assert load_settings().webhook_private_targets_allowed is True
+    monkeypatch.setenv("WALLET_ENVIRONMENT", "development")
+    monkeypatch.delenv("WALLET_WEBHOOK_ALLOW_PRIVATE_TARGETS")
+    assert load_settings().webhook_private_targets_allowed is True
+    monkeypatch.setenv("WALLET_WEBHOOK_ALLOW_PRIVATE_TARGETS", "false")
+    assert load_settings().webhook_private_targets_allowed is False
+
+
 def test_development_accepts_what_production_refuses(
     production: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

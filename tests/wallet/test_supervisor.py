@@ -103,3 +103,64 @@ def test_a_signal_during_a_restart_delay_stops_everything_at_once(
         log.close()
     assert status == 0, (tmp_path / "supervisor.log").read_text()
     assert not serves(f"http://127.0.0.1:{port}/")
+
+
+LAYERED = """
+import functools, signal, sys
+from pathlib import Path
+from wallet.supervisor import Backoff, Process, supervise
+
+python, work = sys.executable, Path(sys.argv[1])
+member = '''
+import signal, sys, time
+from pathlib import Path
+name, work = sys.argv[1], Path(sys.argv[2])
+def stop(signum, frame):
+    (work / f"{name}.stopped").write_text(f"{time.monotonic()} {signal.Signals(signum).name}")
+    sys.exit(0)
+signal.signal(signal.SIGINT, stop)
+signal.signal(signal.SIGTERM, stop)
+time.sleep(1 if name == "database" else 0)
+(work / f"{name}.started").write_text(str(time.monotonic()))
+while True:
+    time.sleep(0.05)
+'''
+supervise(
+    [
+        Process(
+            "database",
+            [python, "-c", member, "database", str(work)],
+            ready=(work / "database.started").exists,
+            stop_signal=signal.SIGINT,
+        ),
+        Process("api", [python, "-c", member, "api", str(work)]),
+    ],
+    {},
+    Backoff(first=0.2, longest=0.8),
+    functools.partial(print, flush=True),
+)
+"""
+
+
+def test_a_member_the_others_need_starts_first_and_stops_last(tmp_path: Path) -> None:
+    log = (tmp_path / "supervisor.log").open("wb")
+    supervisor = subprocess.Popen(
+        [sys.executable, "-c", LAYERED, str(tmp_path)], stdout=log, stderr=subprocess.STDOUT
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not (tmp_path / "api.started").exists():
+            assert time.monotonic() < deadline, (tmp_path / "supervisor.log").read_text()
+            time.sleep(0.05)
+        supervisor.send_signal(signal.SIGTERM)
+        status = supervisor.wait(timeout=30)
+    finally:
+        supervisor.kill()
+        log.close()
+    assert status == 0, (tmp_path / "supervisor.log").read_text()
+    database_ready = float((tmp_path / "database.started").read_text())
+    assert float((tmp_path / "api.started").read_text()) > database_ready
+    api_stopped, api_signal = (tmp_path / "api.stopped").read_text().split()
+    database_stopped, database_signal = (tmp_path / "database.stopped").read_text().split()
+    assert float(database_stopped) > float(api_stopped)
+    assert (api_signal, database_signal) == ("SIGTERM", "SIGINT")

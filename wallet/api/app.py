@@ -6,8 +6,10 @@ from contextlib import asynccontextmanager
 from functools import partial
 
 from fastapi import FastAPI
-from sqlalchemy import text
 
+from wallet.api import health
+from wallet.api.auth import AuthenticateFirst
+from wallet.api.bodies import BodyLimit
 from wallet.api.contract import install_openapi, operation_id
 from wallet.api.handlers import install_problem_handlers
 from wallet.apikeys.service import find_active_keys
@@ -43,7 +45,10 @@ The app's API to the wallet service.
 def create_app(runtime: Runtime) -> FastAPI:
     # The hot paths, authentication and transfers, batch the statements of concurrent
     # requests on plain autocommit connections (wallet.batching).
-    statements = statement_pool(runtime.engine, runtime.settings.database_pool_size)
+    settings = runtime.settings
+    statements = statement_pool(
+        runtime.engine, settings.database_pool_size, settings.database_timeout
+    )
     key_lookups = Batcher("api-key-lookups", statements, find_active_keys)
     transfer_batches = Batcher(
         "transfers",
@@ -86,6 +91,9 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.state.withdrawal_fees = fee_quoter
     install_problem_handlers(app)
     install_openapi(app, runtime.catalogue)
+    # Outermost first: the caller is known before the body is read, then the body is limited.
+    app.add_middleware(BodyLimit, max_bytes=runtime.settings.api_max_body_bytes)
+    app.add_middleware(AuthenticateFirst, key_lookups=key_lookups)
     routers = (
         wallets.router,
         transfers.router,
@@ -93,20 +101,8 @@ def create_app(runtime: Runtime) -> FastAPI:
         withdrawals.router,
         assets.router,
         webhook_endpoints.router,
+        health.router,
     )
     for router in routers:
         app.include_router(router)
-
-    @app.get("/healthz", name="live", tags=["health"])
-    def healthz() -> dict[str, str]:
-        """Liveness: the process answers."""
-        return {"status": "ok"}
-
-    @app.get("/readyz", name="ready", tags=["health"])
-    def readyz() -> dict[str, str]:
-        """Readiness: the database answers."""
-        with runtime.engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
-        return {"status": "ready"}
-
     return app

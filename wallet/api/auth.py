@@ -6,10 +6,15 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette import types as asgi
+from starlette.datastructures import Headers
 
 from wallet.api.dependencies import KeyLookups
+from wallet.api.problems import database_unavailable_response, problem_response
 from wallet.apikeys.models import Scope
-from wallet.apikeys.service import is_well_formed
+from wallet.apikeys.service import ActiveKey, is_well_formed
+from wallet.batching import Batcher
+from wallet.database import database_unavailable
 from wallet.errors import WalletError
 
 bearer = HTTPBearer(
@@ -24,6 +29,11 @@ class Unauthenticated(WalletError):
     status_code = 401
     problem = "unauthenticated"
     title = "A valid API key is required"
+
+
+UNAUTHENTICATED_HEADERS = {"WWW-Authenticate": "Bearer"}
+# Where `AuthenticateFirst` leaves the caller for the `authenticate` dependency.
+PRINCIPAL_STATE = "principal"
 
 
 class MissingScope(WalletError):
@@ -46,17 +56,68 @@ async def authenticate(
     key_lookups: KeyLookups,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
-    """The key named by the `Authorization` header; anything else is answered with 401."""
-    if credentials is None:
-        if "authorization" in request.headers:
-            raise Unauthenticated("the Authorization header must be `Bearer <API key>`")
+    """The key named by the `Authorization` header; anything else is answered with 401.
+
+    A request with a body was authenticated before its body was read (`AuthenticateFirst`).
+    """
+    principal: Principal | None = getattr(request.state, PRINCIPAL_STATE, None)
+    if principal is not None:
+        return principal
+    return await principal_of(request.headers.get("authorization"), key_lookups)
+
+
+async def principal_of(
+    authorization: str | None, key_lookups: Batcher[str, ActiveKey | None]
+) -> Principal:
+    """The caller named by an `Authorization` header's value; `Unauthenticated` otherwise."""
+    if authorization is None:
         raise Unauthenticated("send an API key: `Authorization: Bearer <API key>`")
-    if not is_well_formed(credentials.credentials):
+    scheme, _, secret = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not secret:
+        raise Unauthenticated("the Authorization header must be `Bearer <API key>`")
+    if not is_well_formed(secret):
         raise Unauthenticated("the bearer token is not an API key of this service")
-    key = await key_lookups.submit(credentials.credentials)
+    key = await key_lookups.submit(secret)
     if key is None:
         raise Unauthenticated("the API key is unknown or revoked")
     return Principal(tenant_id=key.tenant_id, key_id=key.id, scopes=key.scopes)
+
+
+class AuthenticateFirst:
+    """ASGI middleware: a request that carries a body to `prefix` is authenticated before any
+    of its body is read, and an unauthenticated one answered 401 at once, its body unread."""
+
+    def __init__(
+        self, app: asgi.ASGIApp, key_lookups: Batcher[str, ActiveKey | None], prefix: str = "/v1/"
+    ) -> None:
+        self.app = app
+        self.key_lookups = key_lookups
+        self.prefix = prefix
+
+    async def __call__(self, scope: asgi.Scope, receive: asgi.Receive, send: asgi.Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(self.prefix):
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        if headers.get("content-length", "0") == "0" and "transfer-encoding" not in headers:
+            await self.app(scope, receive, send)
+            return
+        try:
+            principal = await principal_of(headers.get("authorization"), self.key_lookups)
+        except Unauthenticated as error:
+            # The connection is closed after the answer: the body is never read.
+            closing = {**UNAUTHENTICATED_HEADERS, "Connection": "close"}
+            response = problem_response(error.to_problem(), closing)
+            await response(scope, receive, send)
+            return
+        except Exception as error:
+            # Outside the app, its exception handlers cannot answer for it.
+            if not database_unavailable(error):
+                raise
+            await database_unavailable_response()(scope, receive, send)
+            return
+        scope.setdefault("state", {})[PRINCIPAL_STATE] = principal
+        await self.app(scope, receive, send)
 
 
 def require_scope(scope: Scope) -> Callable[[Principal], Awaitable[Principal]]:

@@ -13,8 +13,9 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 from pydantic.json_schema import models_json_schema
 
-from wallet.api.problems import Problem
+from wallet.api.problems import Problem, problem_responses
 from wallet.assets.service import Catalogue
+from wallet.errors import DatabaseUnavailable
 
 CATALOGUE_MARKER = "x-catalogue"
 
@@ -57,10 +58,27 @@ def install_openapi(app: FastAPI, catalogue: Catalogue) -> None:
             for schema in _schemas(document):
                 if CATALOGUE_MARKER in schema:
                     schema["enum"] = values[schema.pop(CATALOGUE_MARKER)]
+            _document_database_unavailable(document)
             app.openapi_schema = document
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _document_database_unavailable(document: dict[str, Any]) -> None:
+    """Every operation that needs the database may answer 503 while it is away."""
+    unavailable = problem_responses(DatabaseUnavailable.status_code)[503]
+    unavailable["headers"] = {
+        "Retry-After": {
+            "description": "Seconds to wait before trying again (under the same key).",
+            "schema": {"type": "integer"},
+        }
+    }
+    for path, operations in document.get("paths", {}).items():
+        if path == "/healthz":
+            continue
+        for operation in operations.values():
+            operation.setdefault("responses", {}).setdefault("503", unavailable)
 
 
 def _schemas(node: Any) -> Iterator[dict[str, Any]]:

@@ -1,24 +1,30 @@
 """One renderer for every error: each becomes a problem document, documented in OpenAPI.
 
 A business error (a `WalletError`) keeps its own status and stable type; request validation
-errors list the offending fields; routing errors (404, 405) are problems too; any other
-exception becomes a generic 500 that reveals nothing of the code or the database (the
-traceback goes to the server's log).
+errors list the offending fields; routing errors (404, 405) are problems too; a database that
+cannot be reached is a 503 with `Retry-After`; any other exception becomes a generic 500 that
+reveals nothing of the code or the database (the traceback goes to the server's log).
 """
 
+import logging
 from http import HTTPStatus
 from typing import Any
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
-from wallet.api.auth import Unauthenticated
+from wallet.api.auth import UNAUTHENTICATED_HEADERS, Unauthenticated
 from wallet.api.idempotent import IDEMPOTENCY_KEY_HEADER, IdempotencyKeyRequired
-from wallet.api.problems import problem_response
+from wallet.api.problems import database_unavailable_response, problem_response
+from wallet.database import database_unavailable
 from wallet.errors import PROBLEM_BASE, InvalidRequest, WalletError
+
+logger = logging.getLogger(__name__)
 
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 
@@ -28,12 +34,14 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(WalletError, _wallet_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
+    for database_error in (psycopg.Error, sa_exc.DBAPIError, sa_exc.TimeoutError):
+        app.add_exception_handler(database_error, _database_error)
     app.add_exception_handler(Exception, _unexpected_error)
 
 
 async def _wallet_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, WalletError)
-    headers = {"WWW-Authenticate": "Bearer"} if isinstance(error, Unauthenticated) else None
+    headers = UNAUTHENTICATED_HEADERS if isinstance(error, Unauthenticated) else None
     return problem_response(error.to_problem(), headers)
 
 
@@ -79,6 +87,16 @@ def _allowed_methods(request: Request) -> list[str]:
             for route in request.app.router.routes
         )
     ]
+
+
+async def _database_error(request: Request, error: Exception) -> JSONResponse:
+    if not database_unavailable(error):
+        logger.error("%s %s failed", request.method, request.url.path, exc_info=error)
+        return await _unexpected_error(request, error)
+    logger.warning(
+        "%s %s: the database is unavailable: %s", request.method, request.url.path, error
+    )
+    return database_unavailable_response()
 
 
 async def _unexpected_error(request: Request, error: Exception) -> JSONResponse:

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from wallet.errors import PROBLEM_BASE
+from wallet.errors import PROBLEM_BASE, DatabaseUnavailable
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 
@@ -50,4 +50,12 @@ def problem_response(
         status_code=int(problem["status"]),
         media_type=PROBLEM_MEDIA_TYPE,
         headers=headers,
+    )
+
+
+def database_unavailable_response() -> JSONResponse:
+    """503 with `Retry-After`: the database cannot be reached."""
+    unavailable = DatabaseUnavailable("the database cannot be reached; try again shortly")
+    return problem_response(
+        unavailable.to_problem(), {"Retry-After": str(DatabaseUnavailable.retry_after)}
     )

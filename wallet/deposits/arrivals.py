@@ -80,11 +80,14 @@ class DepositChanges:
     seen: list[str] = field(default_factory=list)
     below_minimum: list[str] = field(default_factory=list)
     credited: list[str] = field(default_factory=list)
+    held: list[str] = field(default_factory=list)
     orphaned: list[str] = field(default_factory=list)
     reversed: list[str] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return any((self.seen, self.below_minimum, self.credited, self.orphaned, self.reversed))
+        return any(
+            (self.seen, self.below_minimum, self.credited, self.held, self.orphaned, self.reversed)
+        )
 
 
 @dataclass(frozen=True)
@@ -102,8 +105,13 @@ class Arrival:
 
 
 def arrivals(assets: ChainAssets, blocks: Sequence[ScannedBlock]) -> Iterable[Arrival]:
+    """The transfers to deposit addresses in `blocks`, but those our hot wallets sent (gas
+    top-ups of sweeps): they move our own money, not a customer's."""
     for block in blocks:
+        ours = {tx.tx_hash for tx in block.sent}
         for native in block.native_transfers:
+            if native.tx_hash in ours:
+                continue
             yield Arrival(
                 tx_hash=native.tx_hash,
                 log_index=native.index,

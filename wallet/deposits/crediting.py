@@ -5,9 +5,11 @@ its block is still in the stored header window is `credited`: posted once with t
 reference ('deposit', chain:tx:log_index), unique in the ledger. Until then it is held from
 `chain:<chain>` to the wallet (pending in, not spendable). A block rolled back before the
 credit leaves the deposit `orphaned` (hold voided); after it, `reversed` by a compensating
-ledger transaction, with a `deposit.reversed` alert.
+ledger transaction, with a `deposit.reversed` alert. A deposit confirmed while its wallet is
+frozen is `held` instead, its hold kept, and credited when the wallet is unfrozen.
 """
 
+import itertools
 import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -15,7 +17,7 @@ from datetime import UTC, datetime
 from sqlalchemy.orm import Session
 
 from chains import BlockHeader
-from wallet.assets.service import Asset, Chain
+from wallet.assets.service import Asset, Catalogue, Chain
 from wallet.deposits import repository
 from wallet.deposits.arrivals import ChainAssets, DepositChanges
 from wallet.deposits.models import Deposit, DepositStatus
@@ -33,6 +35,8 @@ from wallet.ledger.service import (
     system_account,
     user_accounts,
 )
+from wallet.wallets.models import WalletStatus
+from wallet.wallets.service import share_lock_statuses
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +52,8 @@ def confirm(
 ) -> list[Deposit]:
     """Count confirmations of `seen` deposits in canonical blocks, those in stored blocks and
     those `arrived` in this step's blocks; credit the confirmed ones (returned), put the others
-    on hold (pending in) if they are not yet."""
+    on hold (pending in) if they are not yet. A confirmed deposit to a wallet that is not
+    active is `held` (pending in) until the wallet is unfrozen (`credit_held`)."""
     chain = assets.name
     stored = session.scalars(repository.WAITING_DEPOSITS, {"chain": chain}).all()
     pending = sorted([*stored, *arrived], key=lambda d: (d.block_number, d.id))
@@ -64,6 +69,15 @@ def confirm(
     if not confirmed and not unheld:
         session.flush()
         return []
+    inactive = _inactive_wallets(session, {d.wallet_id for d in confirmed})
+    for deposit in confirmed:
+        if deposit.wallet_id in inactive:
+            deposit.status = DepositStatus.HELD
+            deposit.updated_at = datetime.now(UTC)
+            changes.held.append(deposit.id)
+            if deposit.hold_id is None:
+                unheld.append(deposit)
+    confirmed = [d for d in confirmed if d.wallet_id not in inactive]
     accounts = ChainAccounts(session, chain)
     accounts.lock([*confirmed, *unheld])
     if confirmed:
@@ -82,6 +96,39 @@ def confirm(
         deposit.hold_id = hold.id
     session.flush()
     return confirmed
+
+
+def _inactive_wallets(session: Session, wallet_ids: set[str]) -> set[str]:
+    """Which of the wallets are frozen or closed.
+
+    The wallets are share-locked in id order before any account, as transfers do: a freeze
+    that has answered is seen here, and a freeze that comes later waits for this transaction,
+    so no commit after a freeze credits the wallet.
+    """
+    if not wallet_ids:
+        return set()
+    statuses = share_lock_statuses(session, wallet_ids)
+    return {wallet for wallet, status in statuses.items() if status != WalletStatus.ACTIVE}
+
+
+def credit_held(session: Session, catalogue: Catalogue, wallet_id: str) -> list[Event]:
+    """Credit the deposits held while the wallet was not active; their `deposit.credited`
+    events. The caller has just made the wallet active, its row locked to the end of the
+    transaction, so no watcher step holds a deposit of it meanwhile."""
+    held = session.scalars(repository.HELD_DEPOSITS_OF_WALLET, {"wallet": wallet_id}).all()
+    events = []
+    for chain, group in itertools.groupby(held, key=lambda d: d.chain):
+        deposits = list(group)
+        assets = ChainAssets.of(catalogue, chain)
+        accounts = ChainAccounts(session, chain)
+        accounts.lock(deposits)
+        credit(session, accounts, assets, deposits)
+        events += [
+            deposit_event("deposit.credited", d, assets.by_code[d.asset], assets.chain)
+            for d in deposits
+        ]
+    session.flush()
+    return events
 
 
 def credit(
@@ -217,15 +264,21 @@ class ChainAccounts:
         lock_accounts(self._session, ids)
 
 
+def live_deposits_above(session: Session, chain: str, block: int) -> Sequence[Deposit]:
+    """The chain's deposits in blocks above `block` that a rollback would take off the chain
+    (neither orphaned nor reversed yet), locked, oldest block first."""
+    params = {"chain": chain, "number": block}
+    return session.scalars(repository.ON_CHAIN_DEPOSITS_ABOVE, params).all()
+
+
 def orphan_or_reverse(
-    session: Session, assets: ChainAssets, ancestor: BlockHeader, changes: DepositChanges
+    session: Session, assets: ChainAssets, gone: Sequence[Deposit], changes: DepositChanges
 ) -> list[Event]:
-    """Orphan the deposits in blocks above `ancestor`, reverse the credited ones; their events."""
-    chain = assets.name
-    params = {"chain": chain, "number": ancestor.number}
-    gone = session.scalars(repository.ON_CHAIN_DEPOSITS_ABOVE, params).all()
+    """Orphan the deposits of `gone` (their blocks left the chain), reverse the credited ones;
+    their events. `gone` are live deposits, locked."""
     if not gone:
         return []
+    chain = assets.name
     accounts = ChainAccounts(session, chain)
     accounts.lock(gone)
     by_code = assets.by_code
@@ -237,7 +290,10 @@ def orphan_or_reverse(
             changes.reversed.append(deposit.id)
             event = "deposit.reversed"
         else:
-            if deposit.hold_id is not None and deposit.status == DepositStatus.SEEN:
+            if deposit.hold_id is not None and deposit.status in (
+                DepositStatus.SEEN,
+                DepositStatus.HELD,
+            ):
                 ledger.void_hold(session, deposit.hold_id)
             deposit.status = DepositStatus.ORPHANED
             changes.orphaned.append(deposit.id)

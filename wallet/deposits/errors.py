@@ -36,3 +36,7 @@ class StaleWindow(RuntimeError):
 
 class LeaseLost(RuntimeError):
     """The lease connection broke, so the lock may be someone else's now: stop writing."""
+
+
+class ResumeRefused(ValueError):
+    """An operator's resume that cannot be done as asked; nothing was changed."""

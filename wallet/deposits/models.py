@@ -26,6 +26,9 @@ class DepositStatus(StrEnum):
     """In a canonical block, waiting for confirmations: pending in, not spendable."""
     CREDITED = "credited"
     """Confirmed and posted to the wallet, once."""
+    HELD = "held"
+    """Confirmed while its wallet was frozen (or closed): still pending in, not spendable,
+    credited when the wallet is unfrozen."""
     ORPHANED = "orphaned"
     """Its block left the chain before it was credited; nothing was posted."""
     BELOW_MINIMUM = "below_minimum"
@@ -72,6 +75,7 @@ class Deposit(Base):
         ),
         Index("deposits_wallet", "wallet_id", text("seen_at DESC"), text("id DESC")),
         Index("deposits_tenant", "tenant_id", text("seen_at DESC"), text("id DESC")),
+        Index("deposits_held", "wallet_id", postgresql_where=text("status = 'held'")),
     )
 
     id: Mapped[str] = mapped_column(primary_key=True)
@@ -118,3 +122,35 @@ class ChainCursor(Base):
     block_number: Mapped[int] = mapped_column(BigInteger)
     block_hash: Mapped[str]
     updated_at: Mapped[datetime] = mapped_column(server_default="now()")
+
+
+class ChainRunState(StrEnum):
+    RUNNING = "running"
+    """The watcher follows the chain."""
+    HALTED = "halted"
+    """The watcher stopped following: an operator must look, then resume it."""
+
+
+class ChainState(Base):
+    __tablename__ = "chain_states"
+
+    chain: Mapped[str] = mapped_column(primary_key=True)
+    state: Mapped[str]
+    reason: Mapped[str | None]
+    since: Mapped[datetime] = mapped_column(server_default="now()")
+
+
+class ChainResume(Base):
+    __tablename__ = "chain_resumes"
+    __table_args__ = (Index("chain_resumes_chain", "chain", text("resumed_at DESC")),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    chain: Mapped[str]
+    from_block: Mapped[int] = mapped_column(BigInteger)
+    operator: Mapped[str]
+    reason: Mapped[str]
+    halt_reason: Mapped[str]
+    halted_since: Mapped[datetime]
+    orphaned: Mapped[int]
+    reversed: Mapped[int]
+    resumed_at: Mapped[datetime] = mapped_column(server_default="now()")

@@ -3,13 +3,16 @@
 from collections.abc import Collection, Sequence
 from datetime import datetime
 
-from sqlalchemy import bindparam, delete, select, text, tuple_
+from sqlalchemy import bindparam, delete, func, select, text, tuple_
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from wallet.deposits.models import (
     ChainCursor,
     ChainHeader,
+    ChainResume,
+    ChainRunState,
+    ChainState,
     Deposit,
     DepositAddress,
     DepositStatus,
@@ -128,17 +131,68 @@ LAST_HEADERS = (
 FORGET_HEADERS_ABOVE = delete(ChainHeader).where(
     ChainHeader.chain == bindparam("chain"), ChainHeader.number > bindparam("number")
 )
+# Deposits whose block may still leave the chain: neither orphaned nor reversed yet.
+_ON_CHAIN = (
+    DepositStatus.SEEN,
+    DepositStatus.HELD,
+    DepositStatus.BELOW_MINIMUM,
+    DepositStatus.CREDITED,
+)
 # The deposits a rollback to block `number` takes off the chain, locked, oldest first.
 ON_CHAIN_DEPOSITS_ABOVE = (
     select(Deposit)
     .where(
         Deposit.chain == bindparam("chain"),
         Deposit.block_number > bindparam("number"),
-        Deposit.status.in_(
-            [DepositStatus.SEEN, DepositStatus.BELOW_MINIMUM, DepositStatus.CREDITED]
-        ),
+        Deposit.status.in_(_ON_CHAIN),
     )
     .order_by(Deposit.block_number, Deposit.id)
+    .with_for_update()
+)
+# The blocks at or above `lowest` that hold such deposits.
+ON_CHAIN_DEPOSIT_BLOCKS = (
+    select(Deposit.block_number)
+    .distinct()
+    .where(
+        Deposit.chain == bindparam("chain"),
+        Deposit.block_number >= bindparam("lowest"),
+        Deposit.status.in_(_ON_CHAIN),
+    )
+)
+
+
+# Halts a running chain (no row: running); nothing when it is halted already.
+HALT = text(
+    """
+    INSERT INTO chain_states (chain, state, reason) VALUES (:chain, 'halted', :reason)
+    ON CONFLICT (chain) DO UPDATE SET state = 'halted', reason = excluded.reason, since = now()
+    WHERE chain_states.state = 'running'
+    RETURNING since
+    """
+)
+HALTED_CHAINS = (
+    select(ChainState).where(ChainState.state == ChainRunState.HALTED).order_by(ChainState.chain)
+)
+HALTED_CHAIN = select(ChainState).where(
+    ChainState.chain == bindparam("chain"), ChainState.state == ChainRunState.HALTED
+)
+LOCK_CHAIN_STATE = (
+    select(ChainState).where(ChainState.chain == bindparam("chain")).with_for_update()
+)
+CHAIN_STATES = select(ChainState).where(ChainState.chain.in_(bindparam("chains", expanding=True)))
+LAST_RESUMES = select(ChainResume).where(
+    ChainResume.id.in_(
+        select(func.max(ChainResume.id))
+        .where(ChainResume.chain.in_(bindparam("chains", expanding=True)))
+        .group_by(ChainResume.chain)
+    )
+)
+TRANSACTION_TIME = select(func.now())
+
+HELD_DEPOSITS_OF_WALLET = (
+    select(Deposit)
+    .where(Deposit.wallet_id == bindparam("wallet"), Deposit.status == DepositStatus.HELD)
+    .order_by(Deposit.chain, Deposit.block_number, Deposit.id)
     .with_for_update()
 )
 

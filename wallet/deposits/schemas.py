@@ -7,7 +7,7 @@ from pydantic import BaseModel, Field
 from custody import checksum_address
 from wallet.api.fields import ChainName
 from wallet.assets.service import Asset, Catalogue, Chain
-from wallet.deposits.models import Deposit, DepositAddress, DepositStatus
+from wallet.deposits.models import ChainRunState, Deposit, DepositAddress, DepositStatus
 
 
 class DepositAddressCreate(BaseModel):
@@ -84,3 +84,16 @@ class DepositOut(BaseModel):
             if deposit.credited_at is None
             else deposit.credited_at.astimezone(UTC),
         )
+
+
+class ChainStateOut(BaseModel):
+    """A chain's watcher state, as `chain.halted` and `chain.resumed` events carry it."""
+
+    chain: str
+    chain_id: int
+    state: ChainRunState
+    reason: str | None = Field(description="Why the watcher halted; null while it runs.")
+    since: datetime
+    block_number: int | None = Field(
+        description="The newest block recorded (the watcher's cursor); null before the first."
+    )

@@ -1,4 +1,5 @@
-"""Deposit addresses (one per wallet per chain) and reading deposits, always within a tenant."""
+"""Deposit addresses (one per wallet per chain), reading deposits, and crediting those held
+while a wallet was frozen, always within a tenant."""
 
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -10,6 +11,7 @@ from custody import InvalidChildKey
 from wallet.assets.service import Catalogue
 from wallet.deposits import repository
 from wallet.deposits.addresses import AddressIssuer
+from wallet.deposits.crediting import credit_held
 from wallet.deposits.errors import AddressBookError, DepositAddressesUnavailable, UnknownDeposit
 from wallet.deposits.models import (
     ADDRESS_PREFIX,
@@ -17,10 +19,11 @@ from wallet.deposits.models import (
     DepositAddress,
     DepositStatus,
 )
+from wallet.events.service import emit_many
 from wallet.ids import new_id
 from wallet.wallets.errors import UnknownWallet, WalletNotActive
-from wallet.wallets.models import WalletStatus
-from wallet.wallets.service import lock_status
+from wallet.wallets.models import Wallet, WalletStatus
+from wallet.wallets.service import lock_status, set_status
 
 
 @dataclass(frozen=True)
@@ -122,3 +125,11 @@ def current_confirmations(session: Session, deposits: Sequence[Deposit]) -> dict
         else:
             counts[d.id] = max(0, tip - d.block_number + 1)
     return counts
+
+
+def unfreeze(session: Session, catalogue: Catalogue, tenant_id: str, wallet_id: str) -> Wallet:
+    """Make the wallet active again, and credit (announcing `deposit.credited`) the deposits
+    that were confirmed while it was frozen, in the same transaction."""
+    wallet = set_status(session, tenant_id, wallet_id, WalletStatus.ACTIVE)
+    emit_many(session, credit_held(session, catalogue, wallet.id))
+    return wallet

@@ -7,7 +7,11 @@ cursor in one database transaction, fenced by the cursor it started from. While 
 the next step's fetch runs on a thread during this step's write; it only reads, and is used
 only by a step that starts from the window it was fetched for. `DepositWatcher.run` loops
 over steps while holding the chain's lease; node and database failures are logged and
-retried, never taken for "no deposits". `wallet watch --chain NAME` runs `watch`.
+retried, never taken for "no deposits". What it cannot go on from by itself (a reorg deeper
+than the header window, stored state that contradicts the chain, a node serving another
+chain) halts the chain: the halt and its reason are stored (`wallet.deposits.chain_states`)
+and the watcher stays up, holding the lease, reading the stored state until an operator
+resumes the chain. `wallet watch --chain NAME` runs `watch`.
 """
 
 import logging
@@ -16,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from types import FrameType
 
 from sqlalchemy import Engine
@@ -34,13 +39,21 @@ from chains import (
     ScannedBlock,
     StepResult,
     TraceMode,
+    WrongChain,
     next_window,
 )
 from wallet.assets.service import Catalogue
 from wallet.database import run_transaction, unit_of_work
 from wallet.deposits import repository
 from wallet.deposits.arrivals import ChainAssets, DepositChanges
-from wallet.deposits.errors import LeaseLost, ReorgBeyondWindow, StaleWindow
+from wallet.deposits.chain_states import halted_state, record_halt
+from wallet.deposits.errors import (
+    InconsistentChainState,
+    LeaseLost,
+    ReorgBeyondWindow,
+    StaleWindow,
+    WatcherHalted,
+)
 from wallet.deposits.lease import ChainLease
 from wallet.deposits.window import load_window, lock_cursor, record_advance, record_rollback
 from wallet.withdrawals.repository import hot_wallets as withdrawal_hot_wallets
@@ -56,8 +69,11 @@ class WatcherOptions:
     """At most this many blocks per step (one database transaction)."""
     window_size: int = 256
     """Headers kept per chain: reorgs up to this depth are followed; must exceed confirmations."""
-    max_retry_interval: float = 10.0
-    """Longest wait between retries after node or database failures."""
+    max_retry_interval: float = 2.0
+    """Longest wait between retries after node or database failures: a node or database
+    that is back is used again within this time."""
+    halt_poll_interval: float = 1.0
+    """Seconds between reads of a halted chain's stored state, waiting for its resume."""
 
 
 @dataclass(frozen=True)
@@ -141,6 +157,8 @@ class DepositWatcher:
         self._prefetch: _Prefetch | None = None
         self.lease: ChainLease | None = None
         """When set, every write first checks that the lease is still held."""
+        self._halt_seen: tuple[str | None, datetime] | None = None
+        """The stored halt (reason, since) last logged; None: running."""
 
     @property
     def chain(self) -> str:
@@ -270,9 +288,23 @@ class DepositWatcher:
     def _follow(self, stop: threading.Event) -> None:
         self._window = None  # whatever a predecessor wrote is the truth now
         failures = 0
+        halt: str | None = None  # found by a step, not recorded yet
+        halted = True  # may be: a halt stored before this start stands until a resume
         while not stop.is_set():
             try:
+                if halt is not None:
+                    self._record_halt(halt)
+                    halt, halted = None, True
+                if halted:
+                    if self._halted():
+                        stop.wait(self.options.halt_poll_interval)
+                        continue
+                    halted = False
+                    self._window = None  # a resume rebuilt it
                 outcome = self.step()
+            except (WatcherHalted, InconsistentChainState, WrongChain) as error:
+                halt = str(error)
+                continue
             except NodeUnreachable as error:
                 failures += 1
                 delay = self._retry_delay(failures)
@@ -313,6 +345,38 @@ class DepositWatcher:
             if outcome.caught_up:
                 stop.wait(self.options.poll_interval)
 
+    def _record_halt(self, reason: str) -> None:
+        if self.lease is not None:
+            self.lease.check()
+        chain = self.assets.chain
+        if run_transaction(self._sessions, lambda session: record_halt(session, chain, reason)):
+            logger.critical(
+                "%s: watcher halted: %s; nothing more is recorded on this chain until an "
+                "operator resumes it (wallet chain resume, see docs/operations.md)",
+                self.chain,
+                reason,
+            )
+
+    def _halted(self) -> bool:
+        """Whether the chain stands halted; logged when that changes."""
+        if self.lease is not None:
+            self.lease.check()
+        with unit_of_work(self._sessions) as session:
+            state = halted_state(session, self.chain)
+            halted = None if state is None else (state.reason, state.since)
+        if halted != self._halt_seen:
+            if halted is None:
+                logger.warning("%s: resumed by an operator; following the chain again", self.chain)
+            else:
+                logger.warning(
+                    "%s: halted since %s: %s; waiting for an operator to resume it",
+                    self.chain,
+                    f"{halted[1]:%Y-%m-%d %H:%M:%S %Z}",
+                    halted[0],
+                )
+            self._halt_seen = halted
+        return halted is not None
+
     def _retry_delay(self, failures: int) -> float:
         return min(self.options.max_retry_interval, 0.25 * (1 << min(failures, 10)))
 
@@ -323,13 +387,15 @@ def _log_outcome(chain: str, outcome: StepOutcome) -> None:
         return  # logged by record_rollback
     if changes or outcome.blocks >= 100:
         logger.info(
-            "%s: block %s (head %d): +%d blocks, %d seen, %d credited, %d below minimum",
+            "%s: block %s (head %d): +%d blocks, %d seen, %d credited, %d held (wallet frozen), "
+            "%d below minimum",
             chain,
             None if outcome.tip is None else outcome.tip.number,
             outcome.head,
             outcome.blocks,
             len(changes.seen),
             len(changes.credited),
+            len(changes.held),
             len(changes.below_minimum),
         )
 

@@ -21,9 +21,15 @@ from wallet.deposits.arrivals import (
     insert_deposits,
     record_arrivals,
 )
-from wallet.deposits.crediting import confirm, deposit_event, orphan_or_reverse
+from wallet.deposits.crediting import (
+    confirm,
+    deposit_event,
+    live_deposits_above,
+    orphan_or_reverse,
+)
 from wallet.deposits.models import ChainCursor, DepositStatus
 from wallet.events.service import emit_many
+from wallet.sweeps.service import sweep_hashes
 from wallet.withdrawals.service import track_blocks, unmine
 
 logger = logging.getLogger(__name__)
@@ -57,7 +63,9 @@ def record_advance(
     # otherwise drop first. Those in this step's blocks, new or re-mined, are confirmed as
     # they arrived.
     # Withdrawals first: their rows are locked before any account, as everywhere else.
-    track_blocks(session, assets.catalogue, assets.chain, blocks, tip)
+    sent = [tx.tx_hash for block in blocks for tx in block.sent]
+    sweeps = sweep_hashes(session, sent)
+    track_blocks(session, assets.catalogue, assets.chain, blocks, tip, others=sweeps)
     arrived = [d for d, _ in fresh if d.status == DepositStatus.SEEN]
     confirmed = confirm(session, assets, tip, arrived, changes)
     insert_deposits(session, new)
@@ -104,7 +112,8 @@ def record_rollback(session: Session, assets: ChainAssets, ancestor: BlockHeader
     )
     unmine(session, assets.catalogue, assets.chain, ancestor)
     changes = DepositChanges()
-    events = orphan_or_reverse(session, assets, ancestor, changes)
+    gone = live_deposits_above(session, chain, ancestor.number)
+    events = orphan_or_reverse(session, assets, gone, changes)
     if not events:
         return changes
     emit_many(session, events)
@@ -117,3 +126,21 @@ def record_rollback(session: Session, assets: ChainAssets, ancestor: BlockHeader
         len(changes.reversed),
     )
     return changes
+
+
+def replace_window(session: Session, chain: str, headers: Sequence[BlockHeader]) -> None:
+    """Store `headers` (linked, oldest first) as the chain's whole window, the cursor on the
+    last: what an operator's resume rebuilds from the node."""
+    tip = headers[-1]
+    rows = [[h.number, h.hash, h.parent_hash, h.timestamp] for h in headers]
+    session.execute(repository.FORGET_HEADERS_ABOVE, {"chain": chain, "number": -1})
+    session.execute(
+        repository.ADVANCE_WINDOW,
+        {
+            "chain": chain,
+            "number": tip.number,
+            "hash": tip.hash,
+            "forget_up_to": -1,
+            "headers": json.dumps(rows),
+        },
+    )

@@ -33,6 +33,8 @@ EVENT_TYPES: Final[Mapping[str, str]] = MappingProxyType(
         "deposit.credited": "A deposit is final and was credited to its wallet.",
         "deposit.orphaned": "A deposit seen earlier left the chain in a reorganisation.",
         "deposit.reversed": "A credited deposit was reversed.",
+        "chain.halted": "A chain's deposit watcher halted for an operator; its deposits wait.",
+        "chain.resumed": "An operator resumed a halted chain's deposit watcher.",
         "withdrawal.requested": "A withdrawal was requested and its amount is held.",
         "withdrawal.approved": "A withdrawal waiting for an operator was approved.",
         "withdrawal.rejected": "A withdrawal was rejected and its hold released.",

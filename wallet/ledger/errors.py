@@ -86,7 +86,11 @@ _BY_CODE: dict[ErrorCode, type[WalletError]] = {
 
 
 def error_from_outcome(outcome: dict[str, Any]) -> WalletError:
-    """Turn a failure reported by the database functions into its error."""
+    """Turn a failure reported by the database functions into its error.
+
+    The failure's other fields (account ids, amounts in minor units) are the ledger's
+    internals and stay out of the problem document; a caller that can say them in the
+    client's terms (a wallet id, an amount in the asset's unit) builds the error itself.
+    """
     code = ErrorCode(outcome["error"])
-    extra = {key: value for key, value in outcome.items() if key not in {"ok", "error"}}
-    return _BY_CODE[code](code.replace("_", " "), **extra)
+    return _BY_CODE[code](code.replace("_", " "))

@@ -72,6 +72,7 @@ class Reason(StrEnum):
     PAYOUT = "payout"
     REVERSAL = "reversal"
     ADJUSTMENT = "adjustment"
+    COLD_TRANSFER = "cold_transfer"
 
 
 @dataclass(frozen=True)

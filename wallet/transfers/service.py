@@ -19,7 +19,7 @@ from wallet.events.service import EVENT_PREFIX, registered
 from wallet.idempotency.errors import IdempotencyConflict
 from wallet.idempotency.service import IdempotencyKey, Outcome, replayed
 from wallet.ids import new_id
-from wallet.ledger.errors import ErrorCode, error_from_outcome
+from wallet.ledger.errors import ErrorCode, InsufficientFunds, error_from_outcome
 from wallet.money import check_units
 from wallet.transfers import repository
 from wallet.transfers.errors import SameWallet, UnknownTransfer
@@ -97,21 +97,23 @@ def transfers_once(
         return [answer for answer in answers if answer is not None]
     stored = iter(repository.transfer_once(connection, json.dumps(sent), PREFIX, TRANSFER_CREATED))
     return [
-        answer if answer is not None else _once_answer(keyed.key, next(stored))
+        answer if answer is not None else _once_answer(catalogue, keyed, next(stored))
         for keyed, answer in zip(requests, answers, strict=True)
     ]
 
 
-def _once_answer(key: IdempotencyKey, answer: dict[str, Any]) -> Outcome | WalletError:
+def _once_answer(
+    catalogue: Catalogue, keyed: KeyedTransfer, answer: dict[str, Any]
+) -> Outcome | WalletError:
     if "refused" in answer:
-        return _refused(answer)
+        return _refused(catalogue, keyed.request, answer)
     if not answer["replayed"]:
         return Outcome(value=answer["outcome"]["value"], problem=None)
     stored = answer["outcome"]
     if stored is not None and "refused" in stored:
-        stored = _refused(stored).to_json()
+        stored = _refused(catalogue, keyed.request, stored).to_json()
     try:
-        return replayed(key, answer["request_hash"], stored)
+        return replayed(keyed.key, answer["request_hash"], stored)
     except IdempotencyConflict as conflict:
         return conflict
 
@@ -161,16 +163,32 @@ def _checked(catalogue: Catalogue, request: TransferRequest) -> dict[str, Any]:
     }
 
 
-def _refused(outcome: dict[str, Any]) -> Outcome:
-    """A refusal as transfer_once stores it under the key, as the problem it answers."""
-    return Outcome(value=None, problem=_refusal(outcome["refused"]).to_problem())
+def _refused(catalogue: Catalogue, request: TransferRequest, outcome: dict[str, Any]) -> Outcome:
+    """A refusal as transfer_once stores it under the key, as the problem it answers.
+
+    A replayed refusal is rendered again from the stored failure, in the request's terms.
+    """
+    refusal = _refusal(catalogue, request, outcome["refused"])
+    return Outcome(value=None, problem=refusal.to_problem())
 
 
-def _refusal(failure: dict[str, Any]) -> WalletError:
+def _refusal(
+    catalogue: Catalogue, request: TransferRequest, failure: dict[str, Any]
+) -> WalletError:
     if failure["error"] == ErrorCode.UNKNOWN_WALLET:
         return UnknownWallet(f"no wallet {failure['wallet_id']}")
     if failure["error"] == ErrorCode.WALLET_NOT_ACTIVE:
         return WalletNotActive(f"wallet {failure['wallet_id']} is {failure['status']}")
+    if failure["error"] == ErrorCode.INSUFFICIENT_FUNDS:
+        # Only the source's account is debited, so it is the one short of funds.
+        asset = catalogue.asset(request.asset)
+        available = asset.format(int(failure["available"]))
+        return InsufficientFunds(
+            f"wallet {request.source_wallet_id} has {available} {asset.code} available",
+            wallet_id=request.source_wallet_id,
+            asset=asset.code,
+            available=available,
+        )
     return error_from_outcome(failure)
 
 

@@ -19,6 +19,7 @@ from wallet.api.pagination import (
     page_and_cursor,
 )
 from wallet.api.problems import problem_responses
+from wallet.deposits.service import unfreeze as unfreeze_wallet
 from wallet.ledger.service import (
     HistoryFilter,
     PostingKey,
@@ -153,8 +154,11 @@ def freeze(wallet_id: WalletIdPath, principal: Operator, session: DbSession) -> 
 @router.post(
     "/{wallet_id}/unfreeze", summary="Unfreeze a wallet", responses=problem_responses(404, 409)
 )
-def unfreeze(wallet_id: WalletIdPath, principal: Operator, session: DbSession) -> WalletOut:
-    return WalletOut.of(set_status(session, principal.tenant_id, wallet_id, WalletStatus.ACTIVE))
+def unfreeze(
+    wallet_id: WalletIdPath, principal: Operator, session: DbSession, catalogue: CatalogueDep
+) -> WalletOut:
+    """Let money move again; deposits that arrived while it was frozen are credited now."""
+    return WalletOut.of(unfreeze_wallet(session, catalogue, principal.tenant_id, wallet_id))
 
 
 @router.get(

@@ -22,6 +22,14 @@ def lock_status(session: Session, tenant_id: str, wallet_id: str) -> str | None:
     ).scalar_one_or_none()
 
 
+def share_lock_statuses(session: Session, wallet_ids: list[str]) -> dict[str, str]:
+    rows = session.execute(
+        text("SELECT id, status FROM wallets WHERE id = ANY(:ids) ORDER BY id FOR SHARE"),
+        {"ids": wallet_ids},
+    )
+    return {row.id: row.status for row in rows}
+
+
 def tenant_wallets(
     session: Session,
     tenant_id: str,

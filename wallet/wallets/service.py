@@ -1,6 +1,6 @@
 """Creating, finding and changing the state of wallets, always within one tenant."""
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -41,6 +41,12 @@ def lock_status(session: Session, tenant_id: str, wallet_id: str) -> str:
     if status is None:
         raise UnknownWallet(f"no wallet {wallet_id}")
     return str(status)
+
+
+def share_lock_statuses(session: Session, wallet_ids: Collection[str]) -> dict[str, str]:
+    """Share-lock the wallets in id order, to the end of the transaction, and return their
+    statuses: a freeze waits for the transaction, and one that committed first is seen."""
+    return repository.share_lock_statuses(session, sorted(wallet_ids))
 
 
 def tenant_wallets(

@@ -5,6 +5,11 @@ records the outcome in a second short transaction; a worker that dies mid-attemp
 lease that expires, and the sweep sends the delivery again. Failed attempts are retried with
 exponential backoff and jitter until the retry period is over. Delivery is at least once:
 receivers dedupe by the `webhook-id` header, which is the event id.
+
+A claim is refused while the endpoint or its tenant has as many attempts in flight as
+allowed, or while the endpoint is paused after failing again and again: the delivery then
+waits (for the next sweep, or for the pause to end) without counting as an attempt, so one
+tenant's slow receivers hold a bounded share of the workers.
 """
 
 import logging
@@ -21,6 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from wallet.database import run_transaction
 from wallet.settings import Settings
 from wallet.webhooks import repository
+from wallet.webhooks.egress import attempt_deadline, describe_failure
 from wallet.webhooks.envelope import event_body, signed_headers
 from wallet.webhooks.models import DeliveryStatus
 from wallet.webhooks.repository import ENDPOINT_DELETED, give_up_for_deleted_endpoint
@@ -28,7 +34,7 @@ from wallet.webhooks.secrets import SecretBox, SecretUnreadable
 
 log = logging.getLogger(__name__)
 
-MAX_ERROR_LENGTH: Final = 500
+SECRET_UNREADABLE: Final = "signing secret unreadable"  # noqa: S105 - a message, no secret
 
 
 @dataclass(frozen=True)
@@ -56,6 +62,12 @@ class DeliveryOptions:
     retry: RetryPolicy
     timeout: float = 10.0
     lease: float = 60.0
+    endpoint_concurrency: int = 2
+    tenant_concurrency: int = 4
+    # Failed attempts in a row after which an endpoint pauses, on the retry schedule.
+    pause_after: int = 5
+    # How long a delivery refused for want of a free slot waits before it is due again.
+    busy_wait: float = 2.0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "DeliveryOptions":
@@ -69,6 +81,10 @@ class DeliveryOptions:
             timeout=settings.webhook_timeout,
             # The lease must outlast the attempt, or a second worker may post meanwhile.
             lease=max(settings.webhook_lease, 2 * settings.webhook_timeout),
+            endpoint_concurrency=settings.webhook_endpoint_concurrency,
+            tenant_concurrency=settings.webhook_tenant_concurrency,
+            pause_after=settings.webhook_endpoint_pause_after,
+            busy_wait=settings.webhook_sweep_interval,
         )
 
 
@@ -91,7 +107,7 @@ def deliver(
 ) -> AttemptOutcome | None:
     """Make one attempt at the delivery if it is pending and due; None if it is not."""
     claim = run_transaction(sessions, lambda session: _claim(session, delivery_id, options))
-    if claim is None:
+    if claim is None:  # not due, or waiting for a free slot or the end of a pause
         return None
     if isinstance(claim, AttemptOutcome):
         return claim
@@ -108,7 +124,7 @@ def deliver(
             error=error,
             duration_ms=duration_ms,
             delay=delay,
-            give_up_after=options.retry.give_up_after,
+            options=options,
         ),
     )
     if status is None:
@@ -134,6 +150,25 @@ class _Claim:
 def _claim(
     session: Session, delivery_id: str, options: DeliveryOptions
 ) -> _Claim | AttemptOutcome | None:
+    due = session.execute(repository.DUE_DELIVERY, {"id": delivery_id}).one_or_none()
+    if due is None:
+        return None
+    session.execute(repository.LOCK_TENANT_CLAIMS, {"tenant": due.tenant_id})
+    in_flight = session.execute(
+        repository.ATTEMPTS_IN_FLIGHT, {"endpoint": due.endpoint_id, "tenant": due.tenant_id}
+    ).one()
+    if (
+        due.paused_until is not None
+        or in_flight.endpoint >= options.endpoint_concurrency
+        or in_flight.tenant >= options.tenant_concurrency
+    ):
+        # Paused: due when the pause ends; busy: due again a little later.
+        wait = 0.0 if due.paused_until is not None else float(options.busy_wait)
+        session.execute(
+            repository.DEFER_DELIVERY,
+            {"id": delivery_id, "wait": wait, "not_before": due.paused_until},
+        )
+        return None
     row = session.execute(
         repository.CLAIM_DELIVERY,
         {"id": delivery_id, "lease": float(options.lease)},
@@ -168,17 +203,27 @@ def _post(
         secret = secrets.open(claim.sealed_secret, claim.endpoint_id)
     except SecretUnreadable as error:
         log.error("webhook endpoint %s: %s", claim.endpoint_id, error)
-        return None, str(error)
+        return None, SECRET_UNREADABLE
     body = event_body(claim.event_id, claim.event_type, claim.event_created_at, claim.payload)
     headers = signed_headers(secret, claim.event_id, body, datetime.now(UTC))
     try:
         # Streamed and never read: the receiver's body is not ours to store or wait for.
-        with client.stream(
-            "POST", claim.url, content=body.encode(), headers=headers, timeout=timeout
-        ) as response:
+        with (
+            attempt_deadline(timeout),
+            client.stream(
+                "POST", claim.url, content=body.encode(), headers=headers, timeout=timeout
+            ) as response,
+        ):
             status_code = response.status_code
     except Exception as error:  # any failure to post is a failed attempt
-        return None, f"{type(error).__name__}: {error}"[:MAX_ERROR_LENGTH]
+        log.warning(
+            "webhook delivery %s to endpoint %s failed: %s: %s",
+            claim.delivery_id,
+            claim.endpoint_id,
+            type(error).__name__,
+            error,
+        )
+        return None, describe_failure(error)
     return status_code, None if 200 <= status_code < 300 else f"HTTP {status_code}"
 
 
@@ -190,7 +235,7 @@ def _record(
     error: str | None,
     duration_ms: int,
     delay: float,
-    give_up_after: float,
+    options: DeliveryOptions,
 ) -> DeliveryStatus | None:
     """Write the attempt and the delivery's new state; None if another worker took it over."""
     session.execute(
@@ -210,10 +255,23 @@ def _record(
             "id": claim.delivery_id,
             "number": claim.attempt_number,
             "ok": error is None,
-            "give_up": float(give_up_after),
+            "give_up": float(options.retry.give_up_after),
             "delay": float(delay),
             "code": status_code,
             "error": error,
         },
     ).scalar_one_or_none()
-    return None if status is None else DeliveryStatus(status)
+    if status is None:
+        return None
+    session.execute(
+        repository.RECORD_ENDPOINT_OUTCOME,
+        {
+            "endpoint": claim.endpoint_id,
+            "ok": error is None,
+            "pause_after": options.pause_after,
+            "base": float(options.retry.base),
+            "factor": float(options.retry.factor),
+            "maximum": float(options.retry.maximum),
+        },
+    )
+    return DeliveryStatus(status)

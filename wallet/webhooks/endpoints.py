@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends, Path, Request, Response
 
 from wallet.api.auth import Operator, Reader
 from wallet.api.contract import link
-from wallet.api.dependencies import DbSession, known_query_parameters
+from wallet.api.dependencies import DbSession, known_query_parameters, runtime
 from wallet.api.fields import id_pattern
 from wallet.api.pagination import (
     Limit,
@@ -73,8 +73,14 @@ def create(
     body: WebhookEndpointCreate, principal: Operator, session: DbSession, request: Request
 ) -> CreatedWebhookEndpoint:
     secrets = cast(SecretBox, request.app.state.secret_box)
+    settings = runtime(request).settings
     endpoint, secret = create_endpoint(
-        session, principal.tenant_id, body.url, body.event_types, secrets=secrets
+        session,
+        principal.tenant_id,
+        body.url,
+        body.event_types,
+        secrets=secrets,
+        allow_private_targets=settings.webhook_private_targets_allowed,
     )
     return CreatedWebhookEndpoint(**WebhookEndpointOut.of(endpoint).model_dump(), secret=secret)
 

@@ -26,3 +26,8 @@ class UnknownWebhookEndpoint(NotFound):
 class UnknownWebhookDelivery(NotFound):
     problem = "unknown-webhook-delivery"
     title = "No such webhook delivery"
+
+
+class WebhookDestinationNotAllowed(InvalidRequest):
+    problem = "webhook-destination-not-allowed"
+    title = "The webhook URL does not name a public internet host"

@@ -1,4 +1,4 @@
-"""Typed models of webhook endpoints, deliveries and attempts (migration 0003)."""
+"""Typed models of webhook endpoints, deliveries and attempts (migrations 0003, 0008)."""
 
 from datetime import datetime
 from enum import StrEnum
@@ -40,6 +40,8 @@ class WebhookEndpoint(Base):
     secret_ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(server_default="now()")
     deleted_at: Mapped[datetime | None]
+    consecutive_failures: Mapped[int] = mapped_column(server_default="0")
+    paused_until: Mapped[datetime | None]
 
 
 class WebhookDelivery(Base):
@@ -53,6 +55,11 @@ class WebhookDelivery(Base):
         ),
         Index(
             "webhook_deliveries_endpoint", "endpoint_id", text("created_at DESC"), text("id DESC")
+        ),
+        Index(
+            "webhook_deliveries_in_flight",
+            "endpoint_id",
+            postgresql_where=text("leased_until IS NOT NULL"),
         ),
     )
 
@@ -68,6 +75,7 @@ class WebhookDelivery(Base):
     last_error: Mapped[str | None]
     created_at: Mapped[datetime] = mapped_column(server_default="now()")
     delivered_at: Mapped[datetime | None]
+    leased_until: Mapped[datetime | None]
 
 
 class WebhookAttempt(Base):

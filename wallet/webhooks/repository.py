@@ -10,7 +10,7 @@ ENDPOINT_DELETED: Final = "endpoint deleted"
 _GIVE_UP = text(
     """
     UPDATE webhook_deliveries
-    SET status = 'failed', next_attempt_at = NULL, last_error = :reason
+    SET status = 'failed', next_attempt_at = NULL, leased_until = NULL, last_error = :reason
     WHERE endpoint_id = :endpoint AND status = 'pending'
       AND (CAST(:delivery AS text) IS NULL OR id = :delivery)
     """
@@ -87,6 +87,12 @@ LOCK_UNRELAYED = text(
 )
 
 
+# Every tenant's: who hears of an event that is no one tenant's own (a chain halted).
+ALL_LIVE_ENDPOINTS = text(
+    "SELECT tenant_id, event_types FROM webhook_endpoints WHERE deleted_at IS NULL"
+)
+
+
 LIVE_ENDPOINTS = text(
     """
     SELECT id, tenant_id, event_types FROM webhook_endpoints
@@ -139,12 +145,50 @@ INSERT_ATTEMPT = text(
 )
 
 
+DUE_DELIVERY = text(
+    """
+    SELECT d.endpoint_id, e.tenant_id,
+           CASE WHEN e.paused_until > now() THEN e.paused_until END AS paused_until
+    FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id
+    WHERE d.id = :id AND d.status = 'pending' AND d.next_attempt_at <= now()
+    """
+)
+
+
+# Claims for one tenant's endpoints take turns, so counting and claiming are one step.
+LOCK_TENANT_CLAIMS = text(
+    "SELECT pg_advisory_xact_lock(hashtextextended('webhook-claims:' || :tenant, 0))"
+)
+
+
+ATTEMPTS_IN_FLIGHT = text(
+    """
+    SELECT count(*) FILTER (WHERE d.endpoint_id = :endpoint) AS endpoint, count(*) AS tenant
+    FROM webhook_endpoints e
+    JOIN webhook_deliveries d ON d.endpoint_id = e.id
+    WHERE e.tenant_id = :tenant AND d.leased_until > now()
+    """
+)
+
+
+DEFER_DELIVERY = text(
+    """
+    UPDATE webhook_deliveries
+    SET next_attempt_at = greatest(
+            now() + make_interval(secs => :wait), CAST(:not_before AS timestamptz)),
+        enqueued_at = NULL
+    WHERE id = :id AND status = 'pending'
+    """
+)
+
+
 CLAIM_DELIVERY = text(
     """
     WITH claimed AS (
         UPDATE webhook_deliveries
         SET attempt_count = attempt_count + 1,
             next_attempt_at = now() + make_interval(secs => :lease),
+            leased_until = now() + make_interval(secs => :lease),
             first_attempted_at = coalesce(first_attempted_at, now()),
             enqueued_at = NULL
         WHERE id = :id AND status = 'pending' AND next_attempt_at <= now()
@@ -177,10 +221,27 @@ RECORD_OUTCOME = text(
         next_attempt_at = CASE WHEN outcome.status = 'pending'
             THEN now() + make_interval(secs => :delay) END,
         delivered_at = CASE WHEN outcome.status = 'delivered' THEN now() END,
+        leased_until = NULL,
         last_status_code = :code,
         last_error = :error
     FROM outcome WHERE d.id = outcome.id
     RETURNING d.status
+    """
+)
+
+
+# After `pause_after` failed attempts in a row, the endpoint pauses, longer each time (the
+# exponent is capped where the delay is long past the maximum anyway).
+RECORD_ENDPOINT_OUTCOME = text(
+    """
+    UPDATE webhook_endpoints
+    SET consecutive_failures = CASE WHEN :ok THEN 0 ELSE consecutive_failures + 1 END,
+        paused_until = CASE WHEN NOT :ok AND consecutive_failures + 1 >= :pause_after
+            THEN now() + make_interval(secs => least(
+                :maximum,
+                :base * power(:factor, least(consecutive_failures + 1 - :pause_after, 40))))
+        END
+    WHERE id = :endpoint
     """
 )
 

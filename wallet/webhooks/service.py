@@ -9,13 +9,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
-from wallet.events.service import is_subscription
+from wallet.events.service import is_subscription, matches
 from wallet.ids import new_id
 from wallet.webhooks import repository
+from wallet.webhooks.destinations import check_host
 from wallet.webhooks.errors import (
     InvalidDeliveryPage,
     InvalidWebhookUrl,
@@ -75,9 +77,13 @@ def create_endpoint(
     event_types: Sequence[str],
     *,
     secrets: SecretBox,
+    allow_private_targets: bool,
 ) -> tuple[WebhookEndpoint, str]:
-    """A new endpoint and its signing secret (`whsec_...`), which is shown only this once."""
-    _check_url(url)
+    """A new endpoint and its signing secret (`whsec_...`), which is shown only this once.
+
+    Unless `allow_private_targets`, the URL must name a public host (see `destinations`).
+    """
+    _check_url(url, allow_private_targets=allow_private_targets)
     subscribed = _check_event_types(event_types)
     endpoint_id = new_id(ENDPOINT_PREFIX)
     raw_secret, shown_secret = new_signing_secret()
@@ -174,7 +180,14 @@ def list_attempts(session: Session, tenant_id: str, delivery_id: str) -> Sequenc
     ]
 
 
-def _check_url(url: str) -> None:
+def subscribed_tenants(session: Session, event_type: str) -> list[str]:
+    """The tenants with a live endpoint subscribed to `event_type`: who hears of an event that
+    is no one tenant's own (a chain halted), one outbox row each."""
+    rows = session.execute(repository.ALL_LIVE_ENDPOINTS).all()
+    return sorted({row.tenant_id for row in rows if matches(row.event_types, event_type)})
+
+
+def _check_url(url: str, *, allow_private_targets: bool) -> None:
     if len(url) > MAX_URL_LENGTH:
         raise InvalidWebhookUrl(f"the URL is longer than {MAX_URL_LENGTH} characters")
     if re.fullmatch(URL_PATTERN, url) is None:
@@ -182,6 +195,8 @@ def _check_url(url: str) -> None:
             f"{url!r} is not an http(s) URL with a host name or IPv4 address, without "
             "credentials, spaces or control characters"
         )
+    # The pattern has made sure there is a host.
+    check_host(urlsplit(url).hostname or "", allow_private=allow_private_targets)
 
 
 def _check_event_types(event_types: Sequence[str]) -> tuple[str, ...]:

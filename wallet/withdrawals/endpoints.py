@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 
 from wallet.api.auth import Operator, Reader, Withdrawer
+from wallet.api.contract import link
 from wallet.api.dependencies import CatalogueDep, DbSession, known_query_parameters
 from wallet.api.fields import id_pattern
 from wallet.api.idempotent import REPLAY_HEADERS, RequiredIdempotencyKey, respond_once
@@ -60,7 +61,23 @@ def fee_quoter(request: Request) -> FeeQuoter:
     status_code=201,
     response_model=WithdrawalOut,
     summary="Request a withdrawal",
-    responses={201: {"headers": REPLAY_HEADERS}, **problem_responses(404, 409, 503)},
+    responses={
+        201: {
+            "headers": REPLAY_HEADERS,
+            "links": {
+                "GetWithdrawal": link(
+                    "withdrawals_get", "The withdrawal.", withdrawal_id="$response.body#/id"
+                ),
+                "CancelWithdrawal": link(
+                    "withdrawals_cancel", "Cancel it.", withdrawal_id="$response.body#/id"
+                ),
+                "ApproveWithdrawal": link(
+                    "withdrawals_approve", "Approve it.", withdrawal_id="$response.body#/id"
+                ),
+            },
+        },
+        **problem_responses(404, 409, 503),
+    },
 )
 def create(
     body: WithdrawalCreate,
@@ -99,8 +116,8 @@ def create(
     )
 
 
-@router.get("", summary="List withdrawals")
-def list_(
+@router.get("", name="list", summary="List withdrawals")
+def list_withdrawals_of_tenant(
     principal: Reader,
     session: DbSession,
     catalogue: CatalogueDep,

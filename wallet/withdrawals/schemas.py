@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from custody import checksum_address
-from wallet.api.fields import Amount, AssetCode, WalletId
+from wallet.api.fields import Amount, AssetCode, ChainName, WalletId
 from wallet.assets.service import Asset, Chain
 from wallet.withdrawals.models import Withdrawal, WithdrawalStatus
 
@@ -17,10 +17,8 @@ class CryptoDestination(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     type: Literal["crypto"]
-    chain: Annotated[str, StringConstraints(min_length=1, max_length=64)] = Field(
-        examples=["devnet"]
-    )
-    address: Annotated[str, StringConstraints(min_length=1, max_length=100)] = Field(
+    chain: ChainName
+    address: Annotated[str, StringConstraints(pattern="^0x[0-9a-fA-F]{40}$")] = Field(
         examples=["0x70997970C51812dc3A010C7d01b50e0d17dc79C8"],
         description="EIP-55 checksummed, or all lower (or upper) case hex.",
     )

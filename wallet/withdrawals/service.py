@@ -13,7 +13,7 @@ internal transfer: posted at once, no hold, no fee.
 
 import logging
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
@@ -32,8 +32,12 @@ from chains import (
     RpcError,
     ScannedBlock,
     SentTransaction,
+    account_nonces,
+    native_transfer,
     quote_fees,
+    token_transfer,
 )
+from chains import TransactionRequest as ChainTransaction
 from custody import checksum_address
 from wallet.assets.service import Asset, AssetKind, Catalogue, Chain
 from wallet.events.service import Event, emit_many
@@ -81,8 +85,12 @@ from wallet.withdrawals.repository import (
     approvers,
     deposit_address_wallet,
     get_withdrawal,
+    hot_wallets,
+    lock_next_nonce,
     locked_withdrawal,
     sent_since,
+    set_next_nonce,
+    start_nonces,
 )
 from wallet.withdrawals.schemas import WithdrawalCreate, WithdrawalOut
 
@@ -166,6 +174,27 @@ def checked_address(address: str) -> str:
 def gas_limit(asset: Asset) -> int:
     """The gas limit of a withdrawal transaction of `asset`."""
     return ETH_TRANSFER_GAS if asset.kind is AssetKind.NATIVE else ERC20_TRANSFER_GAS
+
+
+def transfer_request(
+    chain: Chain, asset: Asset, *, nonce: int, to: str, amount: int, fees: FeeQuote
+) -> ChainTransaction:
+    """The transaction sending `amount` of `asset` to `to`: a plain transfer of the native
+    asset, or a token's `transfer` at the asset's gas limit."""
+    if asset.kind is AssetKind.NATIVE:
+        return native_transfer(
+            chain_id=chain.chain_id, nonce=nonce, to=to, amount=amount, fees=fees
+        )
+    assert asset.contract_address is not None
+    return token_transfer(
+        chain_id=chain.chain_id,
+        nonce=nonce,
+        token=asset.contract_address,
+        to=to,
+        amount=amount,
+        fees=fees,
+        gas=gas_limit(asset),
+    )
 
 
 def native_asset(catalogue: Catalogue, chain: str) -> Asset:
@@ -378,17 +407,42 @@ def out_with(catalogue: Catalogue, withdrawal: Withdrawal, approvals: int) -> Wi
     )
 
 
+def lock_hot_wallet_nonce(session: Session, chain: str, address: str, rpc: RpcClient) -> int:
+    """The hot wallet's next nonce, its row locked to the end of the caller's transaction, so
+    one nonce is handed out at a time (the row starts at the chain's `pending` count). The
+    caller stores what it signs with it and calls `advance_hot_wallet_nonce` in the same
+    transaction: nonces have no gaps, whoever signs (withdrawals, sweeps)."""
+    nonce = lock_next_nonce(session, chain, address)
+    if nonce is None:
+        start_nonces(session, chain, address, account_nonces(rpc, address).pending)
+        nonce = lock_next_nonce(session, chain, address)
+        assert nonce is not None
+    return nonce
+
+
+def advance_hot_wallet_nonce(session: Session, chain: str, address: str, used: int) -> None:
+    set_next_nonce(session, chain, address, used + 1)
+
+
+def hot_wallet_addresses(session: Session, chain: str) -> list[str]:
+    """The hot wallets that have signed on `chain` (lowercase)."""
+    return hot_wallets(session, chain)
+
+
 def track_blocks(
     session: Session,
     catalogue: Catalogue,
     chain: Chain,
     blocks: Sequence[ScannedBlock],
     tip: BlockHeader,
+    *,
+    others: Collection[str] = (),
 ) -> None:
     """The watcher's step for withdrawals: match the hot wallets' transactions in `blocks` to
     withdrawals by any of their attempts' hashes, count confirmations, and settle the
-    withdrawals that have enough. A hot wallet transaction of no withdrawal is an alert."""
-    sent = [tx for block in blocks for tx in block.sent]
+    withdrawals that have enough. A hot wallet transaction of no withdrawal, and not among
+    `others` (the hashes of the hot wallet's sweep transactions), is an alert."""
+    sent = [tx for block in blocks for tx in block.sent if tx.tx_hash not in others]
     if sent:
         _record_mined(session, catalogue, chain, sent)
     mined = session.scalars(

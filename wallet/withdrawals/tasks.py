@@ -43,14 +43,11 @@ from chains import (
     SendResult,
     TransactionRequest,
     TransactionState,
-    account_nonces,
     native_balance,
-    native_transfer,
     quote_fees,
     replacement_fees,
     send_raw_transactions,
     token_balance,
-    token_transfer,
     transaction_statuses,
 )
 from custody import KeySigner, SignedTransaction, Signer
@@ -64,15 +61,19 @@ from wallet.withdrawals.repository import (
     SentAttempt,
     attempts_of,
     in_flight,
-    lock_next_nonce,
     locked_withdrawal,
     locked_withdrawals,
     outgoing,
-    set_next_nonce,
-    start_nonces,
     unmined_attempts,
 )
-from wallet.withdrawals.service import fee_policy, gas_limit, native_asset, transition
+from wallet.withdrawals.service import (
+    advance_hot_wallet_nonce,
+    fee_policy,
+    lock_hot_wallet_nonce,
+    native_asset,
+    transfer_request,
+    transition,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -248,7 +249,9 @@ class WithdrawalBroadcaster:
     ) -> list[_Stored]:
         """Step 1 of the write-ahead order for several withdrawals, in the caller's
         transaction: consecutive nonces from the locked nonce row, signed in one batch."""
-        first = nonce = self._lock_nonce(session)
+        first = nonce = lock_hot_wallet_nonce(
+            session, self._chain, self._hot.address, self._hot.rpc
+        )
         signing: list[tuple[Withdrawal, TransactionRequest]] = []
         # Those cancelled, or taken by another run meanwhile, are left out.
         for withdrawal in locked_withdrawals(session, withdrawal_ids, _SIGNABLE):
@@ -272,7 +275,7 @@ class WithdrawalBroadcaster:
             withdrawal.sender, withdrawal.nonce = self._hot.address, request.nonce
             transition(session, self._catalogue, withdrawal, WithdrawalStatus.SIGNED)
             report.signed.append(withdrawal.id)
-        set_next_nonce(session, self._chain, self._hot.address, nonce)
+        advance_hot_wallet_nonce(session, self._chain, self._hot.address, nonce - 1)
         return stored
 
     def _liquidity(self, session: Session) -> "_Liquidity":
@@ -283,15 +286,6 @@ class WithdrawalBroadcaster:
         )
         held = native_balance(self._hot.rpc, self._hot.address)
         return _Liquidity(self._hot, held - committed, pending)
-
-    def _lock_nonce(self, session: Session) -> int:
-        nonce = lock_next_nonce(session, self._chain, self._hot.address)
-        if nonce is None:
-            first = account_nonces(self._hot.rpc, self._hot.address).pending
-            start_nonces(session, self._chain, self._hot.address, first)
-            nonce = lock_next_nonce(session, self._chain, self._hot.address)
-            assert nonce is not None
-        return nonce
 
     def _market_fees(self) -> FeeQuote | None:
         quote = quote_fees(self._hot.rpc, self._options.fee_policy)
@@ -308,24 +302,13 @@ class WithdrawalBroadcaster:
     def _transaction(
         self, withdrawal: Withdrawal, asset: Asset, nonce: int, fees: FeeQuote
     ) -> TransactionRequest:
-        chain_id = self._hot.chain.chain_id
-        if asset.kind is AssetKind.NATIVE:
-            return native_transfer(
-                chain_id=chain_id,
-                nonce=nonce,
-                to=withdrawal.address,
-                amount=withdrawal.amount,
-                fees=fees,
-            )
-        assert asset.contract_address is not None
-        return token_transfer(
-            chain_id=chain_id,
+        return transfer_request(
+            self._hot.chain,
+            asset,
             nonce=nonce,
-            token=asset.contract_address,
             to=withdrawal.address,
             amount=withdrawal.amount,
             fees=fees,
-            gas=gas_limit(asset),
         )
 
     def _store(

@@ -18,6 +18,20 @@ BUSINESS_RULES = frozenset(
         "insufficient-funds",  # the source's balance
         "too-many-decimals",  # the amount's decimals against the asset's
         "same-source-and-destination",  # two fields naming one wallet
+        # Withdrawals: rules over two fields, the configuration, the chain or the ledger.
+        "asset-not-on-chain",
+        "address-checksum-mismatch",  # EIP-55: a hash of the address, no pattern
+        "zero-address",
+        "blocked-address",
+        "destination-is-own-wallet",
+        "withdrawal-limit-exceeded",
+        "daily-withdrawal-limit-exceeded",
+        "withdrawal-fee-rate-missing",
+        "withdrawal-not-cancellable",
+        "withdrawal-not-awaiting-approval",
+        "requester-cannot-approve",
+        "already-approved",
+        "wallet-not-active",
     )
 )
 

@@ -26,8 +26,11 @@ def test_openapi_documents_problems_and_the_key(api_url: str) -> None:
     assert "Problem" in document["components"]["schemas"]
     assert document["components"]["securitySchemes"]["ApiKey"]["scheme"] == "bearer"
     create_transfer = document["paths"]["/v1/transfers"]["post"]
-    for status in ("400", "401", "403", "404", "409", "422"):
+    for status in ("400", "401", "403", "404", "409", "422", "503"):
         assert "application/problem+json" in create_transfer["responses"][status]["content"]
+    assert "Retry-After" in create_transfer["responses"]["503"]["headers"]
+    assert "503" in document["paths"]["/readyz"]["get"]["responses"]
+    assert "503" not in document["paths"]["/healthz"]["get"]["responses"]
     header = next(p for p in create_transfer["parameters"] if p["name"] == "Idempotency-Key")
     assert header["required"] is True
     assert httpx.get(f"{api_url}/docs").status_code == 200

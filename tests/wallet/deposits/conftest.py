@@ -9,6 +9,7 @@ and asset codes of their own, so nothing they do is seen by other tests.
 
 import dataclasses
 import secrets
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -254,3 +255,20 @@ def external_refs(sessions: sessionmaker[Session], deposit_ids: list[str]) -> li
                 {"ids": deposit_ids},
             ).scalars()
         )
+
+
+def cursor_of(sessions: sessionmaker[Session], chain: str) -> int:
+    """The chain's cursor block, -1 before the first step."""
+    with unit_of_work(sessions) as session:
+        found = session.execute(
+            text("SELECT block_number FROM chain_cursors WHERE chain = :c"), {"c": chain}
+        ).scalar_one_or_none()
+        return -1 if found is None else int(found)
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting until {what}")
+        time.sleep(0.02)

@@ -7,6 +7,7 @@ many deposits is a line of the test, not a devnet manoeuvre.
 
 import logging
 import secrets
+import threading
 from dataclasses import dataclass
 
 import pytest
@@ -27,10 +28,12 @@ from wallet.database import unit_of_work
 from wallet.deposits.addresses import FakeAddressIssuer
 from wallet.deposits.errors import ReorgBeyondWindow
 from wallet.deposits.models import DepositStatus
-from wallet.deposits.service import deposit_address
+from wallet.deposits.service import deposit_address, unfreeze
 from wallet.deposits.watcher import DepositWatcher, WatcherOptions
 from wallet.ledger.reconcile import check_ledger
 from wallet.ledger.repository import Balance, balance, user_account
+from wallet.wallets.models import WalletStatus
+from wallet.wallets.service import set_status
 
 ETH = 10**18
 USDC = 10**6
@@ -39,7 +42,7 @@ TOKEN = "0x" + "70" * 20
 
 SEEN, CREDITED = DepositStatus.SEEN.value, DepositStatus.CREDITED.value
 ORPHANED, REVERSED = DepositStatus.ORPHANED.value, DepositStatus.REVERSED.value
-BELOW_MINIMUM = DepositStatus.BELOW_MINIMUM.value
+BELOW_MINIMUM, HELD = DepositStatus.BELOW_MINIMUM.value, DepositStatus.HELD.value
 
 
 @dataclass
@@ -79,6 +82,13 @@ class Recording:
     def balance(self, wallet_id: str, asset: str) -> Balance:
         with unit_of_work(self.sessions) as session:
             return balance(session, user_account(session, wallet_id, asset))
+
+    def frozen_wallet(self) -> tuple[str, str]:
+        """A new wallet, frozen at once, and its deposit address."""
+        wallet = self.factory.wallet()
+        address = self.address(wallet)
+        set_wallet_status(self, wallet, WalletStatus.FROZEN)
+        return wallet, address
 
     def deposits(self, *wallets: str) -> list[dict[str, object]]:
         return deposits_of(self.sessions, list(wallets))
@@ -360,3 +370,106 @@ def test_a_reorg_deeper_than_the_header_window_halts_with_nothing_written(
     assert recording.cursor() == cursor
     assert recording.statuses(wallet) == [CREDITED]
     assert recording.balance(wallet, recording.native).posted == 7 * ETH
+
+
+def set_wallet_status(recording: Recording, wallet: str, status: WalletStatus) -> None:
+    """Freeze the wallet, or unfreeze it as the API does (crediting its held deposits)."""
+    with unit_of_work(recording.sessions) as session:
+        if status is WalletStatus.ACTIVE:
+            unfreeze(session, recording.catalogue, recording.factory.tenant_id, wallet)
+        else:
+            set_status(session, recording.factory.tenant_id, wallet, status)
+
+
+def test_a_deposit_to_a_frozen_wallet_is_held_until_the_wallet_is_unfrozen(
+    recording: Recording,
+) -> None:
+    watcher = recording.watcher()
+    wallet = recording.factory.wallet()
+    address = recording.address(wallet)
+    settle(watcher)
+    before_freeze = recording.chain.pay(address, 2 * ETH)
+    recording.chain.mine()
+    settle(watcher)
+    set_wallet_status(recording, wallet, WalletStatus.FROZEN)
+    # One seen before the freeze and confirmed after it; one that arrives during it, already
+    # confirmed when the watcher first sees it.
+    recording.chain.mine(CONFIRMATIONS)
+    during_freeze = recording.chain.pay(address, 7 * USDC, token=TOKEN)
+    recording.chain.mine(CONFIRMATIONS)
+
+    settle(watcher)
+
+    assert recording.statuses(wallet) == [HELD, HELD]
+    eth, usdc = (recording.balance(wallet, a) for a in (recording.native, recording.token))
+    assert (eth.pending_in, eth.posted, eth.available) == (2 * ETH, 0, 0)
+    assert (usdc.pending_in, usdc.posted, usdc.available) == (7 * USDC, 0, 0)
+    deposits = recording.deposits(wallet)
+    assert external_refs(recording.sessions, [str(d["id"]) for d in deposits]) == []
+    assert events_of(recording.sessions, str(deposits[0]["id"])) == [("deposit.seen", SEEN)]
+    recording.chain.mine(2)
+    settle(watcher)
+    assert recording.statuses(wallet) == [HELD, HELD]
+
+    set_wallet_status(recording, wallet, WalletStatus.ACTIVE)
+
+    assert recording.statuses(wallet) == [CREDITED, CREDITED]
+    eth, usdc = (recording.balance(wallet, a) for a in (recording.native, recording.token))
+    assert (eth.pending_in, eth.posted, eth.available) == (0, 2 * ETH, 2 * ETH)
+    assert (usdc.pending_in, usdc.posted, usdc.available) == (0, 7 * USDC, 7 * USDC)
+    # Already confirmed when first seen, the second was announced as held.
+    assert events_of(recording.sessions, str(deposits[1]["id"])) == [
+        ("deposit.seen", HELD),
+        ("deposit.credited", CREDITED),
+    ]
+    assert sorted(external_refs(recording.sessions, [str(d["id"]) for d in deposits])) == sorted(
+        [f"{recording.name}:{before_freeze}:-1", f"{recording.name}:{during_freeze}:0"]
+    )
+    with unit_of_work(recording.sessions) as session:
+        assert all(check.ok for check in check_ledger(session))
+
+
+def test_a_held_deposit_whose_block_leaves_the_chain_is_orphaned(recording: Recording) -> None:
+    watcher = recording.watcher()
+    settle(watcher)
+    recording.chain.mine(2)
+    settle(watcher)
+    wallet, address = recording.frozen_wallet()
+    recording.chain.pay(address, 3 * ETH)
+    recording.chain.mine(CONFIRMATIONS)
+    settle(watcher)
+    assert recording.statuses(wallet) == [HELD]
+
+    recording.chain.reorg(CONFIRMATIONS + 1)
+    recording.chain.mine(CONFIRMATIONS + 2)
+    settle(watcher)
+
+    assert recording.statuses(wallet) == [ORPHANED]
+    eth = recording.balance(wallet, recording.native)
+    assert (eth.pending_in, eth.posted) == (0, 0)
+    set_wallet_status(recording, wallet, WalletStatus.ACTIVE)
+    assert recording.balance(wallet, recording.native).posted == 0
+
+
+def test_a_freeze_that_has_answered_holds_every_later_credit(recording: Recording) -> None:
+    watcher = recording.watcher()
+    settle(watcher)
+    wallet = recording.factory.wallet()
+    address = recording.address(wallet)
+    recording.chain.pay(address, ETH)
+    recording.chain.mine(CONFIRMATIONS)
+    # The freeze is written but not committed when the watcher's step starts: the step waits
+    # for the wallet's row, and reads the status the freeze committed.
+    freezing = recording.sessions()
+    set_status(freezing, recording.factory.tenant_id, wallet, WalletStatus.FROZEN)
+    stepping = threading.Thread(target=settle, args=(watcher,))
+    stepping.start()
+    stepping.join(timeout=1)
+    assert stepping.is_alive(), "the step did not wait for the freeze"
+    freezing.commit()
+    freezing.close()
+    stepping.join(timeout=30)
+    assert not stepping.is_alive()
+
+    assert recording.statuses(wallet) == [HELD]
+    assert recording.balance(wallet, recording.native).posted == 0

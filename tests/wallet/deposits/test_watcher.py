@@ -6,8 +6,9 @@ import secrets
 import pytest
 from sqlalchemy import text
 
-from chains import TraceMode
+from chains import IncompleteLogs, RpcClient, TraceMode
 from tests.factories import Factory
+from tests.rpc_proxy import LogDroppingProxy
 from tests.wallet.deposits.conftest import (
     CONFIRMATIONS,
     IsolatedChain,
@@ -21,6 +22,7 @@ from wallet.assets.service import Catalogue
 from wallet.database import unit_of_work
 from wallet.deposits.errors import StaleWindow
 from wallet.deposits.models import DepositStatus
+from wallet.deposits.watcher import DepositWatcher, chain_follower
 from wallet.ledger.reconcile import check_ledger
 from wallet.transfers.service import TransferRequest
 
@@ -442,3 +444,40 @@ def test_a_watcher_fenced_out_while_catching_up_drops_what_it_fetched_ahead(
     assert deposit["status"] == CREDITED
     assert chain.balance(wallet, chain.native).posted == ETH
     assert len(external_refs(chain.sessions, [str(deposit["id"])])) == 1
+
+
+def test_a_block_whose_logs_a_node_leaves_out_is_retried_never_skipped(
+    factory: Factory, chain: LiveChain
+) -> None:
+    settle(chain.watcher())
+    wallet = factory.wallet()
+    address = chain.address(factory, wallet)
+    chain.dev.send_tokens(chain.dev.accounts[1].address, address, 3 * USDC)
+    chain.dev.mine()
+    with (
+        LogDroppingProxy(chain.dev.rpc_url, drops=100).running() as proxy,
+        RpcClient(proxy.url) as rpc,
+    ):
+        source = chain_follower(chain.catalogue, chain.name, rpc)
+        lagging = DepositWatcher(chain.sessions, chain.catalogue, chain.name, source)
+        cursor = _cursor(chain)
+
+        with pytest.raises(IncompleteLogs):
+            lagging.step()
+
+        assert _cursor(chain) == cursor
+        assert deposits_of(chain.sessions, [wallet]) == []
+        proxy.drops = 1  # the node catches up after one more empty answer
+        settle(lagging)
+
+    [deposit] = deposits_of(chain.sessions, [wallet])
+    assert (deposit["amount"], deposit["status"]) == (3 * USDC, SEEN)
+
+
+def _cursor(chain: LiveChain) -> int:
+    with unit_of_work(chain.sessions) as session:
+        number: int = session.execute(
+            text("SELECT block_number FROM chain_cursors WHERE chain = :chain"),
+            {"chain": chain.name},
+        ).scalar_one()
+    return number

@@ -23,7 +23,9 @@ from tests.wallet.deposits.conftest import (
     CONFIRMATIONS,
     IsolatedChain,
     LiveChain,
+    cursor_of,
     deposits_of,
+    wait_for,
     write_catalogue_file,
 )
 from wallet.database import unit_of_work
@@ -83,23 +85,6 @@ def watchers(database_url: str, tmp_path: Path) -> Iterator[Callable[..., Watche
     for watcher in started:
         if watcher.process.poll() is None:
             watcher.kill()
-
-
-def cursor_of(sessions: sessionmaker[Session], chain: str) -> int:
-    """The chain's cursor block, -1 before the first step."""
-    with unit_of_work(sessions) as session:
-        found = session.execute(
-            text("SELECT block_number FROM chain_cursors WHERE chain = :c"), {"c": chain}
-        ).scalar_one_or_none()
-        return -1 if found is None else int(found)
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting until {what}")
-        time.sleep(0.02)
 
 
 def credited_count(sessions: sessionmaker[Session], wallets: list[str]) -> int:

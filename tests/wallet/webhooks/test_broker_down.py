@@ -16,6 +16,7 @@ from tests.webhook_fixtures import (
     CeleryProcesses,
     RedisServer,
     WebhookReceiver,
+    add_endpoint,
     wait_until,
 )
 from wallet.celery_app import create_app
@@ -25,7 +26,7 @@ from wallet.settings import Settings
 from wallet.webhooks.dispatch import relay_outbox
 from wallet.webhooks.models import DeliveryStatus
 from wallet.webhooks.secrets import SecretBox
-from wallet.webhooks.service import create_endpoint, list_deliveries
+from wallet.webhooks.service import list_deliveries
 from wallet.webhooks.tasks import delivery_sender, request_relay
 
 
@@ -51,17 +52,12 @@ def test_events_emitted_while_the_broker_is_down_arrive_once_it_is_back(
     receiver: WebhookReceiver,
 ) -> None:
     own_redis, celery = own_broker.redis, own_broker.celery
-    with unit_of_work(sessions) as session:
-        first, first_secret = create_endpoint(
-            session, factory.tenant_id, receiver.url("first"), ["*"], secrets=secret_box
-        )
-        second, second_secret = create_endpoint(
-            session,
-            factory.tenant_id,
-            receiver.url("second"),
-            ["transfer.created"],
-            secrets=secret_box,
-        )
+    first, first_secret = add_endpoint(
+        sessions, secret_box, factory.tenant_id, receiver.url("first"), ["*"]
+    )
+    second, second_secret = add_endpoint(
+        sessions, secret_box, factory.tenant_id, receiver.url("second"), ["transfer.created"]
+    )
 
     def emit_transfer() -> str:
         with unit_of_work(sessions) as session:

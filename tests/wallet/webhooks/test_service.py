@@ -42,7 +42,9 @@ def new_endpoint(
     url: str = NOWHERE,
 ) -> tuple[WebhookEndpoint, str]:
     with unit_of_work(sessions) as session:
-        return create_endpoint(session, tenant_id, url, event_types, secrets=box)
+        return create_endpoint(
+            session, tenant_id, url, event_types, secrets=box, allow_private_targets=True
+        )
 
 
 def test_an_endpoint_is_created_listed_read_and_deleted(
@@ -131,7 +133,9 @@ def test_an_endpoint_needs_an_http_url(
     factory: Factory, sessions: sessionmaker[Session], secret_box: SecretBox, url: str
 ) -> None:
     with pytest.raises(InvalidWebhookUrl), unit_of_work(sessions) as session:
-        create_endpoint(session, factory.tenant_id, url, ["*"], secrets=secret_box)
+        create_endpoint(
+            session, factory.tenant_id, url, ["*"], secrets=secret_box, allow_private_targets=True
+        )
 
 
 def test_an_endpoint_needs_known_event_types(
@@ -144,13 +148,21 @@ def test_an_endpoint_needs_known_event_types(
             "http://localhost:9000/hooks",
             ["transfer.created", "transfer.exploded", "loans.*"],
             secrets=secret_box,
+            allow_private_targets=True,
         )
     assert raised.value.extra == {"unknown": ["loans.*", "transfer.exploded"]}
     assert raised.value.status_code == 422
     event_types: Sequence[str]
     for event_types in ([], "transfer.created"):
         with pytest.raises(UnknownEventTypes), unit_of_work(sessions) as session:
-            create_endpoint(session, factory.tenant_id, NOWHERE, event_types, secrets=secret_box)
+            create_endpoint(
+                session,
+                factory.tenant_id,
+                NOWHERE,
+                event_types,
+                secrets=secret_box,
+                allow_private_targets=True,
+            )
     endpoint, _ = new_endpoint(
         sessions, secret_box, factory.tenant_id, ["deposit.seen", "deposit.seen"]
     )

@@ -7,11 +7,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from standardwebhooks import Webhook
 
 from tests.factories import Factory
-from tests.webhook_fixtures import CeleryProcesses, WebhookReceiver, wait_until
+from tests.webhook_fixtures import CeleryProcesses, WebhookReceiver, add_endpoint, wait_until
 from wallet.database import unit_of_work
 from wallet.events.service import emit
 from wallet.webhooks.secrets import SecretBox
-from wallet.webhooks.service import create_endpoint
 
 
 def test_without_a_broker_url_events_go_through_the_database(
@@ -22,11 +21,8 @@ def test_without_a_broker_url_events_go_through_the_database(
     receiver: WebhookReceiver,
 ) -> None:
     celery = start_celery(None)
-    assert "sqla+postgresql+psycopg://" in celery.log("worker")
-    with unit_of_work(sessions) as session:
-        _, secret = create_endpoint(
-            session, factory.tenant_id, receiver.url("app"), ["*"], secrets=secret_box
-        )
+    assert "transport:   postgresql://" in celery.log("worker")
+    _, secret = add_endpoint(sessions, secret_box, factory.tenant_id, receiver.url("app"), ["*"])
     with unit_of_work(sessions) as session:
         event_id = emit(
             session, tenant_id=factory.tenant_id, event_type="transfer.created", data={}

@@ -1,4 +1,5 @@
-"""Pure parts of events out: the type registry, backoff, sealed secrets, signed headers."""
+"""Pure parts of events out: the type registry, backoff, sealed secrets, signed headers, the
+queues tasks go to."""
 
 import stat
 import threading
@@ -6,8 +7,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 from standardwebhooks import Webhook, WebhookVerificationError
 
+from wallet.celery_app import create_app
 from wallet.events.service import EVENT_TYPES, is_subscription, matches
 from wallet.settings import Settings
 from wallet.webhooks.attempt import RetryPolicy
@@ -20,13 +23,14 @@ from wallet.webhooks.secrets import (
     new_signing_secret,
     parse_key,
 )
+from wallet.webhooks.tasks import DELIVER_WEBHOOK, RELAY_OUTBOX, SWEEP_WEBHOOK_DELIVERIES
 
 
 def test_the_registry_holds_the_event_types_of_every_area() -> None:
     for name in ("transfer.created", "deposit.seen", "deposit.credited", "deposit.orphaned"):
         assert name in EVENT_TYPES
     families = {name.split(".")[0] for name in EVENT_TYPES}
-    assert families == {"transfer", "deposit", "withdrawal", "payin", "payout"}
+    assert families == {"transfer", "deposit", "chain", "withdrawal", "payin", "payout"}
 
 
 def test_subscriptions_name_types_families_or_everything() -> None:
@@ -116,3 +120,21 @@ def test_without_a_configured_key_one_is_made_once_in_the_data_directory(
     with pytest.raises(SecretUnreadable):
         SecretBox.from_settings(configured).open(sealed, "whe_x")
     assert not (tmp_path / "other").exists()
+
+
+def test_attempts_go_to_a_queue_of_their_own() -> None:
+    settings = Settings(
+        database_url=SecretStr("postgresql://wallet@127.0.0.1/wallet"),
+        broker_url=SecretStr("redis://127.0.0.1:6379/0"),
+        celery_queue="events",
+    )
+    app = create_app(settings)
+    queues = {
+        name: app.amqp.router.route({}, name, (), {})["queue"].name
+        for name in (RELAY_OUTBOX, SWEEP_WEBHOOK_DELIVERIES, DELIVER_WEBHOOK)
+    }
+    assert queues == {
+        RELAY_OUTBOX: "events",
+        SWEEP_WEBHOOK_DELIVERIES: "events",
+        DELIVER_WEBHOOK: "events.webhooks",
+    }

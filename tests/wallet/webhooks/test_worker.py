@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from standardwebhooks import Webhook
 
 from tests.factories import Factory
-from tests.webhook_fixtures import CeleryProcesses, WebhookReceiver, wait_until
+from tests.webhook_fixtures import CeleryProcesses, WebhookReceiver, add_endpoint, wait_until
 from wallet.celery_app import create_app
 from wallet.database import unit_of_work
 from wallet.events.service import emit
@@ -19,7 +19,6 @@ from wallet.webhooks.models import DeliveryStatus
 from wallet.webhooks.secrets import SecretBox
 from wallet.webhooks.service import (
     WebhookDelivery,
-    create_endpoint,
     list_attempts,
     list_deliveries,
 )
@@ -54,20 +53,11 @@ def test_a_committed_event_arrives_signed_at_the_subscribed_endpoints_only(
     receiver: WebhookReceiver,
 ) -> None:
     other = Factory(sessions, factory.catalogue)
-    with unit_of_work(sessions) as session:
-        subscribed, secret = create_endpoint(
-            session,
-            factory.tenant_id,
-            receiver.url("app"),
-            ["transfer.created"],
-            secrets=secret_box,
-        )
-        create_endpoint(
-            session, factory.tenant_id, receiver.url("deposits"), ["deposit.*"], secrets=secret_box
-        )
-        create_endpoint(
-            session, other.tenant_id, receiver.url("other-tenant"), ["*"], secrets=secret_box
-        )
+    subscribed, secret = add_endpoint(
+        sessions, secret_box, factory.tenant_id, receiver.url("app"), ["transfer.created"]
+    )
+    add_endpoint(sessions, secret_box, factory.tenant_id, receiver.url("deposits"), ["deposit.*"])
+    add_endpoint(sessions, secret_box, other.tenant_id, receiver.url("other-tenant"), ["*"])
     with unit_of_work(sessions) as session:
         event_id = emit(
             session,
@@ -101,10 +91,9 @@ def test_a_receiver_that_fails_gets_the_event_again_later(
     receiver: WebhookReceiver,
 ) -> None:
     receiver.answer("flaky", 500)
-    with unit_of_work(sessions) as session:
-        endpoint, secret = create_endpoint(
-            session, factory.tenant_id, receiver.url("flaky"), ["*"], secrets=secret_box
-        )
+    endpoint, secret = add_endpoint(
+        sessions, secret_box, factory.tenant_id, receiver.url("flaky"), ["*"]
+    )
     with unit_of_work(sessions) as session:
         emit(session, tenant_id=factory.tenant_id, event_type="deposit.credited", data={})
 
@@ -149,8 +138,7 @@ def test_a_rolled_back_transaction_sends_nothing(
     secret_box: SecretBox,
     receiver: WebhookReceiver,
 ) -> None:
-    with unit_of_work(sessions) as session:
-        create_endpoint(session, factory.tenant_id, receiver.url("app"), ["*"], secrets=secret_box)
+    add_endpoint(sessions, secret_box, factory.tenant_id, receiver.url("app"), ["*"])
     with sessions() as session, session.begin() as transaction:
         emit(session, tenant_id=factory.tenant_id, event_type="transfer.created", data={})
         transaction.rollback()

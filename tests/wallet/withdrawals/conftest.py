@@ -26,6 +26,9 @@ from tests.wallet.deposits.conftest import isolated_chain as isolated_chain  # n
 from tests.wallet.deposits.conftest import seed as seed  # noqa: PLC0414
 from wallet.assets.service import Catalogue, load_catalogue
 from wallet.database import unit_of_work
+from wallet.ledger import service as ledger
+from wallet.ledger.repository import system_account
+from wallet.ledger.service import Posting, Reason, TransactionRequest
 from wallet.settings import WithdrawalPolicy
 from wallet.withdrawals.schemas import WithdrawalCreate
 from wallet.withdrawals.service import NodeFeeQuoter, WithdrawalRules, request_withdrawal
@@ -193,13 +196,27 @@ class SendingChain:
         return WithdrawalBroadcaster(engine, sessions, self.catalogue, self.hot, options)
 
     def fund_hot_wallet(self, wei: int = 0, tokens: int = 0) -> None:
-        """Send ETH and USDC from a dev account to the hot wallet, and mine."""
+        """Send ETH and USDC from a dev account to the hot wallet, and mine; booked as the
+        house's own money (`capital:<chain>`), so the chain's holdings reconcile."""
         sender = self.dev.accounts[1].address
         if wei:
             self.dev.send_eth(sender, self.hot.address, wei)
         if tokens:
             self.dev.send_tokens(sender, self.hot.address, tokens)
         self.dev.mine()
+        name = self.live.name
+        with unit_of_work(self.factory.sessions) as session:
+            for asset, amount in ((self.live.native, wei), (self.live.token, tokens)):
+                if amount:
+                    chain = system_account(session, f"chain:{name}", asset)
+                    capital = system_account(session, f"capital:{name}", asset)
+                    ledger.post(
+                        session,
+                        TransactionRequest(
+                            reason=Reason.ADJUSTMENT,
+                            postings=[Posting(chain, -amount), Posting(capital, amount)],
+                        ),
+                    )
 
     def request(self, wallet_id: str, asset: str, amount: str, address: str) -> str:
         """Request a withdrawal as the API does; its id."""

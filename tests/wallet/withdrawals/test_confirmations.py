@@ -14,6 +14,7 @@ from tests.wallet.withdrawals.conftest import ETH, USDC, SendingChain
 from wallet.database import unit_of_work
 from wallet.ledger.reconcile import check_ledger
 from wallet.ledger.repository import balance, system_account, user_account
+from wallet.sweeps.holdings import reconcile_chain
 
 
 def outside() -> str:
@@ -29,6 +30,15 @@ def account(chain: SendingChain, wallet_or_name: str, asset: str) -> tuple[int, 
             account_id = system_account(session, wallet_or_name, asset)
         found = balance(session, account_id)
         return found.posted, found.pending_out
+
+
+def holdings_differences(chain: SendingChain) -> list[int | None]:
+    """What `wallet reconcile` finds between the chain's holdings and the ledger, per asset."""
+    with unit_of_work(chain.factory.sessions) as session:
+        found = reconcile_chain(
+            session, chain.catalogue, chain.live.name, chain.dev.rpc, [chain.hot.address]
+        )
+        return [holding.difference for holding in found]
 
 
 def ledger_is_sound(chain: SendingChain) -> bool:
@@ -54,6 +64,7 @@ def test_eth_and_usdc_are_posted_after_the_confirmations(sending_chain: SendingC
     settle(watcher)
     assert [chain.withdrawal(w)["confirmations"] for w in (eth, usdc)] == [1, 1]
     assert chain.withdrawal(eth)["status"] == "broadcast"
+    assert holdings_differences(chain) == [0, 0]  # mined, not yet posted: in flight
     chain.dev.mine(CONFIRMATIONS - 1)
     settle(watcher)
 
@@ -70,6 +81,7 @@ def test_eth_and_usdc_are_posted_after_the_confirmations(sending_chain: SendingC
     assert account(chain, fees, token) == (int(quoted[usdc]), 0)
     assert int(done[eth]["network_fee"]) <= int(quoted[eth]) - 10**14  # never more than quoted
     assert ledger_is_sound(chain)
+    assert holdings_differences(chain) == [0, 0]
     assert [e for e, _ in events_of(chain.factory.sessions, eth)] == [
         "withdrawal.requested",
         "withdrawal.signed",
@@ -106,6 +118,7 @@ def test_a_status_0_receipt_fails_the_withdrawal_releases_the_hold_and_books_the
     assert account(chain, fees, chain.live.native) == (-int(failed["network_fee"]), 0)
     assert int(failed["network_fee"]) > 0
     assert ledger_is_sound(chain)
+    assert holdings_differences(chain) == [0, -100 * USDC]  # the tokens wiped above
 
 
 def test_a_reorg_removing_a_mined_withdrawal_sends_it_again_and_confirms_it_once(

@@ -104,7 +104,7 @@ def test_the_idempotency_key_is_required(customer: ApiTenant) -> None:
             422,
             "address-checksum-mismatch",
         ),
-        ({"destination": crypto("0x1234")}, 422, "invalid-address"),
+        ({"destination": crypto("0x1234")}, 422, "invalid-request"),
         ({"destination": crypto("0x" + "0" * 40)}, 422, "zero-address"),
         ({"destination": crypto(BLOCKED)}, 422, "blocked-address"),
         ({"destination": crypto(BLOCKED.lower())}, 422, "blocked-address"),

@@ -189,9 +189,12 @@ def test_eth_and_usdc_withdrawals_end_to_end(
     assert units(posted[chain.live.token][0], 6) == 1000 * USDC - 123_456_789 - usdc_fee
     assert units(posted[chain.live.native][1], 18) == units(posted[chain.live.token][1], 6) == 0
     monkeypatch.setenv("WALLET_DATABASE_URL", database_url)
+    monkeypatch.setenv("WALLET_ASSETS_FILE", deployment.celery.env["WALLET_ASSETS_FILE"])
+    monkeypatch.setenv("WALLET_DEV_MNEMONIC", TEST_MNEMONIC)
     reconciled = CliRunner().invoke(cli, ["reconcile"])
     assert reconciled.exit_code == 0, reconciled.output
     assert "FAIL" not in reconciled.output
+    assert f"ok   {chain.live.name} {chain.live.native} holdings" in reconciled.output
     seed = MasterSeed.from_mnemonic(TEST_MNEMONIC)
     key = hot_wallet_key(seed, account=chain.live.config.chain_id)
     logs = deployment.logs()

@@ -1,0 +1,170 @@
+"""Sweeps on a devnet: ETH swept to the hot wallet; USDC swept only after its gas top-up is
+final; the hot wallet's excess sent cold; user balances never touched; holdings reconciled."""
+
+import logging
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from chains import RpcClient, account_nonces, native_balance, token_balance
+from tests.api_fixtures import free_port
+from tests.wallet.deposits.conftest import CONFIRMATIONS, TEST_MNEMONIC, write_catalogue_file
+from tests.wallet.sweeps.conftest import COLD, SweepingChain
+from tests.wallet.withdrawals.conftest import ETH, USDC
+from wallet.cli import app
+
+
+def use_cli(
+    chain: SweepingChain, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The `wallet` command on the test database, the chain's catalogue and the test seed."""
+    monkeypatch.setenv("WALLET_DATABASE_URL", database_url)
+    monkeypatch.setenv("WALLET_DEV_MNEMONIC", TEST_MNEMONIC)
+    catalogue = write_catalogue_file(chain.chain.live, tmp_path / "assets.toml")
+    monkeypatch.setenv("WALLET_ASSETS_FILE", str(catalogue))
+
+
+def test_eth_is_swept_to_the_hot_wallet(sweeping_chain: SweepingChain) -> None:
+    chain = sweeping_chain
+    wallet = chain.chain.factory.wallet()
+    address = chain.deposit(wallet, wei=2 * ETH)
+    rpc = chain.chain.dev.rpc
+
+    report = chain.run()
+    (sweep,) = chain.sweeps()
+    assert report.started == [sweep["id"]]
+    assert sweep["status"] == "sweep_sent"
+    chain.mine(CONFIRMATIONS)
+    assert chain.run().confirmed == [sweep["id"]]
+
+    (sweep,) = chain.sweeps()
+    (tx,) = chain.transactions(sweep["id"])
+    assert (sweep["status"], tx["phase"], tx["sender"]) == ("sweep_confirmed", "transfer", address)
+    assert native_balance(rpc, chain.custody.hot_address) == sweep["amount"]
+    assert native_balance(rpc, address) == 2 * ETH - sweep["amount"] - tx["fee"]
+    assert chain.chain.live.balance(wallet, chain.native).posted == 2 * ETH
+    assert chain.posted("fees", chain.native) == -tx["fee"]
+    assert chain.posted("chain", chain.native) == -2 * ETH + tx["fee"]
+    assert [h.difference for h in chain.holdings()] == [0, 0]
+    assert chain.run().started == []  # the residue is below the threshold
+
+
+def test_usdc_is_swept_only_after_its_gas_top_up_is_final(
+    sweeping_chain: SweepingChain,
+    caplog: pytest.LogCaptureFixture,
+    database_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    chain = sweeping_chain
+    rpc = chain.chain.dev.rpc
+    chain.fund_hot_wallet(wei=5 * ETH)
+    wallet = chain.chain.factory.wallet()
+    address = chain.deposit(wallet, tokens=500 * USDC)
+
+    chain.run()
+    (sweep,) = chain.sweeps()
+    (top_up,) = chain.transactions(sweep["id"])
+    assert (sweep["status"], top_up["phase"]) == ("gas_requested", "gas")
+    assert top_up["sender"] == chain.custody.hot_address
+    use_cli(chain, database_url, tmp_path, monkeypatch)
+    status = CliRunner().invoke(app, ["custody", "status"])
+    assert status.exit_code == 0, status.output
+    name = chain.chain.live.name
+    assert f"{name} {chain.token}: hot 0.000000" in status.output
+    assert f"    unswept {address} 500.000000" in status.output
+    assert f"    top-up in flight {sweep['id']} {address} for 500.000000" in status.output
+    chain.mine()  # mined, not yet final
+    chain.run()
+    assert chain.sweeps()[0]["status"] == "gas_requested"
+    assert account_nonces(rpc, address).pending == 0  # nothing sent from the address
+    assert native_balance(rpc, address) > 0
+
+    chain.mine(CONFIRMATIONS - 1)
+    chain.run()
+    sweep = chain.sweeps()[0]
+    top_up, transfer = chain.transactions(sweep["id"])
+    assert sweep["status"] == "sweep_sent"
+    assert top_up["succeeded"] is True
+    assert transfer["sender"] == address
+    assert transfer["signed_at"] > top_up["signed_at"]
+    chain.mine(CONFIRMATIONS)
+    assert chain.run().confirmed == [sweep["id"]]
+
+    sweep = chain.sweeps()[0]
+    top_up, transfer = chain.transactions(sweep["id"])
+    assert transfer["block_number"] >= top_up["block_number"] + CONFIRMATIONS
+    token = chain.chain.catalogue.asset(chain.token).contract_address
+    assert token is not None
+    assert token_balance(rpc, token, chain.custody.hot_address) == 500 * USDC
+    assert token_balance(rpc, token, address) == 0
+    assert sweep["network_fee"] == top_up["fee"] + transfer["fee"]
+    assert chain.chain.live.balance(wallet, chain.token).posted == 500 * USDC
+    assert chain.chain.live.balance(wallet, chain.native).posted == 0  # the top-up is no deposit
+    assert chain.posted("fees", chain.native) == -sweep["network_fee"]
+    assert [h.difference for h in chain.holdings()] == [0, 0]
+    assert not [r for r in caplog.records if r.levelno >= logging.CRITICAL]
+
+
+def test_the_hot_wallets_excess_above_the_ceiling_goes_cold(sweeping_chain: SweepingChain) -> None:
+    chain = sweeping_chain
+    rpc = chain.chain.dev.rpc
+    chain.fund_hot_wallet(wei=5 * ETH, tokens=100 * USDC)
+
+    report = chain.run()
+    (cold,) = chain.sweeps()
+    assert report.cold == [cold["id"]]
+    assert (cold["kind"], cold["asset"], cold["amount"]) == ("cold", chain.token, 60 * USDC)
+    assert cold["destination"] == COLD
+    chain.mine(CONFIRMATIONS)
+    assert chain.run().confirmed == [cold["id"]]
+
+    token = chain.chain.catalogue.asset(chain.token).contract_address
+    assert token is not None
+    assert token_balance(rpc, token, COLD) == 60 * USDC
+    assert token_balance(rpc, token, chain.custody.hot_address) == 40 * USDC
+    assert chain.posted("cold", chain.token) == -60 * USDC
+    assert chain.posted("chain", chain.token) == -40 * USDC
+    assert [h.difference for h in chain.holdings()] == [0, 0]
+    assert chain.run().cold == []
+
+
+def test_reconcile_finds_a_planted_difference(
+    sweeping_chain: SweepingChain,
+    database_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    chain = sweeping_chain
+    wallet = chain.chain.factory.wallet()
+    address = chain.deposit(wallet, wei=ETH, tokens=20 * USDC)
+    for _ in range(3):  # the token (gas already there), then the ether, one job at a time
+        chain.run()
+        chain.mine(CONFIRMATIONS)
+    assert [s["status"] for s in chain.sweeps()] == ["sweep_confirmed"] * 2
+    assert [h.difference for h in chain.holdings()] == [0, 0]
+    use_cli(chain, database_url, tmp_path, monkeypatch)
+    name = chain.chain.live.name
+
+    clean = CliRunner().invoke(app, ["reconcile"])
+    assert f"ok   {name} {chain.native} holdings: on chain" in clean.output
+    assert f"ok   {name} {chain.token} holdings: on chain" in clean.output
+
+    chain.chain.dev.devnet.set_balance(address, chain.chain.dev.devnet.balance(address) + ETH)
+    native, token = chain.holdings()
+    assert (native.asset, native.difference, token.difference) == (chain.native, ETH, 0)
+    planted = CliRunner().invoke(app, ["reconcile"])
+    assert planted.exit_code == 1
+    assert f"FAIL {name} {chain.native} holdings: on chain" in planted.output
+    assert "differs by 1.000000000000000000" in planted.output
+    assert f"ok   {name} {chain.token} holdings" in planted.output
+
+
+def test_an_unreachable_node_is_unknown_never_zero(sweeping_chain: SweepingChain) -> None:
+    chain = sweeping_chain
+    chain.deposit(chain.chain.factory.wallet(), wei=ETH)
+    with RpcClient(f"http://127.0.0.1:{free_port()}", timeout=1.0) as nobody:
+        holdings = chain.holdings(nobody)
+    assert [(h.on_chain, h.difference) for h in holdings] == [(None, None)] * 2
+    assert [h.ledger for h in holdings] == [ETH, 0]

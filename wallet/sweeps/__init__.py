@@ -1,0 +1,1 @@
+"""Sweeps: deposit addresses emptied into the hot wallet, the hot wallet's excess sent cold."""
