@@ -43,3 +43,4 @@ bench: deps
 	$(BIN)/python bench/watcher.py
 	$(BIN)/python bench/derivation.py
 	$(BIN)/python bench/chain_fetch.py
+	$(BIN)/python bench/withdrawals.py

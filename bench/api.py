@@ -24,7 +24,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,8 +101,11 @@ def api_key(url: str, tenant: str) -> str:
 
 
 @contextmanager
-def api_server(database_url: str, workers: int) -> Iterator[int]:
-    """`uvicorn wallet.api.main:build` with `workers` processes; yields its port."""
+def api_server(
+    database_url: str, workers: int, settings: Mapping[str, str] | None = None
+) -> Iterator[int]:
+    """`uvicorn wallet.api.main:build` with `workers` processes (and `settings`, more
+    `WALLET_*` variables); yields its port."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -110,6 +113,7 @@ def api_server(database_url: str, workers: int) -> Iterator[int]:
         **os.environ,
         "WALLET_DATABASE_URL": database_url,
         "WALLET_DATA_DIR": tempfile.mkdtemp(prefix="wallet-bench-api-"),
+        **(settings or {}),
     }
     command = [sys.executable, "-m", "uvicorn", "wallet.api.main:build", "--factory"]
     command += ["--port", str(port), "--workers", str(workers)]
@@ -150,8 +154,8 @@ class Connection:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         return cls(reader, writer)
 
-    async def post(self, head: str, body: bytes) -> int:
-        """Send one request and read its whole answer; returns the status code."""
+    async def post(self, head: str, body: bytes) -> tuple[int, bytes]:
+        """Send one request and read its whole answer; returns the status code and body."""
         self.writer.write(head.encode() + body)
         status = int((await self.reader.readline()).split()[1])
         length = 0
@@ -159,8 +163,7 @@ class Connection:
             name, _, value = line.decode("latin-1").partition(":")
             if name.lower() == "content-length":
                 length = int(value)
-        await self.reader.readexactly(length)
-        return status
+        return status, await self.reader.readexactly(length)
 
     def close(self) -> None:
         self.writer.close()
@@ -193,7 +196,8 @@ class Load:
             f"Authorization: Bearer {self.secret}\r\nIdempotency-Key: {uuid.uuid4()}\r\n"
             f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
         )
-        if await connection.post(head, body) == 201:
+        status, _ = await connection.post(head, body)
+        if status == 201:
             self.latencies.append(time.perf_counter() - started)
         else:
             self.errors += 1

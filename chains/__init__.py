@@ -2,7 +2,13 @@
 tracks transactions. Never imports `wallet`."""
 
 from chains.abi import encode_call, erc20_transfer_data
-from chains.broadcast import SendOutcome, SendResult, classify_send_error, send_raw_transaction
+from chains.broadcast import (
+    SendOutcome,
+    SendResult,
+    classify_send_error,
+    send_raw_transaction,
+    send_raw_transactions,
+)
 from chains.fake import FakeChain
 from chains.fees import (
     FeeCapReached,
@@ -120,6 +126,7 @@ __all__ = [
     "quote_fees",
     "replacement_fees",
     "send_raw_transaction",
+    "send_raw_transactions",
     "token_balance",
     "token_transfer",
     "trace_index",

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import enum
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from eth_utils.crypto import keccak
 
-from chains.rpc import NodeUnreachable, RpcClient, RpcProtocolError, RpcResponseError
+from chains.rpc import NodeUnreachable, RpcCall, RpcClient, RpcProtocolError, RpcResponseError
 
 
 class SendOutcome(enum.Enum):
@@ -133,6 +134,28 @@ def send_raw_transaction(rpc: RpcClient, raw_transaction: bytes) -> SendResult:
     except (NodeUnreachable, RpcProtocolError) as e:
         return SendResult(SendOutcome.TRANSIENT, tx_hash, str(e))
     except RpcResponseError as e:
-        detail = e.message if not isinstance(e.data, str) else f"{e.message}: {e.data}"
-        return SendResult(classify_send_error(detail), tx_hash, detail)
+        return _refused(tx_hash, e)
     return SendResult(SendOutcome.ACCEPTED, tx_hash)
+
+
+def send_raw_transactions(rpc: RpcClient, raw_transactions: Sequence[bytes]) -> list[SendResult]:
+    """Send stored signed bytes in one JSON-RPC batch, in their order (a sender's nonces
+    ascending); each answer classified as `send_raw_transaction` does, never raised."""
+    hashes = ["0x" + keccak(raw).hex() for raw in raw_transactions]
+    calls = [RpcCall("eth_sendRawTransaction", ("0x" + raw.hex(),)) for raw in raw_transactions]
+    try:
+        answers = rpc.batch_settled(calls)
+    except (NodeUnreachable, RpcProtocolError, RpcResponseError) as e:
+        # No answer, or the batch itself refused: nothing is known of any of them.
+        return [SendResult(SendOutcome.TRANSIENT, tx_hash, str(e)) for tx_hash in hashes]
+    return [
+        _refused(tx_hash, answer)
+        if isinstance(answer, RpcResponseError)
+        else SendResult(SendOutcome.ACCEPTED, tx_hash)
+        for tx_hash, answer in zip(hashes, answers, strict=True)
+    ]
+
+
+def _refused(tx_hash: str, error: RpcResponseError) -> SendResult:
+    detail = error.message if not isinstance(error.data, str) else f"{error.message}: {error.data}"
+    return SendResult(classify_send_error(detail), tx_hash, detail)

@@ -94,12 +94,29 @@ class RpcClient:
 
     def batch(self, calls: Sequence[RpcCall]) -> list[Any]:
         """Send `calls` as JSON-RPC batches and return their results in the same order."""
-        results: list[Any] = []
-        for start in range(0, len(calls), self.max_batch_size):
-            results.extend(self._batch_chunk(calls[start : start + self.max_batch_size]))
-        return results
+        return [
+            _result_of(c.method, reply)
+            for c, reply in zip(calls, self._replies(calls), strict=True)
+        ]
 
-    def _batch_chunk(self, calls: Sequence[RpcCall]) -> list[Any]:
+    def batch_settled(self, calls: Sequence[RpcCall]) -> list[Any]:
+        """Like `batch`, but a call the node answers with an error object gets that error
+        (an `RpcResponseError`) in its place instead of raising; other errors still raise."""
+        settled: list[Any] = []
+        for call, reply in zip(calls, self._replies(calls), strict=True):
+            try:
+                settled.append(_result_of(call.method, reply))
+            except RpcResponseError as error:
+                settled.append(error)
+        return settled
+
+    def _replies(self, calls: Sequence[RpcCall]) -> list[dict[str, Any]]:
+        replies: list[dict[str, Any]] = []
+        for start in range(0, len(calls), self.max_batch_size):
+            replies.extend(self._batch_chunk(calls[start : start + self.max_batch_size]))
+        return replies
+
+    def _batch_chunk(self, calls: Sequence[RpcCall]) -> list[dict[str, Any]]:
         if not calls:
             return []
         payload = [
@@ -119,13 +136,13 @@ class RpcClient:
             by_id[reply["id"]] = reply
         if len(by_id) != len(calls):
             raise RpcProtocolError(f"batch: sent {len(calls)} requests, got {len(by_id)} replies")
-        results: list[Any] = []
+        ordered: list[dict[str, Any]] = []
         for i, c in enumerate(calls):
             reply = by_id.get(i)
             if reply is None:
                 raise RpcProtocolError(f"batch: no reply for request {i} ({c.method})")
-            results.append(_result_of(c.method, reply))
-        return results
+            ordered.append(reply)
+        return ordered
 
     def _post(self, payload: object) -> Any:
         body = json.dumps(payload, separators=(",", ":"))

@@ -23,6 +23,7 @@ from chains import (
     quote_fees,
     replacement_fees,
     send_raw_transaction,
+    send_raw_transactions,
     token_balance,
     token_transfer,
     transaction_status,
@@ -153,11 +154,10 @@ def test_a_signed_batch_of_consecutive_nonces_mines_in_one_block_without_gaps(
         native_transfer(chain_id=devnet.chain_id, nonce=n, to=outsider, amount=n + 1, fees=fees)
         for n in range(20)
     ]
-    results = [
-        send_raw_transaction(devnet.rpc, signed.raw_transaction)
-        for signed in hot_wallet.sign_batch(requests)
-    ]
+    signed = hot_wallet.sign_batch(requests)
+    results = send_raw_transactions(devnet.rpc, [s.raw_transaction for s in signed])
     assert {r.outcome for r in results} == {SendOutcome.ACCEPTED}
+    assert [r.tx_hash for r in results] == ["0x" + s.transaction_hash.hex() for s in signed]
     assert account_nonces(devnet.rpc, hot_wallet.address) == AccountNonces(latest=0, pending=20)
     head = devnet.mine()
     statuses = transaction_statuses(devnet.rpc, [r.tx_hash for r in results])
@@ -225,6 +225,27 @@ def test_an_unreachable_node_is_transient(devnet: DevChain, hot_wallet: KeySigne
         result = send_raw_transaction(nowhere, signed.raw_transaction)
     assert result.outcome is SendOutcome.TRANSIENT
     assert result.tx_hash == "0x" + signed.transaction_hash.hex()
+
+
+def test_each_answer_in_a_batch_of_sends_is_classified_on_its_own(
+    devnet: DevChain, hot_wallet: KeySigner
+) -> None:
+    first, second = hot_wallet.sign_batch(
+        [_eth_transfer(devnet, n, _outsider(), 1) for n in range(2)]
+    )
+    send_raw_transaction(devnet.rpc, first.raw_transaction)
+    raws = [first.raw_transaction, bytes.fromhex("02abcdef"), second.raw_transaction]
+    results = send_raw_transactions(devnet.rpc, raws)
+    assert [r.outcome for r in results] == [
+        SendOutcome.ALREADY_KNOWN,
+        SendOutcome.REJECTED,
+        SendOutcome.ACCEPTED,
+    ]
+    assert results[0].message == "transaction already imported"
+    with RpcClient(f"http://127.0.0.1:{find_free_port()}", connect_timeout=0.5) as nowhere:
+        unanswered = send_raw_transactions(nowhere, raws)
+    assert {r.outcome for r in unanswered} == {SendOutcome.TRANSIENT}
+    assert [r.tx_hash for r in unanswered] == [r.tx_hash for r in results]
 
 
 def test_an_unknown_hash_is_not_found(devnet: DevChain) -> None:

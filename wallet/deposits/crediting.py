@@ -31,6 +31,7 @@ from wallet.ledger.service import (
     Reason,
     TransactionRequest,
     balance,
+    lock_accounts,
     system_account,
     user_accounts,
 )
@@ -260,10 +261,7 @@ class ChainAccounts:
         for deposit in deposits:
             ids.add(self.chain(deposit.asset))
             ids.add(self.wallet(deposit.wallet_id, deposit.asset))
-        self._session.execute(
-            repository.LOCK_ACCOUNTS,
-            {"ids": sorted(ids)},
-        )
+        lock_accounts(self._session, ids)
 
 
 def live_deposits_above(session: Session, chain: str, block: int) -> Sequence[Deposit]:

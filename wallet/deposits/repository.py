@@ -119,9 +119,6 @@ ADDRESSES_AFTER = text(
 )
 
 
-LOCK_ACCOUNTS = text("SELECT 1 FROM accounts WHERE id = ANY(:ids) ORDER BY id FOR UPDATE")
-
-
 MOVE_CURSOR = text(_MOVE_CURSOR)
 
 

@@ -63,6 +63,16 @@ def system_account(session: Session, name: str, asset: str, *, allow_negative: b
     return _get_or_create(session, _SYSTEM_ACCOUNT, params)
 
 
+def lock_accounts(session: Session, account_ids: Iterable[int]) -> None:
+    """Lock the accounts in id order, the order every ledger function locks in: a transaction
+    making several ledger calls takes all their locks first, so it cannot deadlock with
+    another that locks some of the same accounts."""
+    session.execute(_LOCK_ACCOUNTS, {"ids": sorted(set(account_ids))})
+
+
+_LOCK_ACCOUNTS = text("SELECT 1 FROM accounts WHERE id = ANY(:ids) ORDER BY id FOR UPDATE")
+
+
 def _get_or_create(session: Session, statement: TextClause, params: dict[str, Any]) -> int:
     found = session.execute(statement, params).scalar()
     if found is None:

@@ -45,6 +45,20 @@ def locked_withdrawal(
     return session.scalars(query).one_or_none()
 
 
+def locked_withdrawals(
+    session: Session, withdrawal_ids: Sequence[str], statuses: Sequence[WithdrawalStatus]
+) -> list[Withdrawal]:
+    """Those of the withdrawals in `statuses`, locked, in the order of `withdrawal_ids`; rows
+    another transaction holds are skipped: someone else is moving them on."""
+    query = (
+        select(Withdrawal)
+        .where(Withdrawal.id.in_(withdrawal_ids), Withdrawal.status.in_(statuses))
+        .with_for_update(skip_locked=True)
+    )
+    found = {withdrawal.id: withdrawal for withdrawal in session.scalars(query)}
+    return [found[i] for i in withdrawal_ids if i in found]
+
+
 def list_withdrawals(
     session: Session,
     tenant_id: str,

@@ -44,7 +44,14 @@ from wallet.events.service import Event, emit_many
 from wallet.ids import new_id
 from wallet.ledger import service as ledger
 from wallet.ledger.repository import system_account, user_account
-from wallet.ledger.service import ExternalReference, Posting, Reason, TransactionRequest
+from wallet.ledger.service import (
+    ExternalReference,
+    Posting,
+    Reason,
+    TransactionRequest,
+    lock_accounts,
+    user_accounts,
+)
 from wallet.settings import Settings, WithdrawalPolicy
 from wallet.wallets.errors import WalletNotActive
 from wallet.wallets.models import WalletStatus
@@ -384,6 +391,8 @@ def announce(session: Session, catalogue: Catalogue, event: str, withdrawal: Wit
 
 def out(session: Session, catalogue: Catalogue, withdrawal: Withdrawal) -> WithdrawalOut:
     """The withdrawal as the API shows it."""
+    if not withdrawal.approvals_required:
+        return out_with(catalogue, withdrawal, 0)
     counts = approval_counts(session, [withdrawal.id])
     return out_with(catalogue, withdrawal, counts[withdrawal.id])
 
@@ -449,9 +458,28 @@ def track_blocks(
     for withdrawal in mined:
         assert withdrawal.block_number is not None
         withdrawal.confirmations = tip.number - withdrawal.block_number + 1
-        if withdrawal.confirmations >= chain.confirmations:
-            settle(session, catalogue, withdrawal)
+    due = [w for w in mined if w.confirmations >= chain.confirmations]
+    if due:
+        _lock_accounts(session, catalogue, chain, due)
+    for withdrawal in due:
+        settle(session, catalogue, withdrawal)
     session.flush()
+
+
+def _lock_accounts(
+    session: Session, catalogue: Catalogue, chain: Chain, withdrawals: Sequence[Withdrawal]
+) -> None:
+    """Lock every account that settling `withdrawals` touches before the first of them is
+    settled: one settlement at a time would lock the chain's house accounts, then another
+    wallet's account, against the id order API requests lock them in."""
+    assets = {native_asset(catalogue, chain.name).code, *(w.asset for w in withdrawals)}
+    ids = {
+        system_account(session, f"{kind}:{chain.name}", asset)
+        for kind in ("chain", "fees")
+        for asset in assets
+    }
+    ids.update(user_accounts(session, [(w.wallet_id, w.asset) for w in withdrawals]).values())
+    lock_accounts(session, ids)
 
 
 def _record_mined(

@@ -1,12 +1,14 @@
 """The withdrawal broadcaster: each chain's hot wallet signs and sends, writing ahead.
 
-For each withdrawal, in this order, each step committed before the next (DESIGN section 7):
+For each batch of withdrawals (`sign_batch`), in this order, each step committed before the
+next (DESIGN section 7):
 
 1. in one transaction, under the lock of the hot wallet's nonce row: check that the hot
-   wallet covers it (else `waiting_liquidity`), take the next nonce, sign, store the raw
-   transaction and its hash (an attempt) and move to `signed`;
-2. send the stored bytes, then record the node's answer, classified (`broadcast`, or
-   `unknown` when it cannot be told whether the node took it).
+   wallet covers each (else `waiting_liquidity`, no nonce taken), give those covered the next
+   nonces, sign them in one batch, store each raw transaction and its hash (an attempt) and
+   move them to `signed`;
+2. send the stored bytes in one JSON-RPC batch, then record each of the node's answers,
+   classified (`broadcast`, or `unknown` when it cannot be told whether the node took it).
 
 A run first sends again what is stored and not known to be accepted (`signed`, `unknown`):
 after a crash at any line the same bytes go out, never a new transaction for the nonce.
@@ -44,11 +46,11 @@ from chains import (
     native_balance,
     quote_fees,
     replacement_fees,
-    send_raw_transaction,
+    send_raw_transactions,
     token_balance,
     transaction_statuses,
 )
-from custody import KeySigner, Signer
+from custody import KeySigner, SignedTransaction, Signer
 from wallet.assets.service import Asset, AssetKind, Catalogue, Chain
 from wallet.database import run_transaction
 from wallet.deposits.addresses import bip44_account, load_master_seed
@@ -60,6 +62,7 @@ from wallet.withdrawals.repository import (
     attempts_of,
     in_flight,
     locked_withdrawal,
+    locked_withdrawals,
     outgoing,
     unmined_attempts,
 )
@@ -101,6 +104,8 @@ class BroadcastOptions:
     """How long a sent transaction may stay unmined before it is replaced with higher fees."""
     batch: int = 200
     """At most this many withdrawals are signed per run."""
+    sign_batch: int = 50
+    """Withdrawals signed in one database transaction and sent in one JSON-RPC batch."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "BroadcastOptions":
@@ -198,8 +203,7 @@ class WithdrawalBroadcaster:
             if not lock.execute(text("SELECT pg_try_advisory_lock(hashtext(:key))"), key).scalar():
                 return report
             try:
-                for stored in self._stored_unsent():
-                    self._send(stored, report)
+                self._send(self._stored_unsent(), report)
                 self._sign_queued(report)
                 self._track_sent(report)
             finally:
@@ -224,43 +228,54 @@ class WithdrawalBroadcaster:
         if fees is None:
             return
         liquidity = run_transaction(self._sessions, self._liquidity)
-        for withdrawal_id in ids:
+        size = self._options.sign_batch
+        for start in range(0, len(ids), size):
             sign = partial(
                 self._sign,
-                withdrawal_id=withdrawal_id,
+                withdrawal_ids=ids[start : start + size],
                 fees=fees,
                 liquidity=liquidity,
                 report=report,
             )
-            stored = run_transaction(self._sessions, sign)
-            if stored is not None:
-                self._send(stored, report)
+            self._send(run_transaction(self._sessions, sign), report)
 
     def _sign(
         self,
         session: Session,
-        withdrawal_id: str,
+        withdrawal_ids: Sequence[str],
         fees: FeeQuote,
         liquidity: "_Liquidity",
         report: BroadcastReport,
-    ) -> _Stored | None:
-        """Step 1 of the write-ahead order, in the caller's transaction."""
-        nonce = lock_hot_wallet_nonce(session, self._chain, self._hot.address, self._hot.rpc)
-        withdrawal = locked_withdrawal(session, withdrawal_id, _SIGNABLE)
-        if withdrawal is None:
-            return None  # cancelled, or taken by another run meanwhile
-        asset = self._catalogue.asset(withdrawal.asset)
-        request = self._transaction(withdrawal, asset, nonce, fees)
-        if not liquidity.take(asset, withdrawal.amount, request.max_cost()):
-            if withdrawal.status != WithdrawalStatus.WAITING_LIQUIDITY:
-                transition(session, self._catalogue, withdrawal, WithdrawalStatus.WAITING_LIQUIDITY)
-                report.waiting.append(withdrawal.id)
-            return None
-        stored = self._store(session, withdrawal, request)
-        withdrawal.sender, withdrawal.nonce = self._hot.address, nonce
-        advance_hot_wallet_nonce(session, self._chain, self._hot.address, nonce)
-        transition(session, self._catalogue, withdrawal, WithdrawalStatus.SIGNED)
-        report.signed.append(withdrawal.id)
+    ) -> list[_Stored]:
+        """Step 1 of the write-ahead order for several withdrawals, in the caller's
+        transaction: consecutive nonces from the locked nonce row, signed in one batch."""
+        first = nonce = lock_hot_wallet_nonce(
+            session, self._chain, self._hot.address, self._hot.rpc
+        )
+        signing: list[tuple[Withdrawal, TransactionRequest]] = []
+        # Those cancelled, or taken by another run meanwhile, are left out.
+        for withdrawal in locked_withdrawals(session, withdrawal_ids, _SIGNABLE):
+            asset = self._catalogue.asset(withdrawal.asset)
+            request = self._transaction(withdrawal, asset, nonce, fees)
+            if not liquidity.take(asset, withdrawal.amount, request.max_cost()):
+                if withdrawal.status != WithdrawalStatus.WAITING_LIQUIDITY:
+                    transition(
+                        session, self._catalogue, withdrawal, WithdrawalStatus.WAITING_LIQUIDITY
+                    )
+                    report.waiting.append(withdrawal.id)
+                continue
+            signing.append((withdrawal, request))
+            nonce += 1
+        if nonce == first:
+            return []
+        signed = self._hot.signer.sign_batch([request for _, request in signing])
+        stored = []
+        for (withdrawal, request), transaction in zip(signing, signed, strict=True):
+            stored.append(self._store(session, withdrawal, request, transaction))
+            withdrawal.sender, withdrawal.nonce = self._hot.address, request.nonce
+            transition(session, self._catalogue, withdrawal, WithdrawalStatus.SIGNED)
+            report.signed.append(withdrawal.id)
+        advance_hot_wallet_nonce(session, self._chain, self._hot.address, nonce - 1)
         return stored
 
     def _liquidity(self, session: Session) -> "_Liquidity":
@@ -297,9 +312,12 @@ class WithdrawalBroadcaster:
         )
 
     def _store(
-        self, session: Session, withdrawal: Withdrawal, request: TransactionRequest
+        self,
+        session: Session,
+        withdrawal: Withdrawal,
+        request: TransactionRequest,
+        signed: SignedTransaction,
     ) -> _Stored:
-        signed = self._hot.signer.sign(request)
         tx_hash = "0x" + signed.transaction_hash.hex()
         session.add(
             WithdrawalAttempt(
@@ -316,10 +334,18 @@ class WithdrawalBroadcaster:
         )
         return _Stored(withdrawal.id, tx_hash, signed.raw_transaction)
 
-    def _send(self, stored: _Stored, report: BroadcastReport) -> None:
-        """Step 2: send the stored bytes, then record what the node's answer means."""
-        result = send_raw_transaction(self._hot.rpc, stored.raw_transaction)
-        run_transaction(self._sessions, lambda s: self._record_send(s, stored, result, report))
+    def _send(self, stored: Sequence[_Stored], report: BroadcastReport) -> None:
+        """Step 2: send the stored bytes (in one batch), then record what each of the node's
+        answers means (in one transaction)."""
+        if not stored:
+            return
+        results = send_raw_transactions(self._hot.rpc, [s.raw_transaction for s in stored])
+
+        def record(session: Session) -> None:
+            for sent, result in zip(stored, results, strict=True):
+                self._record_send(session, sent, result, report)
+
+        run_transaction(self._sessions, record)
 
     def _record_send(
         self, session: Session, stored: _Stored, result: SendResult, report: BroadcastReport
@@ -390,7 +416,7 @@ class WithdrawalBroadcaster:
             elif TransactionState.MINED in known:
                 continue  # the watcher records it
             elif known == {TransactionState.NOT_FOUND}:
-                self._send(_Stored.of(latest), report)  # dropped, or removed by a reorg
+                self._send([_Stored.of(latest)], report)  # dropped, or removed by a reorg
                 continue
             else:
                 stuck = now - (latest.sent_at or latest.signed_at) > self._options.bump_after
@@ -400,7 +426,7 @@ class WithdrawalBroadcaster:
                 )
                 if replacement is not None:
                     report.bumped.append(withdrawal_id)
-                    self._send(replacement, report)
+                    self._send([replacement], report)
 
     def _bump(self, session: Session, withdrawal_id: str) -> _Stored | None:
         """Sign a replacement of the latest attempt: same nonce, fees raised (capped)."""
@@ -429,7 +455,7 @@ class WithdrawalBroadcaster:
         asset = self._catalogue.asset(withdrawal.asset)
         request = self._transaction(withdrawal, asset, withdrawal.nonce, fees)
         withdrawal.updated_at = datetime.now(UTC)
-        return self._store(session, withdrawal, request)
+        return self._store(session, withdrawal, request, self._hot.signer.sign(request))
 
 
 @dataclass(frozen=True)

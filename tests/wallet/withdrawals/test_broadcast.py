@@ -76,6 +76,23 @@ def test_a_withdrawal_the_hot_wallet_cannot_cover_waits_and_goes_when_funds_arri
     assert chain.withdrawal(withdrawal)["status"] == "broadcast"
 
 
+def test_one_the_hot_wallet_cannot_cover_waits_and_takes_no_nonce_from_those_signed_with_it(
+    sending_chain: SendingChain,
+) -> None:
+    chain = sending_chain
+    wallet = chain.factory.wallet()
+    chain.factory.fund(wallet, chain.live.native, 10 * ETH)
+    chain.fund_hot_wallet(ETH)
+    made = [chain.request(wallet, chain.live.native, a, outside()) for a in ("0.3", "5", "0.3")]
+
+    report = chain.broadcaster().run()
+
+    assert report.waiting == [made[1]] and report.sent == [made[0], made[2]]
+    assert [chain.withdrawal(w)["nonce"] for w in made] == [0, None, 1]
+    chain.dev.mine()
+    assert account_nonces(chain.dev.rpc, chain.hot.address).latest == 2
+
+
 def test_after_a_crash_between_signing_and_sending_the_stored_bytes_are_sent(
     sending_chain: SendingChain, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -86,7 +103,7 @@ def test_after_a_crash_between_signing_and_sending_the_stored_bytes_are_sent(
         raise Crash
 
     with monkeypatch.context() as patch:
-        patch.setattr(tasks, "send_raw_transaction", crash)
+        patch.setattr(tasks, "send_raw_transactions", crash)
         with pytest.raises(Crash):
             chain.broadcaster().run()
     assert chain.withdrawal(withdrawal)["status"] == "signed"
@@ -106,14 +123,14 @@ def test_after_a_crash_between_sending_and_recording_the_resend_is_already_known
 ) -> None:
     chain = sending_chain
     withdrawal, _ = half_an_eth_out(chain)
-    real_send = tasks.send_raw_transaction
+    real_send = tasks.send_raw_transactions
 
     def send_then_crash(*args: object) -> None:
         real_send(*args)  # type: ignore[arg-type]
         raise Crash
 
     with monkeypatch.context() as patch:
-        patch.setattr(tasks, "send_raw_transaction", send_then_crash)
+        patch.setattr(tasks, "send_raw_transactions", send_then_crash)
         with pytest.raises(Crash):
             chain.broadcaster().run()
     assert chain.withdrawal(withdrawal)["status"] == "signed"
