@@ -83,6 +83,9 @@ async def principal_of(
     return Principal(tenant_id=key.tenant_id, key_id=key.id, scopes=key.scopes)
 
 
+SIGNED_WEBHOOKS_PREFIX = "/v1/fiat/webhooks/"
+
+
 class AuthenticateFirst:
     """ASGI middleware: a request that carries a body to `prefix` is authenticated before any
     of its body is read, and an unauthenticated one answered 401 at once, its body unread."""
@@ -95,7 +98,13 @@ class AuthenticateFirst:
         self.prefix = prefix
 
     async def __call__(self, scope: asgi.Scope, receive: asgi.Receive, send: asgi.Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith(self.prefix):
+        path = scope.get("path", "")
+        # A bank's webhooks carry a signature, not an API key: their route verifies it.
+        if (
+            scope["type"] != "http"
+            or not path.startswith(self.prefix)
+            or path.startswith(SIGNED_WEBHOOKS_PREFIX)
+        ):
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)

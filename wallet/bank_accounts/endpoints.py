@@ -33,7 +33,7 @@ from wallet.ids import new_id
 
 router = APIRouter(
     dependencies=[Depends(known_query_parameters)],
-    tags=["bank accounts"],
+    tags=["bank-accounts"],
     responses=problem_responses(400, 401, 403, 422, 500),
 )
 
@@ -81,7 +81,7 @@ def create(
     return BankAccountOut.of(account)
 
 
-@router.get("/v1/bank-accounts", summary="List bank accounts")
+@router.get("/v1/bank-accounts", name="list", summary="List bank accounts")
 def list_(
     principal: Reader,
     session: DbSession,

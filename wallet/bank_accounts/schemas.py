@@ -3,7 +3,8 @@
 from datetime import UTC, datetime
 from typing import Annotated, Self
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, StringConstraints, model_validator
+from pydantic.config import JsonDict
 
 from wallet.api.fields import WalletId, storable
 from wallet.bank_accounts.models import BankAccount
@@ -11,11 +12,20 @@ from wallet.bank_accounts.models import BankAccount
 Text = Annotated[str, StringConstraints(min_length=1, max_length=200), storable]
 
 
+# The two forms of a request, as the schema states them (`_one_form` enforces them).
+_DETAILS: list[JsonValue] = ["holder_name", "account_number", "currency", "country"]
+_BY_TOKEN: JsonDict = {
+    "required": ["token"],
+    "not": {"anyOf": [{"required": [field]} for field in _DETAILS]},
+}
+_BY_DETAILS: JsonDict = {"required": _DETAILS, "not": {"required": ["token"]}}
+
+
 class BankAccountCreate(BaseModel):
     """Either the provider's `token` for an account it already holds (its hosted form), or the
     account's details (sandbox test details: an account number ending 0000 is closed)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"oneOf": [_BY_TOKEN, _BY_DETAILS]})
 
     wallet_id: WalletId
     token: Text | None = None

@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 from fiat import ProviderEvent
 from fiat.wire import encode_event
 from wallet.banking.models import EventOutcome
-from wallet.ledger.repository import system_account
+from wallet.ledger.service import system_account
 
 FEES_ACCOUNT = "fees"
 

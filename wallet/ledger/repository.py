@@ -130,18 +130,6 @@ def user_accounts(session: Session, keys: Iterable[tuple[str, str]]) -> dict[tup
     return found
 
 
-def lock_accounts(session: Session, account_ids: Iterable[int]) -> None:
-    """Lock the accounts in id order, the one lock order of the service.
-
-    Each ledger function locks what it touches in id order, but a step that makes several
-    calls takes all its locks first, so that it cannot deadlock with transfers.
-    """
-    session.execute(
-        text("SELECT 1 FROM accounts WHERE id = ANY(:ids) ORDER BY id FOR UPDATE"),
-        {"ids": sorted(set(account_ids))},
-    )
-
-
 _BALANCE_COLUMNS = "id AS account_id, asset, posted, pending_in, pending_out, version"
 
 

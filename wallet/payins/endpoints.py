@@ -40,7 +40,7 @@ from wallet.payins.service import start_payin, submit_payin
 
 router = APIRouter(
     dependencies=[Depends(known_query_parameters)],
-    tags=["pay-ins"],
+    tags=["payins"],
     responses=problem_responses(400, 401, 403, 422, 500),
 )
 
@@ -100,7 +100,7 @@ def create(
     return JSONResponse(answer.model_dump(mode="json"), status_code=201, headers=headers)
 
 
-@router.get("/v1/payins", summary="List pay-ins")
+@router.get("/v1/payins", name="list", summary="List pay-ins")
 def list_(
     principal: Reader,
     session: DbSession,

@@ -36,8 +36,14 @@ from wallet.events.service import Event, emit_many
 from wallet.ids import new_id
 from wallet.ledger import service as ledger
 from wallet.ledger.errors import InsufficientFunds
-from wallet.ledger.repository import lock_accounts, user_account
-from wallet.ledger.service import ExternalReference, Posting, Reason, TransactionRequest
+from wallet.ledger.service import (
+    ExternalReference,
+    Posting,
+    Reason,
+    TransactionRequest,
+    lock_accounts,
+    user_account,
+)
 from wallet.payins.models import PAYIN_PREFIX, UNRESOLVED, Payin, PayinStatus
 from wallet.payins.repository import find_payin
 from wallet.payins.schemas import PayinCreate, PayinOut

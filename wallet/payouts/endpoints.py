@@ -23,7 +23,7 @@ from wallet.payouts.schemas import PayoutOut
 
 router = APIRouter(
     dependencies=[Depends(known_query_parameters)],
-    tags=["withdrawals"],
+    tags=["payouts"],
     responses=problem_responses(400, 401, 403, 422, 500),
 )
 
@@ -32,7 +32,7 @@ PayoutIdPath = Annotated[
 ]
 
 
-@router.get("/v1/payouts", summary="List payouts (withdrawals to bank accounts)")
+@router.get("/v1/payouts", name="list", summary="List payouts (withdrawals to bank accounts)")
 def list_(
     principal: Reader,
     session: DbSession,

@@ -35,8 +35,14 @@ from wallet.database import run_transaction
 from wallet.events.service import Event, emit_many
 from wallet.ids import new_id
 from wallet.ledger import service as ledger
-from wallet.ledger.repository import lock_accounts, user_account
-from wallet.ledger.service import ExternalReference, Posting, Reason, TransactionRequest
+from wallet.ledger.service import (
+    ExternalReference,
+    Posting,
+    Reason,
+    TransactionRequest,
+    lock_accounts,
+    user_account,
+)
 from wallet.payouts.models import PAYOUT_PREFIX, UNRESOLVED, Payout, PayoutStatus
 from wallet.payouts.repository import find_payout
 from wallet.payouts.schemas import PayoutOut

@@ -20,8 +20,7 @@ from custody import SignedTransaction
 from wallet.assets.service import Asset, Catalogue
 from wallet.ids import new_id
 from wallet.ledger import service as ledger
-from wallet.ledger.repository import system_account
-from wallet.ledger.service import ExternalReference, Posting, Reason
+from wallet.ledger.service import ExternalReference, Posting, Reason, system_account
 from wallet.ledger.service import TransactionRequest as LedgerRequest
 from wallet.settings import Settings
 from wallet.sweeps.models import (

@@ -43,13 +43,14 @@ from wallet.assets.service import Asset, AssetKind, Catalogue, Chain
 from wallet.events.service import Event, emit_many
 from wallet.ids import new_id
 from wallet.ledger import service as ledger
-from wallet.ledger.repository import system_account, user_account
 from wallet.ledger.service import (
     ExternalReference,
     Posting,
     Reason,
     TransactionRequest,
     lock_accounts,
+    system_account,
+    user_account,
     user_accounts,
 )
 from wallet.settings import Settings, WithdrawalPolicy

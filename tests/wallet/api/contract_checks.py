@@ -32,6 +32,11 @@ BUSINESS_RULES = frozenset(
         "requester-cannot-approve",
         "already-approved",
         "wallet-not-active",
+        # Fiat: the fee against the amount, the account against the wallet, the wallet's debt.
+        "amount-below-fee",
+        "unsupported-currency",  # a rail's currencies: configuration
+        "bank-account-mismatch",
+        "wallet-in-debt",
         # Webhook URLs: where the host name points, under the environment's policy.
         "webhook-destination-not-allowed",
     )

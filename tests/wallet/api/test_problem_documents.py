@@ -82,7 +82,28 @@ def _webhook_endpoint(tenant: ApiTenant) -> str:
 # The random part of a well-formed id (`wallet.ids.new_id`) that names nothing.
 UNKNOWN = "a" * 26
 
+
+def _bank_account(tenant: ApiTenant, wallet: str, currency: str) -> str:
+    details = {"holder_name": "Alice", "account_number": "12345678", "country": "US"}
+    body = {"wallet_id": wallet, "currency": currency, **details}
+    linked = tenant.client.post("/v1/bank-accounts", json=body)
+    linked.raise_for_status()
+    return str(linked.json()["id"])
+
+
+def _payin(amount: str, account_currency: str) -> Provoke:
+    def provoke(tenant: ApiTenant) -> httpx.Response:
+        wallet = tenant.factory.wallet()
+        account = _bank_account(tenant, wallet, account_currency)
+        body = {"wallet_id": wallet, "bank_account_id": account, "asset": "USD", "amount": amount}
+        return tenant.client.post("/v1/payins", json=body, headers=idempotency_key())
+
+    return provoke
+
+
 PROVOKED: dict[str, Provoke] = {
+    "amount-below-fee": _payin("0.10", "USD"),
+    "bank-account-mismatch": _payin("10.00", "EUR"),
     "invalid-request": lambda t: t.client.post(
         "/v1/wallets", content=b"{", headers={"Content-Type": "application/json"}
     ),
@@ -152,6 +173,8 @@ OUT_OF_REACH = {
 # outage, which this module's API has not.
 PROVOKED_ELSEWHERE = {
     "service-unavailable": "tests/wallet/test_database_outage.py",
+    "wallet-in-debt": "tests/wallet/payins/test_service.py",
+    "webhook-refused": "tests/wallet/payins/test_sandbox_flows.py",
     "webhook-destination-not-allowed": "tests/wallet/webhooks/test_egress.py",
     **dict.fromkeys(
         (
