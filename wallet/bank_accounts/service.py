@@ -55,7 +55,8 @@ def ask_provider(
     except ProviderRejected as error:
         raise BankAccountRefused(error.message or error.code, code=error.code) from error
     except OutcomeUnknown as error:
-        raise BankUnavailable(str(error)) from error
+        # Not the provider's own words: they may name its hosts and internals.
+        raise BankUnavailable("the bank did not answer; try again shortly") from error
 
 
 def record_link(

@@ -81,7 +81,7 @@ def quote_fee(
 ) -> FeeQuoteOut:
     """The fee is a fixed amount plus basis points of the amount, per rail and currency."""
     money = catalogue.asset(asset)
-    quote = FeeSchedule(runtime.settings.fiat_fees).quote(rail, money.code, money.parse(amount))
+    quote = FeeSchedule(runtime.settings.fiat_fees).quote(rail, money, money.parse(amount))
     return FeeQuoteOut(
         rail=rail,
         asset=money.code,

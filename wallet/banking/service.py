@@ -24,6 +24,7 @@ from fiat import (
     SandboxBankClient,
     net_effect,
 )
+from wallet.assets.service import Asset
 from wallet.banking.errors import AmountBelowFee, UnsupportedCurrency
 from wallet.banking.models import EventOutcome
 from wallet.banking.repository import bank_account_name
@@ -105,15 +106,16 @@ class FeeQuote:
 class FeeSchedule:
     rules: Mapping[str, Mapping[str, FeeRule]]
 
-    def quote(self, rail: Rail, asset: str, amount: int) -> FeeQuote:
+    def quote(self, rail: Rail, asset: Asset, amount: int) -> FeeQuote:
         """The fee of moving `amount` of `asset` on `rail`; refused if it eats the amount."""
-        rule = self.rules.get(rail, {}).get(asset)
+        rule = self.rules.get(rail, {}).get(asset.code)
         if rule is None:
-            raise UnsupportedCurrency(f"{rail} does not move {asset}")
+            raise UnsupportedCurrency(f"{rail} does not move {asset.code}")
         fee = rule.fixed + -(-amount * rule.bps // 10_000)
         if fee >= amount:
-            raise AmountBelowFee(f"the {rail} fee is {fee} minor units of {asset}", fee=str(fee))
-        return FeeQuote(rail, asset, amount, fee)
+            shown = asset.format(fee)
+            raise AmountBelowFee(f"the {rail} fee is {shown} {asset.code}", fee=shown)
+        return FeeQuote(rail, asset.code, amount, fee)
 
 
 @dataclass(frozen=True)

@@ -94,7 +94,7 @@ def start_payin(
     asset = catalogue.asset(request.asset)
     check_payment_account(account, wallet.id, provider, asset.code)
     amount = asset.parse(request.amount)
-    quote = fees.quote(Rail.PAYIN, asset.code, amount)
+    quote = fees.quote(Rail.PAYIN, asset, amount)
     payin = Payin(
         id=new_id(PAYIN_PREFIX),
         tenant_id=tenant_id,

@@ -96,7 +96,7 @@ def request_payout(
     asset = catalogue.asset(asset_code)
     check_payment_account(account, wallet_id, provider, asset.code)
     units = asset.parse(amount)
-    fee = fees.quote(Rail.PAYOUT, asset.code, units).fee
+    fee = fees.quote(Rail.PAYOUT, asset, units).fee
     wallet_account = user_account(session, wallet_id, asset.code)
     bank = provider_account(session, provider, asset.code)
     payout_id = new_id(PAYOUT_PREFIX)

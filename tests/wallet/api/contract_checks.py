@@ -35,6 +35,7 @@ BUSINESS_RULES = frozenset(
         # Fiat: the fee against the amount, the account against the wallet, the wallet's debt.
         "amount-below-fee",
         "unsupported-currency",  # a rail's currencies: configuration
+        "bank-account-refused",  # what the bank holds
         "bank-account-mismatch",
         "wallet-in-debt",
         # Webhook URLs: where the host name points, under the environment's policy.

@@ -104,6 +104,16 @@ def _payin(amount: str, account_currency: str) -> Provoke:
 PROVOKED: dict[str, Provoke] = {
     "amount-below-fee": _payin("0.10", "USD"),
     "bank-account-mismatch": _payin("10.00", "EUR"),
+    "bank-account-refused": lambda t: t.client.post(
+        "/v1/bank-accounts", json={"wallet_id": t.factory.wallet(), "token": "no-such-token"}
+    ),
+    "unknown-bank-account": lambda t: t.client.get(f"/v1/bank-accounts/bac_{UNKNOWN}"),
+    "unknown-payin": lambda t: t.client.get(f"/v1/payins/pin_{UNKNOWN}"),
+    "unknown-payout": lambda t: t.client.get(f"/v1/payouts/pot_{UNKNOWN}"),
+    "unknown-bank-provider": lambda t: t.client.post("/v1/fiat/webhooks/nobank", content=b"{}"),
+    "unsupported-currency": lambda t: t.client.get(
+        "/v1/fiat/fees", params={"rail": "payin", "asset": "USDC", "amount": "1.00"}
+    ),
     "invalid-request": lambda t: t.client.post(
         "/v1/wallets", content=b"{", headers={"Content-Type": "application/json"}
     ),
@@ -167,6 +177,8 @@ OUT_OF_REACH = {
     "unknown-webhook-delivery": "no route looks deliveries up by id",
     "invalid-delivery-page": "the schema bounds the page size before the service sees it",
     "invalid-address": "the schema's address pattern refuses it first (invalid-request)",
+    "bank-not-configured": "needs a process started without the bank's webhook secret",
+    "bank-unavailable": "needs the bank to fail while an account is linked; its detail is fixed",
 }
 
 # Provoked through the API, one by one, by the tests named; they need a chain or a database
