@@ -14,11 +14,17 @@ Text = Annotated[str, StringConstraints(min_length=1, max_length=200), storable]
 
 # The two forms of a request, as the schema states them (`_one_form` enforces them).
 _DETAILS: list[JsonValue] = ["holder_name", "account_number", "currency", "country"]
+_STRING: JsonDict = {"type": "string"}
 _BY_TOKEN: JsonDict = {
     "required": ["token"],
+    "properties": {"token": _STRING},
     "not": {"anyOf": [{"required": [field]} for field in _DETAILS]},
 }
-_BY_DETAILS: JsonDict = {"required": _DETAILS, "not": {"required": ["token"]}}
+_BY_DETAILS: JsonDict = {
+    "required": _DETAILS,
+    "properties": {str(field): _STRING for field in _DETAILS},
+    "not": {"required": ["token"]},
+}
 
 
 class BankAccountCreate(BaseModel):
