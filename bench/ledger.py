@@ -91,7 +91,7 @@ def prepare(url: str) -> tuple[str, list[str]]:
     sessions = make_session_factory(engine)
     catalogue = load_catalogue()
     tenant = "ten_bench"
-    wallets = [f"wal_bench{i:06d}" for i in range(ACCOUNTS)]
+    wallets = [new_id("wal") for _ in range(ACCOUNTS)]
 
     def setup(session: Any) -> None:
         store_catalogue(session, catalogue)
