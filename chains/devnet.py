@@ -311,12 +311,17 @@ class Devnet:
     def nonce(self, address: str, block: str = "pending") -> int:
         return int(self.rpc.call("eth_getTransactionCount", normalize_address(address), block), 16)
 
-    def receipt(self, tx_hash: str) -> dict[str, Any]:
-        """The receipt of a mined transaction; DevnetError if it is not mined."""
-        receipt: dict[str, Any] | None = self.rpc.call("eth_getTransactionReceipt", tx_hash)
-        if receipt is None:
-            raise DevnetError(f"transaction {tx_hash} is not mined")
-        return receipt
+    def receipt(self, tx_hash: str, *, within: float = 0.0) -> dict[str, Any]:
+        """The receipt of a mined transaction, waiting up to `within` seconds for it to be
+        mined; DevnetError if it is not mined by then."""
+        deadline = time.monotonic() + within
+        while True:
+            receipt: dict[str, Any] | None = self.rpc.call("eth_getTransactionReceipt", tx_hash)
+            if receipt is not None:
+                return receipt
+            if time.monotonic() >= deadline:
+                raise DevnetError(f"transaction {tx_hash} is not mined")
+            time.sleep(0.05)
 
     def send_eth(self, sender: str, to: str, wei: int, *, gas: int | None = None) -> str:
         return self.send_transaction(sender, to, value=wei, gas=gas)
@@ -327,7 +332,8 @@ class Devnet:
         tx_hash = self.send_transaction(sender, None, data=bytecode)
         if not self.automine:
             self.mine()
-        receipt = self.receipt(tx_hash)
+        # With interval mining, Anvil's own block may be under way and take the transaction.
+        receipt = self.receipt(tx_hash, within=10.0)
         if receipt["status"] != "0x1" or not receipt.get("contractAddress"):
             raise DevnetError(f"deploying {contract} failed: {receipt}")
         address: str = receipt["contractAddress"]
