@@ -66,7 +66,10 @@ CREATE INDEX IF NOT EXISTS events_due ON events (next_attempt_at)
 
 
 def open_store(path: Path | str) -> sqlite3.Connection:
-    """Open (creating if needed) the sandbox database at `path` (":memory:" for none)."""
+    """Open (creating it and its directory if needed) the sandbox database at `path`
+    (":memory:" for none)."""
+    if str(path) != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
     connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     connection.row_factory = sqlite3.Row
     connection.execute("PRAGMA journal_mode=WAL")

@@ -209,7 +209,7 @@ def test_run_starts_the_api_funded_devnets_the_sandbox_bank_and_stops_cleanly(
     finally:
         status = run.stop()
     assert status == 0, run.log
-    assert "restarting in" not in run.log
+    assert "restarting in" not in run.log, run.log
     assert payin["status"] == "succeeded"
     assert not answers(run.rpc_a, CHAIN_ID)
     assert not answers(f"{run.api}/healthz")

@@ -69,6 +69,8 @@ class WatcherProcess:
         self.process.wait(timeout=10)
 
     def stop(self) -> int:
+        """SIGTERM once the watcher runs (its handler is installed by then), then its status."""
+        wait_for(lambda: "watcher active" in self.log, "the watcher is active")
         self.process.terminate()
         return self.process.wait(timeout=30)
 
