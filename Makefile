@@ -33,8 +33,10 @@ lint: deps
 test: lint
 	$(BIN)/pytest
 
-# Random exploration of the API with Schemathesis (a new seed, more examples); not a gate.
+# Random exploration (new seeds, more examples): the property tests, then Schemathesis
+# against the API; not a gate.
 fuzz: deps
+	WALLET_FUZZ=1 $(BIN)/pytest -m hypothesis tests -p no:cacheprovider
 	WALLET_FUZZ=1 $(BIN)/pytest tests/wallet/api/test_schemathesis.py -p no:cacheprovider -s --timeout 3600
 
 bench: deps

@@ -26,6 +26,7 @@ pytest_plugins = [
     "tests.webhook_fixtures",
     "tests.fake_bank",
     "tests.bank_stack",
+    "tests.hypothesis_profiles",
 ]
 
 TEST_DATABASE = f"wallet_test_{os.getpid()}"
