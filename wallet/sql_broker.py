@@ -6,7 +6,9 @@ in a tight loop (Celery gives up with `RestartFreqExceeded`) and beat keeps publ
 closed channel for ever. Here every database failure, and a closed channel, is a recoverable
 connection error, so kombu reconnects and revives its producers and consumers; connecting
 waits for the database to answer, so a reconnection neither succeeds nor spins while it
-does not; and a failed channel's session is discarded.
+does not; and a failed channel's session is discarded. kombu creates its tables and queues
+guarded by a lock of its process only: here processes starting together take a PostgreSQL
+advisory lock for it, and a queue another process created first is used, not an error.
 """
 
 import time
@@ -16,17 +18,49 @@ from typing import Any
 
 from amqp import RecoverableConnectionError
 from kombu.transport import sqlalchemy as kombu_sql
+from sqlalchemy import create_engine, text
 from sqlalchemy import exc as sa_exc
-from sqlalchemy import text
+from sqlalchemy.pool import NullPool
 
 # Seconds a connection attempt waits for the database to answer.
 DATABASE_WAIT = 5.0
 
 _DATABASE_ERRORS = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.PendingRollbackError)
 
+# The advisory lock that processes take to create kombu's tables and queues one at a time.
+_SCHEMA_LOCK = 0x6B6F6D6275  # "kombu"
+
+
+@contextmanager
+def _schema_lock(url: str) -> Iterator[None]:
+    """Hold the advisory lock, on a connection of its own, for the block."""
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _SCHEMA_LOCK})
+            yield
+    finally:
+        engine.dispose()
+
 
 class Channel(kombu_sql.Channel):
     """A channel whose session is dropped after a database failure and when it closes."""
+
+    def _open(self) -> Any:
+        url = self.connection.client.hostname
+        if url in self._engines:
+            return super()._open()
+        with _schema_lock(url):
+            return super()._open()
+
+    def _get_or_create(self, queue: Any) -> Any:
+        if queue_row := self._find_queue(queue):
+            return queue_row
+        with _schema_lock(self.connection.client.hostname):
+            return super()._get_or_create(queue)
+
+    def _find_queue(self, queue: Any) -> Any:
+        return self.session.query(self.queue_cls).filter(self.queue_cls.name == queue).first()
 
     def _get(self, queue: Any, timeout: Any = None) -> Any:
         with self._dropping_session_on_failure():

@@ -1,8 +1,13 @@
 """The embedded profile's broker: kombu's SQL transport on the service's own PostgreSQL."""
 
+import os
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 
-from sqlalchemy import text
+import psycopg
+from sqlalchemy import make_url, text
 from sqlalchemy.orm import Session, sessionmaker
 from standardwebhooks import Webhook
 
@@ -41,3 +46,39 @@ def test_without_a_broker_url_events_go_through_the_database(
 
     # The transport keeps every message it handed out; the sweep deletes them.
     wait_until(lambda: consumed_messages() < 5, timeout=10)
+
+
+PUBLISHER = """
+import sys, time
+from kombu import Connection
+url, start = sys.argv[1], float(sys.argv[2])
+time.sleep(max(0.0, start - time.time()))
+with Connection(url, transport="wallet.sql_broker:Transport") as connection:
+    connection.SimpleQueue("together").put({"from": sys.argv[3]})
+"""
+
+
+def test_processes_starting_together_on_a_new_database_share_its_tables_and_queues(
+    server_url: str,
+) -> None:
+    # Each process would create kombu's tables and the queue at the same moment.
+    name = f"wallet_test_{os.getpid()}_broker"
+    with psycopg.connect(server_url, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        admin.execute(f'CREATE DATABASE "{name}"')
+    url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    try:
+        start = time.time() + 3
+        publishers = [
+            subprocess.Popen([sys.executable, "-c", PUBLISHER, url, str(start), str(n)])
+            for n in range(6)
+        ]
+        assert [publisher.wait(timeout=60) for publisher in publishers] == [0] * 6
+        with psycopg.connect(url) as connection:
+            counts = connection.execute(
+                "SELECT (SELECT count(*) FROM kombu_queue), (SELECT count(*) FROM kombu_message)"
+            ).fetchone()
+        assert counts == (1, 6)
+    finally:
+        with psycopg.connect(server_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
