@@ -49,6 +49,8 @@ EVENT_TYPES: Final[Mapping[str, str]] = MappingProxyType(
         "withdrawal.reorged": "A withdrawal's mined transaction left the chain; it is re-sent.",
         "withdrawal.confirmed": "A withdrawal is final.",
         "withdrawal.failed": "A withdrawal definitely failed and its hold was released.",
+        "custody.alert": "A hot wallet did something on chain the service did not expect; an "
+        "operator should check it.",
         "payin.unknown": "The bank's answer to a new pay-in was lost; it is being asked again.",
         "payin.pending": "A fiat pay-in was created at the bank, waiting for the customer.",
         "payin.processing": "The customer paid a pay-in; the bank is settling it.",

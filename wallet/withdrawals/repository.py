@@ -183,7 +183,7 @@ def in_flight(session: Session, chain: str, sender: str) -> list[InFlight]:
                 WHERE withdrawal_id = w.id ORDER BY signed_at DESC, tx_hash DESC LIMIT 1
             ) a
             WHERE w.chain = :chain AND w.sender = :sender AND w.block_number IS NULL
-              AND w.status IN ('signed', 'broadcast', 'unknown')
+              AND w.status IN ('signed', 'broadcast', 'unknown', 'confirmed')
             """
         ),
         {"chain": chain, "sender": sender},
@@ -239,7 +239,10 @@ def unmined_attempts(session: Session, chain: str, sender: str) -> dict[str, lis
             Withdrawal.chain == chain,
             Withdrawal.sender == sender,
             Withdrawal.block_number.is_(None),
-            Withdrawal.status.in_([WithdrawalStatus.SIGNED, WithdrawalStatus.BROADCAST]),
+            # A confirmed one without a block left the chain in a deep reorg: sent again.
+            Withdrawal.status.in_(
+                [WithdrawalStatus.SIGNED, WithdrawalStatus.BROADCAST, WithdrawalStatus.CONFIRMED]
+            ),
         )
         .order_by(Withdrawal.nonce, WithdrawalAttempt.signed_at, WithdrawalAttempt.tx_hash)
     ).all()

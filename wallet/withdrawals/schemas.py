@@ -109,3 +109,20 @@ class WithdrawalOut(BaseModel):
             created_at=withdrawal.created_at.astimezone(UTC),
             updated_at=withdrawal.updated_at.astimezone(UTC),
         )
+
+
+class CustodyAlertOut(BaseModel):
+    """What a `custody.alert` event says: the chain shows something of a hot wallet that the
+    service did not expect, for an operator to check."""
+
+    chain: str
+    kind: Literal["unknown_transaction", "settled_withdrawal_reorged"] = Field(
+        description="`unknown_transaction`: a hot wallet sent a transaction of no withdrawal "
+        "or sweep (its key may be used elsewhere). `settled_withdrawal_reorged`: the "
+        "transaction of a confirmed or failed withdrawal left the chain in a reorganisation "
+        "deeper than the confirmations (a confirmed one is sent again, a failed one is not)."
+    )
+    tx_hash: str
+    block_number: int
+    withdrawal_id: str | None
+    message: str

@@ -57,6 +57,7 @@ from wallet.settings import Settings, WithdrawalPolicy
 from wallet.wallets.errors import WalletNotActive
 from wallet.wallets.models import WalletStatus
 from wallet.wallets.service import lock_status
+from wallet.webhooks.service import subscribed_tenants
 from wallet.withdrawals.errors import (
     AlreadyApproved,
     AssetNotOnChain,
@@ -93,7 +94,7 @@ from wallet.withdrawals.repository import (
     set_next_nonce,
     start_nonces,
 )
-from wallet.withdrawals.schemas import WithdrawalCreate, WithdrawalOut
+from wallet.withdrawals.schemas import CustodyAlertOut, WithdrawalCreate, WithdrawalOut
 
 logger = logging.getLogger(__name__)
 
@@ -444,8 +445,7 @@ def track_blocks(
     withdrawals that have enough. A hot wallet transaction of no withdrawal, and not among
     `others` (the hashes of the hot wallet's sweep transactions), is an alert."""
     sent = [tx for block in blocks for tx in block.sent if tx.tx_hash not in others]
-    if sent:
-        _record_mined(session, catalogue, chain, sent)
+    mined_again = _record_mined(session, catalogue, chain, sent) if sent else []
     mined = session.scalars(
         select(Withdrawal)
         .where(
@@ -464,6 +464,8 @@ def track_blocks(
         _lock_accounts(session, catalogue, chain, due)
     for withdrawal in due:
         settle(session, catalogue, withdrawal)
+    for withdrawal, tx in mined_again:
+        _settle_again(session, catalogue, chain, withdrawal, tx)
     session.flush()
 
 
@@ -485,7 +487,10 @@ def _lock_accounts(
 
 def _record_mined(
     session: Session, catalogue: Catalogue, chain: Chain, sent: Sequence[SentTransaction]
-) -> None:
+) -> list[tuple[Withdrawal, SentTransaction]]:
+    """Record where the withdrawals of `sent` were mined; the confirmed ones that a deep reorg
+    had removed (`unmine`), mined again, are returned for `_settle_again`."""
+    mined_again = []
     hashes = [tx.tx_hash for tx in sent]
     owners = dict(
         session.execute(
@@ -497,16 +502,23 @@ def _record_mined(
     for tx in sent:
         withdrawal_id = owners.get(tx.tx_hash)
         withdrawal = None if withdrawal_id is None else locked_withdrawal(session, withdrawal_id)
+        if withdrawal is not None and _sent_again(withdrawal):
+            mined_again.append((withdrawal, tx))
+            continue
         if withdrawal is None or withdrawal.status not in IN_FLIGHT_STATUSES:
-            logger.critical(
-                "ALERT %s: hot wallet %s sent tx %s (nonce %d, block %d) that matches no "
-                "withdrawal in flight (%s): the hot wallet's key may be used elsewhere",
-                chain.name,
-                tx.from_address,
-                tx.tx_hash,
-                tx.nonce,
-                tx.block_number,
-                "none" if withdrawal is None else f"{withdrawal.id} is {withdrawal.status}",
+            state = "none" if withdrawal is None else f"{withdrawal.id} is {withdrawal.status}"
+            _alert(
+                session,
+                CustodyAlertOut(
+                    chain=chain.name,
+                    kind="unknown_transaction",
+                    tx_hash=tx.tx_hash,
+                    block_number=tx.block_number,
+                    withdrawal_id=None if withdrawal is None else withdrawal.id,
+                    message=f"hot wallet {tx.from_address} sent tx {tx.tx_hash} (nonce "
+                    f"{tx.nonce}, block {tx.block_number}) that matches no withdrawal in flight "
+                    f"({state}): the hot wallet's key may be used elsewhere",
+                ),
             )
             continue
         withdrawal.tx_hash, withdrawal.succeeded, withdrawal.network_fee = (
@@ -518,11 +530,63 @@ def _record_mined(
         withdrawal.failure_reason = None
         # Mined is the chain's evidence: a withdrawal `signed` or `unknown` was sent after all.
         transition(session, catalogue, withdrawal, WithdrawalStatus.BROADCAST, "withdrawal.mined")
+    return mined_again
+
+
+def _settle_again(
+    session: Session,
+    catalogue: Catalogue,
+    chain: Chain,
+    withdrawal: Withdrawal,
+    tx: SentTransaction,
+) -> None:
+    """A confirmed withdrawal mined again after a deep reorg stays posted. Its network fee may
+    differ this time (another block, another base fee): the difference is the house's, booked
+    from `fees:<chain>`. Reverted this time, it did not pay: an alert, for an operator."""
+    assert withdrawal.network_fee is not None
+    difference = tx.fee - withdrawal.network_fee
+    withdrawal.tx_hash, withdrawal.network_fee = tx.tx_hash, tx.fee
+    withdrawal.block_number, withdrawal.block_hash = tx.block_number, tx.block_hash
+    if difference:
+        native = native_asset(catalogue, chain.name).code
+        lines = {
+            system_account(session, f"fees:{chain.name}", native): -difference,
+            system_account(session, f"chain:{chain.name}", native): difference,
+        }
+        ledger.post(
+            session,
+            TransactionRequest(
+                reason=Reason.FEE,
+                postings=[Posting(account, amount) for account, amount in sorted(lines.items())],
+                metadata={"withdrawal_id": withdrawal.id, "tx_hash": tx.tx_hash},
+                external=ExternalReference(NETWORK_FEE_KIND, f"{withdrawal.id}:{tx.block_hash}"),
+            ),
+        )
+    if not tx.succeeded:
+        _alert(
+            session,
+            CustodyAlertOut(
+                chain=chain.name,
+                kind="settled_withdrawal_reorged",
+                tx_hash=tx.tx_hash,
+                block_number=tx.block_number,
+                withdrawal_id=withdrawal.id,
+                message=f"confirmed withdrawal {withdrawal.id} was mined again after a deep "
+                f"reorg, reverted this time (tx {tx.tx_hash}, block {tx.block_number}): it is "
+                "posted but did not pay; check by hand",
+            ),
+        )
 
 
 def unmine(session: Session, catalogue: Catalogue, chain: Chain, ancestor: BlockHeader) -> None:
     """The blocks above `ancestor` left the chain: their withdrawals are `broadcast` again, and
-    the broadcaster sends their stored transactions again (the node dropped them)."""
+    the broadcaster sends their stored transactions again (the node dropped them).
+
+    A withdrawal settled already (a reorg deeper than the confirmations) is an alert. A
+    confirmed one keeps its posting and its transaction is sent again, so that the chain
+    comes back to what the ledger says (the same signed transaction: it can't pay twice). A
+    failed one was released: sending it again could pay what is no longer held, so it isn't.
+    """
     gone = session.scalars(
         select(Withdrawal)
         .where(Withdrawal.chain == chain.name, Withdrawal.block_number > ancestor.number)
@@ -531,21 +595,41 @@ def unmine(session: Session, catalogue: Catalogue, chain: Chain, ancestor: Block
     ).all()
     for withdrawal in gone:
         if withdrawal.status != WithdrawalStatus.BROADCAST:
-            logger.critical(
-                "ALERT %s: %s withdrawal %s (tx %s, block %s) left the chain in a reorg deeper "
-                "than %d confirmations: check by hand",
-                chain.name,
-                withdrawal.status,
-                withdrawal.id,
-                withdrawal.tx_hash,
-                withdrawal.block_number,
-                chain.confirmations,
+            assert withdrawal.tx_hash is not None and withdrawal.block_number is not None
+            confirmed = withdrawal.status == WithdrawalStatus.CONFIRMED
+            _alert(
+                session,
+                CustodyAlertOut(
+                    chain=chain.name,
+                    kind="settled_withdrawal_reorged",
+                    tx_hash=withdrawal.tx_hash,
+                    block_number=withdrawal.block_number,
+                    withdrawal_id=withdrawal.id,
+                    message=f"{withdrawal.status} withdrawal {withdrawal.id} (tx "
+                    f"{withdrawal.tx_hash}, block {withdrawal.block_number}) left the chain in a "
+                    f"reorg deeper than {chain.confirmations} confirmations: "
+                    + ("its transaction is sent again" if confirmed else "check by hand"),
+                ),
             )
+            if confirmed:
+                withdrawal.block_number = withdrawal.block_hash = None
             continue
         withdrawal.tx_hash = withdrawal.block_hash = None
         withdrawal.block_number = withdrawal.network_fee = withdrawal.succeeded = None
         withdrawal.confirmations = 0
         transition(session, catalogue, withdrawal, WithdrawalStatus.BROADCAST, "withdrawal.reorged")
+
+
+def _sent_again(withdrawal: Withdrawal) -> bool:
+    """Whether `withdrawal` is confirmed but its transaction left the chain (`unmine`)."""
+    return withdrawal.status == WithdrawalStatus.CONFIRMED and withdrawal.block_number is None
+
+
+def _alert(session: Session, alert: CustodyAlertOut) -> None:
+    """Log `alert` and send it as `custody.alert` to every tenant subscribed (operators)."""
+    logger.critical("ALERT %s: %s", alert.chain, alert.message)
+    tenants = subscribed_tenants(session, "custody.alert")
+    emit_many(session, [Event(tenant, "custody.alert", alert) for tenant in tenants])
 
 
 def settle(session: Session, catalogue: Catalogue, withdrawal: Withdrawal) -> Withdrawal:

@@ -15,6 +15,8 @@ from wallet.database import unit_of_work
 from wallet.ledger.reconcile import check_ledger
 from wallet.ledger.repository import balance, system_account, user_account
 from wallet.sweeps.holdings import reconcile_chain
+from wallet.webhooks.secrets import SecretBox
+from wallet.webhooks.service import create_endpoint
 
 
 def outside() -> str:
@@ -160,6 +162,60 @@ def test_a_reorg_removing_a_mined_withdrawal_sends_it_again_and_confirms_it_once
     assert postings == 1
     assert "withdrawal.reorged" in [e for e, _ in events_of(chain.factory.sessions, withdrawal)]
     assert ledger_is_sound(chain)
+
+
+def test_a_reorg_deeper_than_the_confirmations_sends_a_confirmed_withdrawal_again_and_alerts(
+    sending_chain: SendingChain, secret_box: SecretBox
+) -> None:
+    chain = sending_chain
+    with unit_of_work(chain.factory.sessions) as session:
+        create_endpoint(
+            session,
+            chain.factory.tenant_id,
+            "https://hooks.example/ops",
+            ["custody.*"],
+            secrets=secret_box,
+            allow_private_targets=False,
+        )
+    watcher = chain.live.watcher()
+    settle(watcher)
+    wallet = chain.factory.wallet()
+    chain.factory.fund(wallet, chain.live.native, ETH)
+    chain.fund_hot_wallet(2 * ETH)
+    to = outside()
+    withdrawal = chain.request(wallet, chain.live.native, "0.5", to)
+    chain.broadcaster().run()
+    chain.dev.mine(CONFIRMATIONS)
+    settle(watcher)
+    confirmed = chain.withdrawal(withdrawal)
+    assert confirmed["status"] == "confirmed"
+    posted = account(chain, wallet, chain.live.native)
+
+    # Every block from the withdrawal's on is replaced: its transaction is gone.
+    marker = {"from": chain.dev.accounts[9].address, "to": outside(), "value": "0x1"}
+    chain.dev.devnet.reorg(CONFIRMATIONS, [(marker, 0)])
+    settle(watcher)
+    assert chain.dev.devnet.balance(to) == 0
+    gone = chain.withdrawal(withdrawal)
+    assert (gone["status"], gone["block_number"]) == ("confirmed", None)
+    with unit_of_work(chain.factory.sessions) as session:
+        alerts = session.execute(
+            text("SELECT payload FROM outbox WHERE event_type = 'custody.alert'")
+        ).scalars()
+        kinds = [(a["kind"], a["withdrawal_id"]) for a in alerts]
+    assert kinds == [("settled_withdrawal_reorged", withdrawal)]
+
+    chain.broadcaster().run()  # sends the stored transaction again
+    chain.dev.mine()
+    settle(watcher)
+
+    again = chain.withdrawal(withdrawal)
+    assert again["status"] == "confirmed" and again["block_number"] is not None
+    assert chain.dev.devnet.balance(to) == ETH // 2
+    assert len(chain.attempts(withdrawal)) == 1
+    assert account(chain, wallet, chain.live.native) == posted  # posted once, not again
+    assert ledger_is_sound(chain)
+    assert holdings_differences(chain) == [0, 0]
 
 
 def test_a_hot_wallet_transaction_of_no_withdrawal_raises_an_alert(
