@@ -111,12 +111,15 @@ class WithdrawalOut(BaseModel):
         )
 
 
+AlertKind = Literal["unknown_transaction", "settled_withdrawal_reorged"]
+
+
 class CustodyAlertOut(BaseModel):
     """What a `custody.alert` event says: the chain shows something of a hot wallet that the
     service did not expect, for an operator to check."""
 
     chain: str
-    kind: Literal["unknown_transaction", "settled_withdrawal_reorged"] = Field(
+    kind: AlertKind = Field(
         description="`unknown_transaction`: a hot wallet sent a transaction of no withdrawal "
         "or sweep (its key may be used elsewhere). `settled_withdrawal_reorged`: the "
         "transaction of a confirmed or failed withdrawal left the chain in a reorganisation "

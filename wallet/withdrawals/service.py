@@ -94,7 +94,7 @@ from wallet.withdrawals.repository import (
     set_next_nonce,
     start_nonces,
 )
-from wallet.withdrawals.schemas import CustodyAlertOut, WithdrawalCreate, WithdrawalOut
+from wallet.withdrawals.schemas import AlertKind, CustodyAlertOut, WithdrawalCreate, WithdrawalOut
 
 logger = logging.getLogger(__name__)
 
@@ -509,16 +509,13 @@ def _record_mined(
             state = "none" if withdrawal is None else f"{withdrawal.id} is {withdrawal.status}"
             _alert(
                 session,
-                CustodyAlertOut(
-                    chain=chain.name,
-                    kind="unknown_transaction",
-                    tx_hash=tx.tx_hash,
-                    block_number=tx.block_number,
-                    withdrawal_id=None if withdrawal is None else withdrawal.id,
-                    message=f"hot wallet {tx.from_address} sent tx {tx.tx_hash} (nonce "
-                    f"{tx.nonce}, block {tx.block_number}) that matches no withdrawal in flight "
-                    f"({state}): the hot wallet's key may be used elsewhere",
-                ),
+                chain,
+                "unknown_transaction",
+                (tx.tx_hash, tx.block_number),
+                withdrawal_id=None if withdrawal is None else withdrawal.id,
+                message=f"hot wallet {tx.from_address} sent tx {tx.tx_hash} (nonce {tx.nonce}, block "
+                f"{tx.block_number}) that matches no withdrawal in flight ({state}): the hot "
+                "wallet's key may be used elsewhere",
             )
             continue
         withdrawal.tx_hash, withdrawal.succeeded, withdrawal.network_fee = (
@@ -565,16 +562,13 @@ def _settle_again(
     if not tx.succeeded:
         _alert(
             session,
-            CustodyAlertOut(
-                chain=chain.name,
-                kind="settled_withdrawal_reorged",
-                tx_hash=tx.tx_hash,
-                block_number=tx.block_number,
-                withdrawal_id=withdrawal.id,
-                message=f"confirmed withdrawal {withdrawal.id} was mined again after a deep "
-                f"reorg, reverted this time (tx {tx.tx_hash}, block {tx.block_number}): it is "
-                "posted but did not pay; check by hand",
-            ),
+            chain,
+            "settled_withdrawal_reorged",
+            (tx.tx_hash, tx.block_number),
+            withdrawal_id=withdrawal.id,
+            message=f"confirmed withdrawal {withdrawal.id} was mined again after a deep reorg, reverted "
+            f"this time (tx {tx.tx_hash}, block {tx.block_number}): it is posted but did not "
+            "pay; check by hand",
         )
 
 
@@ -599,17 +593,14 @@ def unmine(session: Session, catalogue: Catalogue, chain: Chain, ancestor: Block
             confirmed = withdrawal.status == WithdrawalStatus.CONFIRMED
             _alert(
                 session,
-                CustodyAlertOut(
-                    chain=chain.name,
-                    kind="settled_withdrawal_reorged",
-                    tx_hash=withdrawal.tx_hash,
-                    block_number=withdrawal.block_number,
-                    withdrawal_id=withdrawal.id,
-                    message=f"{withdrawal.status} withdrawal {withdrawal.id} (tx "
-                    f"{withdrawal.tx_hash}, block {withdrawal.block_number}) left the chain in a "
-                    f"reorg deeper than {chain.confirmations} confirmations: "
-                    + ("its transaction is sent again" if confirmed else "check by hand"),
-                ),
+                chain,
+                "settled_withdrawal_reorged",
+                (withdrawal.tx_hash, withdrawal.block_number),
+                withdrawal_id=withdrawal.id,
+                message=f"{withdrawal.status} withdrawal {withdrawal.id} (tx {withdrawal.tx_hash}, block "
+                f"{withdrawal.block_number}) left the chain in a reorg deeper than "
+                f"{chain.confirmations} confirmations: "
+                + ("its transaction is sent again" if confirmed else "check by hand"),
             )
             if confirmed:
                 withdrawal.block_number = withdrawal.block_hash = None
@@ -625,9 +616,27 @@ def _sent_again(withdrawal: Withdrawal) -> bool:
     return withdrawal.status == WithdrawalStatus.CONFIRMED and withdrawal.block_number is None
 
 
-def _alert(session: Session, alert: CustodyAlertOut) -> None:
-    """Log `alert` and send it as `custody.alert` to every tenant subscribed (operators)."""
-    logger.critical("ALERT %s: %s", alert.chain, alert.message)
+def _alert(
+    session: Session,
+    chain: Chain,
+    kind: AlertKind,
+    transaction: tuple[str, int],
+    *,
+    withdrawal_id: str | None,
+    message: str,
+) -> None:
+    """Log an alert about `transaction` (hash, block) and send it as `custody.alert` to every
+    tenant subscribed (the operators)."""
+    logger.critical("ALERT %s: %s", chain.name, message)
+    tx_hash, block_number = transaction
+    alert = CustodyAlertOut(
+        chain=chain.name,
+        kind=kind,
+        tx_hash=tx_hash,
+        block_number=block_number,
+        withdrawal_id=withdrawal_id,
+        message=message,
+    )
     tenants = subscribed_tenants(session, "custody.alert")
     emit_many(session, [Event(tenant, "custody.alert", alert) for tenant in tenants])
 
