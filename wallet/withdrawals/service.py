@@ -513,9 +513,9 @@ def _record_mined(
                 "unknown_transaction",
                 (tx.tx_hash, tx.block_number),
                 withdrawal_id=None if withdrawal is None else withdrawal.id,
-                message=f"hot wallet {tx.from_address} sent tx {tx.tx_hash} (nonce {tx.nonce}, block "
-                f"{tx.block_number}) that matches no withdrawal in flight ({state}): the hot "
-                "wallet's key may be used elsewhere",
+                message=f"hot wallet {tx.from_address} sent tx {tx.tx_hash} (nonce {tx.nonce}, "
+                f"block {tx.block_number}) that matches no withdrawal in flight ({state}): the "
+                "hot wallet's key may be used elsewhere",
             )
             continue
         withdrawal.tx_hash, withdrawal.succeeded, withdrawal.network_fee = (
@@ -566,9 +566,9 @@ def _settle_again(
             "settled_withdrawal_reorged",
             (tx.tx_hash, tx.block_number),
             withdrawal_id=withdrawal.id,
-            message=f"confirmed withdrawal {withdrawal.id} was mined again after a deep reorg, reverted "
-            f"this time (tx {tx.tx_hash}, block {tx.block_number}): it is posted but did not "
-            "pay; check by hand",
+            message=f"confirmed withdrawal {withdrawal.id} was mined again after a deep reorg, "
+            f"reverted this time (tx {tx.tx_hash}, block {tx.block_number}): it is posted but "
+            "did not pay; check by hand",
         )
 
 
@@ -597,8 +597,8 @@ def unmine(session: Session, catalogue: Catalogue, chain: Chain, ancestor: Block
                 "settled_withdrawal_reorged",
                 (withdrawal.tx_hash, withdrawal.block_number),
                 withdrawal_id=withdrawal.id,
-                message=f"{withdrawal.status} withdrawal {withdrawal.id} (tx {withdrawal.tx_hash}, block "
-                f"{withdrawal.block_number}) left the chain in a reorg deeper than "
+                message=f"{withdrawal.status} withdrawal {withdrawal.id} (tx {withdrawal.tx_hash}, "
+                f"block {withdrawal.block_number}) left the chain in a reorg deeper than "
                 f"{chain.confirmations} confirmations: "
                 + ("its transaction is sent again" if confirmed else "check by hand"),
             )
