@@ -30,7 +30,7 @@ def test_the_registry_holds_the_event_types_of_every_area() -> None:
     for name in ("transfer.created", "deposit.seen", "deposit.credited", "deposit.orphaned"):
         assert name in EVENT_TYPES
     families = {name.split(".")[0] for name in EVENT_TYPES}
-    assert families == {"transfer", "deposit", "chain", "withdrawal", "payin", "payout"}
+    assert families == {"transfer", "deposit", "chain", "withdrawal", "custody", "payin", "payout"}
 
 
 def test_subscriptions_name_types_families_or_everything() -> None:

@@ -200,7 +200,10 @@ def test_a_reorg_deeper_than_the_confirmations_sends_a_confirmed_withdrawal_agai
     assert (gone["status"], gone["block_number"]) == ("confirmed", None)
     with unit_of_work(chain.factory.sessions) as session:
         alerts = session.execute(
-            text("SELECT payload FROM outbox WHERE event_type = 'custody.alert'")
+            text(
+                "SELECT payload FROM outbox WHERE event_type = 'custody.alert' AND tenant_id = :t"
+            ),
+            {"t": chain.factory.tenant_id},
         ).scalars()
         kinds = [(a["kind"], a["withdrawal_id"]) for a in alerts]
     assert kinds == [("settled_withdrawal_reorged", withdrawal)]
