@@ -5,6 +5,7 @@ statuses say, the ledger's invariants hold, and the bank's report agrees on ever
 
 import random
 import threading
+import time
 import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -73,7 +74,7 @@ class Client:
             }
             payin = self.http.post("/v1/payins", json=body, headers=key).json()
             self.payins.append(payin["id"])
-            self.stack.control.pay(payin["provider_payment_id"])
+            self.stack.control.pay(self.provider_payment_id(payin))
         elif kind == "payout":
             amount = f"{self.random.randint(1, 10)}.{self.random.choice(['00', '13', '31'])}"
             destination = {"type": "bank_account", "bank_account_id": self.account}
@@ -93,6 +94,16 @@ class Client:
             }
             answer = self.http.post("/v1/transfers", json=body, headers=key)
             self.record(answer, lambda _: self.transfers.append((self.wallet, to, cents(amount))))
+
+    def provider_payment_id(self, payin: dict[str, Any]) -> str:
+        """The bank's id of the pay-in; a bank call that timed out (a loaded machine) left the
+        pay-in `unknown`, and the worker asks the bank about it until it has one."""
+        deadline = time.monotonic() + 60
+        while payin["provider_payment_id"] is None:
+            assert time.monotonic() < deadline, payin
+            time.sleep(0.2)
+            payin = self.http.get(f"/v1/payins/{payin['id']}").json()
+        return str(payin["provider_payment_id"])
 
     def record(self, answer: httpx.Response, made: Any) -> None:
         if answer.status_code == 201:
