@@ -3,7 +3,9 @@
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
+import psycopg
 from sqlalchemy import func, select, text, tuple_
 from sqlalchemy.orm import Session
 
@@ -116,6 +118,23 @@ def sent_since(session: Session, wallet_id: str, asset: str, since: datetime) ->
         )
     ).scalar_one()
     return int(total)
+
+
+# The withdrawal requests' postings are `ledger_hold`'s, called by `withdrawals_once` (both in
+# wallet/sql/functions); refusals come back as ledger_hold's failures, plus the wallets' and
+# the rolling limit's.
+_ONCE = "SELECT withdrawals_once(%s::jsonb, %s, %s)"
+
+
+def withdrawals_once(
+    connection: psycopg.Connection[Any], requests: str, event_type: str
+) -> list[dict[str, Any]]:
+    """`withdrawals_once` on a JSON list of keyed requests: one answer per request, in order.
+    The rolling limit counts the withdrawals `sent_since` counts."""
+    row = connection.execute(_ONCE, (requests, event_type, list(_COUNTED))).fetchone()
+    assert row is not None
+    answers: list[dict[str, Any]] = row[0]
+    return answers
 
 
 def deposit_address_wallet(session: Session, chain: str, address: str) -> str | None:

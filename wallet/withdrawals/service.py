@@ -13,6 +13,7 @@ internal transfer: posted at once, no hold, no fee.
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -115,24 +116,43 @@ def fee_policy(settings: Settings) -> FeePolicy:
 
 
 class NodeFeeQuoter:
-    """Quotes fees from each chain's node, with one RPC client per chain for the process."""
+    """Quotes fees from each chain's node, with one RPC client per chain for the process.
 
-    def __init__(self, policy: FeePolicy) -> None:
+    A quote is shared by the requests of the next `max_age` seconds, so that under load a
+    chain's node is asked about once per `max_age`, not once per request. The fee a request
+    is charged is the quote it was given, whatever the transaction later pays.
+    """
+
+    def __init__(self, policy: FeePolicy, max_age: float = 0.0) -> None:
         self._policy = policy
+        self._max_age = max_age
         self._clients: dict[str, RpcClient] = {}
+        self._quotes: dict[str, tuple[float, FeeQuote]] = {}
         self._lock = threading.Lock()
 
+    def cached(self, chain: Chain) -> FeeQuote | None:
+        """The chain's shared quote, if it is younger than `max_age`."""
+        found = self._quotes.get(chain.name)
+        if found is None or time.monotonic() - found[0] >= self._max_age:
+            return None
+        return found[1]
+
     def __call__(self, chain: Chain) -> FeeQuote:
+        shared = self.cached(chain)
+        if shared is not None:
+            return shared
         with self._lock:
             client = self._clients.get(chain.name)
             if client is None:
                 client = self._clients[chain.name] = RpcClient(chain.rpc_url, timeout=10.0)
+        asked = time.monotonic()
         try:
             quote = quote_fees(client, self._policy)
         except RpcError as error:
             raise FeeQuoteUnavailable(f"the {chain.name} node did not answer: {error}") from None
         if isinstance(quote, FeeCapReached):
             raise FeeQuoteUnavailable(f"network fees on {chain.name} are above the service's cap")
+        self._quotes[chain.name] = (asked, quote)
         return quote
 
     def close(self) -> None:
@@ -216,17 +236,48 @@ def quoted_fee(asset: Asset, native: Asset, fees: FeeQuote, policy: WithdrawalPo
     return network + asset.withdrawal_fee
 
 
-def request_withdrawal(
-    session: Session,
-    tenant_id: str,
-    key_id: str,
-    body: WithdrawalCreate,
-    *,
-    catalogue: Catalogue,
-    rules: WithdrawalRules,
-    quote: FeeQuoter,
-) -> Withdrawal:
-    """Validate, price and hold a withdrawal; internal ones are completed at once."""
+@dataclass(frozen=True)
+class CheckedRequest:
+    """A withdrawal request that passed the checks needing no database: its asset and chain,
+    amount in minor units, address (lowercase) and the asset's rules."""
+
+    asset: Asset
+    native: Asset
+    chain: Chain
+    amount: int
+    address: str
+    policy: WithdrawalPolicy
+
+    def fee(self, fees: FeeQuote) -> int:
+        """The fee of a withdrawal leaving the service at `fees`; raises NoFeeRate."""
+        return quoted_fee(self.asset, self.native, fees, self.policy)
+
+    @property
+    def approvals_required(self) -> int:
+        policy, asset, amount = self.policy, self.asset, self.amount
+        if policy.dual_approval_above is not None and amount > asset.parse(
+            policy.dual_approval_above
+        ):
+            return 2
+        if policy.approval_above is not None and amount > asset.parse(policy.approval_above):
+            return 1
+        return 0
+
+    @property
+    def daily_limit(self) -> int | None:
+        """The most the wallet may withdraw of the asset in any 24 hours, if limited."""
+        daily = self.policy.daily
+        return None if daily is None else self.asset.parse(daily)
+
+    def daily_limit_exceeded(self) -> DailyLimitExceeded:
+        return DailyLimitExceeded(f"at most {self.policy.daily} {self.asset.code} in any 24 hours")
+
+
+def check_request(
+    catalogue: Catalogue, rules: WithdrawalRules, body: WithdrawalCreate
+) -> CheckedRequest:
+    """The checks a request passes before the database: asset on its chain, amount, address
+    (EIP-55, not zero, not blocked), the per-transaction limit; each refusal its own error."""
     asset = catalogue.asset(body.asset)
     chain = catalogue.chain(body.destination.chain)
     if asset.chain != chain.name:
@@ -238,43 +289,42 @@ def request_withdrawal(
     if address in rules.blocklist:
         raise BlockedAddress(f"withdrawals to {body.destination.address} are not allowed")
     policy = rules.policy(asset.code)
-    _check_per_transaction(asset, amount, policy)
-    owner = deposit_address_wallet(session, chain.name, address)
+    if policy.per_transaction is not None and amount > asset.parse(policy.per_transaction):
+        raise PerTransactionLimitExceeded(
+            f"at most {policy.per_transaction} {asset.code} per withdrawal"
+        )
+    native = native_asset(catalogue, chain.name)
+    return CheckedRequest(asset, native, chain, amount, address, policy)
+
+
+def request_withdrawal(
+    session: Session,
+    tenant_id: str,
+    key_id: str,
+    body: WithdrawalCreate,
+    *,
+    catalogue: Catalogue,
+    rules: WithdrawalRules,
+    quote: FeeQuoter,
+) -> Withdrawal:
+    """Validate, price and hold a withdrawal; internal ones are completed at once."""
+    checked = check_request(catalogue, rules, body)
+    chain, asset, amount = checked.chain, checked.asset, checked.amount
+    owner = deposit_address_wallet(session, chain.name, checked.address)
     fee = 0
     if owner is None:
-        fee = quoted_fee(asset, native_asset(catalogue, chain.name), quote(chain), policy)
+        fee = checked.fee(quote(chain))
 
     # Requests of one wallet are made one at a time, so the daily limit holds under races.
     status = lock_status(session, tenant_id, body.wallet_id)
     if status != WalletStatus.ACTIVE:
         raise WalletNotActive(f"wallet {body.wallet_id} is {status}")
-    _check_daily(session, body.wallet_id, asset, amount, policy)
-    withdrawal = Withdrawal(
-        id=new_id(WITHDRAWAL_PREFIX),
-        tenant_id=tenant_id,
-        wallet_id=body.wallet_id,
-        asset=asset.code,
-        amount=amount,
-        fee=fee,
-        destination_type=body.destination.type,
-        chain=chain.name,
-        address=address,
-        internal=owner is not None,
-        destination_wallet_id=owner,
-        approvals_required=0,
-        requested_by=key_id,
-        confirmations=0,
-    )
+    _check_daily(session, body.wallet_id, checked)
+    withdrawal = new_withdrawal(tenant_id, key_id, body, checked, fee=fee, owner=owner)
     if owner is not None:
         _complete_internal(session, withdrawal, owner)
         event = "withdrawal.completed"
     else:
-        withdrawal.approvals_required = _approvals_required(asset, amount, policy)
-        withdrawal.status = (
-            WithdrawalStatus.PENDING_APPROVAL
-            if withdrawal.approvals_required
-            else WithdrawalStatus.QUEUED
-        )
         withdrawal.hold_id = ledger.place_hold(
             session,
             user_account(session, withdrawal.wallet_id, asset.code),
@@ -291,30 +341,49 @@ def request_withdrawal(
     return withdrawal
 
 
-def _check_per_transaction(asset: Asset, amount: int, policy: WithdrawalPolicy) -> None:
-    if policy.per_transaction is not None and amount > asset.parse(policy.per_transaction):
-        raise PerTransactionLimitExceeded(
-            f"at most {policy.per_transaction} {asset.code} per withdrawal"
-        )
+def new_withdrawal(
+    tenant_id: str,
+    key_id: str,
+    body: WithdrawalCreate,
+    checked: CheckedRequest,
+    *,
+    fee: int,
+    owner: str | None = None,
+) -> Withdrawal:
+    """The withdrawal row of a request, not yet stored: to `owner`'s wallet (internal), or
+    waiting for its approvals or queued."""
+    status = WithdrawalStatus.COMPLETED
+    approvals = 0
+    if owner is None:
+        approvals = checked.approvals_required
+        status = WithdrawalStatus.PENDING_APPROVAL if approvals else WithdrawalStatus.QUEUED
+    return Withdrawal(
+        id=new_id(WITHDRAWAL_PREFIX),
+        tenant_id=tenant_id,
+        wallet_id=body.wallet_id,
+        asset=checked.asset.code,
+        amount=checked.amount,
+        fee=fee,
+        destination_type=body.destination.type,
+        chain=checked.chain.name,
+        address=checked.address,
+        internal=owner is not None,
+        destination_wallet_id=owner,
+        status=status,
+        approvals_required=approvals,
+        requested_by=key_id,
+        confirmations=0,
+    )
 
 
-def _check_daily(
-    session: Session, wallet_id: str, asset: Asset, amount: int, policy: WithdrawalPolicy
-) -> None:
+def _check_daily(session: Session, wallet_id: str, checked: CheckedRequest) -> None:
     """Checked under the wallet's lock, so concurrent requests cannot both slip under it."""
-    if policy.daily is None:
+    limit = checked.daily_limit
+    if limit is None:
         return
     since = datetime.now(UTC) - timedelta(days=1)
-    if sent_since(session, wallet_id, asset.code, since) + amount > asset.parse(policy.daily):
-        raise DailyLimitExceeded(f"at most {policy.daily} {asset.code} in any 24 hours")
-
-
-def _approvals_required(asset: Asset, amount: int, policy: WithdrawalPolicy) -> int:
-    if policy.dual_approval_above is not None and amount > asset.parse(policy.dual_approval_above):
-        return 2
-    if policy.approval_above is not None and amount > asset.parse(policy.approval_above):
-        return 1
-    return 0
+    if sent_since(session, wallet_id, checked.asset.code, since) + checked.amount > limit:
+        raise checked.daily_limit_exceeded()
 
 
 def _complete_internal(session: Session, withdrawal: Withdrawal, owner: str) -> None:
@@ -336,7 +405,6 @@ def _complete_internal(session: Session, withdrawal: Withdrawal, owner: str) -> 
             external=ExternalReference(EXTERNAL_KIND, withdrawal.id),
         ),
     )
-    withdrawal.status = WithdrawalStatus.COMPLETED
 
 
 def cancel_withdrawal(
