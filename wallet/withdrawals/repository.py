@@ -47,6 +47,17 @@ def locked_withdrawal(
     return session.scalars(query).one_or_none()
 
 
+def lock_withdrawals(session: Session, withdrawal_ids: Sequence[str]) -> dict[str, Withdrawal]:
+    """The withdrawals, by id, each locked (in id order) to the end of the transaction."""
+    query = (
+        select(Withdrawal)
+        .where(Withdrawal.id.in_(withdrawal_ids))
+        .order_by(Withdrawal.id)
+        .with_for_update()
+    )
+    return {withdrawal.id: withdrawal for withdrawal in session.scalars(query)}
+
+
 def locked_withdrawals(
     session: Session, withdrawal_ids: Sequence[str], statuses: Sequence[WithdrawalStatus]
 ) -> list[Withdrawal]:
@@ -276,6 +287,15 @@ def unmined_attempts(session: Session, chain: str, sender: str) -> dict[str, lis
             )
         )
     return found
+
+
+def attempts_by_hash(session: Session, tx_hashes: Sequence[str]) -> dict[str, WithdrawalAttempt]:
+    return {
+        attempt.tx_hash: attempt
+        for attempt in session.scalars(
+            select(WithdrawalAttempt).where(WithdrawalAttempt.tx_hash.in_(tx_hashes))
+        )
+    }
 
 
 def attempts_of(session: Session, withdrawal_id: str) -> list[WithdrawalAttempt]:

@@ -89,7 +89,7 @@ from wallet.withdrawals.repository import (
     get_withdrawal,
     hot_wallets,
     lock_next_nonce,
-    locked_withdrawal,
+    lock_withdrawals,
     sent_since,
     set_next_nonce,
     start_nonces,
@@ -447,11 +447,36 @@ def transition(
     event: str | None = None,
 ) -> Withdrawal:
     """Move the withdrawal to `status` and announce it (`withdrawal.<status>` by default)."""
-    withdrawal.status = status
-    withdrawal.updated_at = datetime.now(UTC)
-    session.flush()
-    announce(session, catalogue, event or f"withdrawal.{status.value}", withdrawal)
+    transition_many(session, catalogue, [withdrawal], status, event)
     return withdrawal
+
+
+def transition_many(
+    session: Session,
+    catalogue: Catalogue,
+    withdrawals: Sequence[Withdrawal],
+    status: WithdrawalStatus,
+    event: str | None = None,
+) -> None:
+    """Move each of `withdrawals` to `status` and announce each, in order, with one write of
+    the rows and one of the events."""
+    if not withdrawals:
+        return
+    now = datetime.now(UTC)
+    for withdrawal in withdrawals:
+        withdrawal.status = status
+        withdrawal.updated_at = now
+    session.flush()
+    approved = [w.id for w in withdrawals if w.approvals_required]
+    counts = approval_counts(session, approved) if approved else {}
+    event_type = event or f"withdrawal.{status.value}"
+    emit_many(
+        session,
+        [
+            Event(w.tenant_id, event_type, out_with(catalogue, w, counts.get(w.id, 0)))
+            for w in withdrawals
+        ],
+    )
 
 
 def announce(session: Session, catalogue: Catalogue, event: str, withdrawal: Withdrawal) -> None:
@@ -529,26 +554,8 @@ def track_blocks(
         withdrawal.confirmations = tip.number - withdrawal.block_number + 1
     due = [w for w in mined if w.confirmations >= chain.confirmations]
     if due:
-        _lock_accounts(session, catalogue, chain, due)
-    for withdrawal in due:
-        settle(session, catalogue, withdrawal)
+        settle(session, catalogue, chain, due)
     session.flush()
-
-
-def _lock_accounts(
-    session: Session, catalogue: Catalogue, chain: Chain, withdrawals: Sequence[Withdrawal]
-) -> None:
-    """Lock every account that settling `withdrawals` touches before the first of them is
-    settled: one settlement at a time would lock the chain's house accounts, then another
-    wallet's account, against the id order API requests lock them in."""
-    assets = {native_asset(catalogue, chain.name).code, *(w.asset for w in withdrawals)}
-    ids = {
-        system_account(session, f"{kind}:{chain.name}", asset)
-        for kind in ("chain", "fees")
-        for asset in assets
-    }
-    ids.update(user_accounts(session, [(w.wallet_id, w.asset) for w in withdrawals]).values())
-    lock_accounts(session, ids)
 
 
 def _record_mined(
@@ -562,9 +569,11 @@ def _record_mined(
             )
         ).all()
     )
+    found = lock_withdrawals(session, list(set(owners.values())))
+    mined = []
     for tx in sent:
         withdrawal_id = owners.get(tx.tx_hash)
-        withdrawal = None if withdrawal_id is None else locked_withdrawal(session, withdrawal_id)
+        withdrawal = None if withdrawal_id is None else found.get(withdrawal_id)
         if withdrawal is None or withdrawal.status not in IN_FLIGHT_STATUSES:
             logger.critical(
                 "ALERT %s: hot wallet %s sent tx %s (nonce %d, block %d) that matches no "
@@ -584,8 +593,9 @@ def _record_mined(
         )
         withdrawal.block_number, withdrawal.block_hash = tx.block_number, tx.block_hash
         withdrawal.failure_reason = None
-        # Mined is the chain's evidence: a withdrawal `signed` or `unknown` was sent after all.
-        transition(session, catalogue, withdrawal, WithdrawalStatus.BROADCAST, "withdrawal.mined")
+        mined.append(withdrawal)
+    # Mined is the chain's evidence: a withdrawal `signed` or `unknown` was sent after all.
+    transition_many(session, catalogue, mined, WithdrawalStatus.BROADCAST, "withdrawal.mined")
 
 
 def unmine(session: Session, catalogue: Catalogue, chain: Chain, ancestor: BlockHeader) -> None:
@@ -616,38 +626,64 @@ def unmine(session: Session, catalogue: Catalogue, chain: Chain, ancestor: Block
         transition(session, catalogue, withdrawal, WithdrawalStatus.BROADCAST, "withdrawal.reorged")
 
 
-def settle(session: Session, catalogue: Catalogue, withdrawal: Withdrawal) -> Withdrawal:
-    """Finish a mined withdrawal once confirmed: posted if its transaction succeeded, released
-    if it failed (status 0). Either way the network fee is the house's, from `fees:<chain>`."""
-    assert withdrawal.hold_id is not None and withdrawal.network_fee is not None
-    chain = withdrawal.chain
-    native = native_asset(catalogue, chain).code
-    ledger.void_hold(session, withdrawal.hold_id)
+def settle(
+    session: Session, catalogue: Catalogue, chain: Chain, withdrawals: Sequence[Withdrawal]
+) -> None:
+    """Finish mined withdrawals once confirmed: each posted if its transaction succeeded,
+    released if it failed (status 0). Either way the network fee is the house's, from
+    `fees:<chain>`. One ledger call posts them all."""
+    native = native_asset(catalogue, chain.name).code
+    assets = {native, *(w.asset for w in withdrawals)}
+    house = {
+        (kind, asset): system_account(session, f"{kind}:{chain.name}", asset)
+        for kind in ("chain", "fees")
+        for asset in assets
+    }
+    users = user_accounts(session, [(w.wallet_id, w.asset) for w in withdrawals])
+    # Every account is locked before the first hold is released: one settlement at a time
+    # would lock the chain's house accounts, then another wallet's account, against the id
+    # order API requests lock them in.
+    lock_accounts(session, [*house.values(), *users.values()])
+    requests = []
+    for withdrawal in withdrawals:
+        assert withdrawal.hold_id is not None
+        ledger.void_hold(session, withdrawal.hold_id)
+        user = users[withdrawal.wallet_id, withdrawal.asset]
+        requests.append(_settlement(withdrawal, native, house, user))
+    for withdrawal, result in zip(
+        withdrawals, ledger.apply(session, requests, atomic=True), strict=True
+    ):
+        if result.error is not None:
+            raise result.error
+        withdrawal.transaction_id = result.transaction_id
+        if not withdrawal.succeeded:
+            withdrawal.failure_reason = "the transaction was mined with status 0 (reverted)"
+    confirmed = [w for w in withdrawals if w.succeeded]
+    failed = [w for w in withdrawals if not w.succeeded]
+    transition_many(session, catalogue, confirmed, WithdrawalStatus.CONFIRMED)
+    transition_many(session, catalogue, failed, WithdrawalStatus.FAILED)
+
+
+def _settlement(
+    withdrawal: Withdrawal, native: str, house: Mapping[tuple[str, str], int], user: int
+) -> TransactionRequest:
+    """The ledger transaction settling a mined withdrawal, on the chain's house accounts
+    (`house`, by kind and asset) and the wallet's account of the asset (`user`)."""
+    assert withdrawal.network_fee is not None
     lines: dict[int, int] = {}
-
-    def add(account: int, amount: int) -> None:
-        lines[account] = lines.get(account, 0) + amount
-
-    add(system_account(session, f"fees:{chain}", native), -withdrawal.network_fee)
-    add(system_account(session, f"chain:{chain}", native), withdrawal.network_fee)
+    moves = [(house["fees", native], -withdrawal.network_fee)]
+    moves.append((house["chain", native], withdrawal.network_fee))
     if withdrawal.succeeded:
-        charged = withdrawal.amount + withdrawal.fee
-        add(user_account(session, withdrawal.wallet_id, withdrawal.asset), -charged)
-        add(system_account(session, f"chain:{chain}", withdrawal.asset), withdrawal.amount)
-        add(system_account(session, f"fees:{chain}", withdrawal.asset), withdrawal.fee)
-    postings = [Posting(account, amount) for account, amount in sorted(lines.items()) if amount]
-    withdrawal.transaction_id = ledger.post(
-        session,
-        TransactionRequest(
-            reason=Reason.WITHDRAWAL if withdrawal.succeeded else Reason.FEE,
-            postings=postings,
-            metadata={"withdrawal_id": withdrawal.id, "tx_hash": withdrawal.tx_hash},
-            external=ExternalReference(
-                EXTERNAL_KIND if withdrawal.succeeded else NETWORK_FEE_KIND, withdrawal.id
-            ),
+        moves.append((user, -withdrawal.amount - withdrawal.fee))
+        moves.append((house["chain", withdrawal.asset], withdrawal.amount))
+        moves.append((house["fees", withdrawal.asset], withdrawal.fee))
+    for account, amount in moves:
+        lines[account] = lines.get(account, 0) + amount
+    return TransactionRequest(
+        reason=Reason.WITHDRAWAL if withdrawal.succeeded else Reason.FEE,
+        postings=[Posting(account, amount) for account, amount in sorted(lines.items()) if amount],
+        metadata={"withdrawal_id": withdrawal.id, "tx_hash": withdrawal.tx_hash},
+        external=ExternalReference(
+            EXTERNAL_KIND if withdrawal.succeeded else NETWORK_FEE_KIND, withdrawal.id
         ),
     )
-    if withdrawal.succeeded:
-        return transition(session, catalogue, withdrawal, WithdrawalStatus.CONFIRMED)
-    withdrawal.failure_reason = "the transaction was mined with status 0 (reverted)"
-    return transition(session, catalogue, withdrawal, WithdrawalStatus.FAILED)
