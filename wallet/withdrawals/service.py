@@ -644,12 +644,10 @@ def settle(
     # would lock the chain's house accounts, then another wallet's account, against the id
     # order API requests lock them in.
     lock_accounts(session, [*house.values(), *users.values()])
-    requests = []
-    for withdrawal in withdrawals:
-        assert withdrawal.hold_id is not None
-        ledger.void_hold(session, withdrawal.hold_id)
-        user = users[withdrawal.wallet_id, withdrawal.asset]
-        requests.append(_settlement(withdrawal, native, house, user))
+    holds = [w.hold_id for w in withdrawals if w.hold_id is not None]
+    assert len(holds) == len(withdrawals)
+    ledger.void_holds(session, holds)
+    requests = [_settlement(w, native, house, users[w.wallet_id, w.asset]) for w in withdrawals]
     for withdrawal, result in zip(
         withdrawals, ledger.apply(session, requests, atomic=True), strict=True
     ):

@@ -1,4 +1,5 @@
-"""Withdrawal requests in one statement for many: `withdrawals_once`.
+"""Withdrawal requests in one statement for many (`withdrawals_once`); holds released many at
+a time (`ledger_void_holds`), as the watcher settles withdrawals.
 
 Revision ID: 0014
 Revises: 0013
@@ -14,4 +15,5 @@ down_revision = "0013"
 
 
 def upgrade() -> None:
-    op.invoke(ReplaceOp(sql.function("withdrawals_once")))
+    for name in ("ledger_void_holds", "withdrawals_once"):
+        op.invoke(ReplaceOp(sql.function(name)))
