@@ -518,6 +518,13 @@ def advance_hot_wallet_nonce(session: Session, chain: str, address: str, used: i
     set_next_nonce(session, chain, address, used + 1)
 
 
+def register_hot_wallet(session: Session, chain: str, address: str, next_nonce: int) -> None:
+    """Know `address` as the chain's hot wallet before it signs (its holdings reconcile from
+    then on, whichever process asks), its nonces starting at `next_nonce`, the chain's count;
+    a hot wallet known already is left as it is."""
+    start_nonces(session, chain, address.lower(), next_nonce)
+
+
 def hot_wallet_addresses(session: Session, chain: str) -> list[str]:
     """The hot wallets that have signed on `chain` (lowercase)."""
     return hot_wallets(session, chain)
