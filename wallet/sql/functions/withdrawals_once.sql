@@ -12,7 +12,7 @@
 -- towards `chain:<chain>`, the withdrawal row, its event (`p_event_type`) and the outcome
 -- under the key. The wallet must be the tenant's and active, and what it withdrew of the
 -- asset in the last 24 hours (withdrawals in `p_counted` states) plus the amount at most
--- "daily". The keys of one call must differ (SQLSTATE WL005 otherwise).
+-- "daily". The keys of one call must differ (SQLSTATE WL005 otherwise: idempotency_claim).
 -- The statements take arrays and JSON whose sizes the planner cannot see; a custom plan per call
 -- costs more than the statement itself, so the function keeps one generic plan.
 CREATE FUNCTION public.withdrawals_once(p_requests jsonb, p_event_type text, p_counted text[])
@@ -41,24 +41,10 @@ BEGIN
                      ORDER BY e.n)
     INTO tenants, keys, owned
     FROM jsonb_array_elements(p_requests) WITH ORDINALITY AS e(r, n);
-    IF (SELECT count(DISTINCT (x.tenant, x.key)) FROM unnest(tenants, keys) AS x(tenant, key))
-        <> array_length(keys, 1) THEN
-        RAISE EXCEPTION 'an idempotency key is used twice in one call' USING ERRCODE = 'WL005';
-    END IF;
-
-    -- Keys are claimed in one order by every call, as in transfer_once.
-    WITH inserted AS (
-        INSERT INTO idempotency_keys (scope, key, request_hash)
-        SELECT e.r ->> 'tenant', e.r ->> 'key', e.r ->> 'request_hash'
-        FROM jsonb_array_elements(p_requests) WITH ORDINALITY AS e(r, n)
-        WHERE NOT owned[e.n] AND e.r ->> 'fee' IS NOT NULL
-        ORDER BY 1, 2
-        ON CONFLICT DO NOTHING
-        RETURNING scope, key
-    )
-    SELECT array_agg(i.key IS NOT NULL ORDER BY x.n) INTO claimed
-    FROM unnest(tenants, keys) WITH ORDINALITY AS x(tenant, key, n)
-    LEFT JOIN inserted i ON i.scope = x.tenant AND i.key = x.key;
+    -- Requests to our deposit addresses, and those not priced, claim nothing.
+    claimed := idempotency_claim(p_requests, (
+        SELECT array_agg(NOT owned[e.n] AND e.r ->> 'fee' IS NOT NULL ORDER BY e.n)
+        FROM jsonb_array_elements(p_requests) WITH ORDINALITY AS e(r, n)));
 
     -- The wallets, then the accounts, are locked in id order before anything is checked, the
     -- order of every other path: a wallet's requests are made one at a time, so its rolling
@@ -123,10 +109,7 @@ BEGIN
             CONTINUE;
         END IF;
         IF NOT claimed[n] THEN
-            answers := answers || (
-                SELECT jsonb_build_object('replayed', true, 'request_hash', k.request_hash,
-                                          'outcome', k.outcome)
-                FROM idempotency_keys k WHERE k.scope = tenants[n] AND k.key = keys[n]);
+            answers := answers || idempotency_replay(tenants[n], keys[n]);
             CONTINUE;
         END IF;
         failure := failures[n];
