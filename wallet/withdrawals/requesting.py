@@ -30,7 +30,6 @@ from wallet.withdrawals.schemas import WithdrawalCreate
 from wallet.withdrawals.service import CheckedRequest, new_withdrawal, out_with
 
 REQUESTED = registered("withdrawal.requested")
-DAILY_LIMIT_EXCEEDED = "daily_limit_exceeded"
 
 
 class Internal(Enum):
@@ -129,6 +128,6 @@ def _refusal(keyed: KeyedWithdrawal, failure: dict[str, Any]) -> WalletError:
         return UnknownWallet(f"no wallet {failure['wallet_id']}")
     if failure["error"] == ErrorCode.WALLET_NOT_ACTIVE:
         return WalletNotActive(f"wallet {failure['wallet_id']} is {failure['status']}")
-    if failure["error"] == DAILY_LIMIT_EXCEEDED:
+    if failure["error"] == ErrorCode.DAILY_LIMIT_EXCEEDED:
         return keyed.checked.daily_limit_exceeded()
     return error_from_outcome(failure)
