@@ -2,7 +2,7 @@
 Anvil; prints one JSON line.
 
 Usage: python bench/withdrawals.py [--withdrawals 1000] [--clients 16] [--wallets 100]
-                                   [--broadcast-interval 1.0] [--confirmations 3]
+                                   [--broadcast-interval 0.2] [--confirmations 1]
 The server is WALLET_BENCH_DATABASE_URL (an administrative URL) or the embedded PostgreSQL;
 the Celery broker is WALLET_BENCH_BROKER_URL (Redis) or kombu's SQL transport on it.
 
@@ -13,7 +13,8 @@ One Anvil mining a block every second (`block_time` 1, as `wallet devnet` runs i
   connections (uvicorn, one worker per core), signed and sent by the broadcaster (a Celery
   worker and beat), confirmed by the chain watcher (`wallet watch`), all real processes;
   from the first request to the last confirmation. p50_s and p99_s are each withdrawal's
-  time from its request to its confirmation.
+  time from its request to its confirmation. By default a withdrawal is confirmed once its
+  transaction is mined (1 confirmation), as the raw loop ends with each receipt.
 - nonce_gaps: nonces below the hot wallet's nonce on the chain that no withdrawal holds,
   plus nonces held twice, plus withdrawals at or above it; 0 when every withdrawal's nonce is
   distinct and they are consecutive from the hot wallet's first nonce.
@@ -79,8 +80,8 @@ def main() -> None:
     parser.add_argument("--withdrawals", type=int, default=1_000)
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--wallets", type=int, default=100)
-    parser.add_argument("--broadcast-interval", type=float, default=1.0)
-    parser.add_argument("--confirmations", type=int, default=3)
+    parser.add_argument("--broadcast-interval", type=float, default=0.2)
+    parser.add_argument("--confirmations", type=int, default=1)
     args = parser.parse_args()
 
     server = os.environ.get("WALLET_BENCH_DATABASE_URL") or start_embedded_postgres(

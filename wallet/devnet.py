@@ -2,7 +2,8 @@
 
 import socket
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -14,6 +15,21 @@ HOT_WALLET_ETH = 100 * 10**18
 HOT_WALLET_TOKENS = 100_000 * 10**6
 
 
+@dataclass(frozen=True)
+class Funding:
+    """What a new chain's hot wallet was sent: `amount` of the catalogue's `asset`, mined in
+    the transaction `tx_hash`."""
+
+    asset: str
+    amount: int
+    tx_hash: str
+
+
+BookFunding = Callable[[Chain, str, Sequence[Funding]], None]
+"""Books the funding of a new chain's hot wallet (chain, address, what was sent) in the
+ledger, as the house's capital."""
+
+
 def run_devnets(
     catalogue: Catalogue,
     state_dir: Path,
@@ -22,12 +38,13 @@ def run_devnets(
     *,
     fresh: bool,
     hot_wallets: Mapping[str, str],
+    book: BookFunding | None = None,
 ) -> None:
     """Run the nodes until `stop` is set; each chain's state is kept in `state_dir`.
 
     A new chain gets the test stablecoin deployed by Anvil's first account, at the address the
     catalogue expects, and its hot wallet (from `hot_wallets`, by chain name) ETH and test
-    stablecoins from that account; a kept chain is resumed as it was.
+    stablecoins from that account, booked by `book`; a kept chain is resumed as it was.
     """
     state_dir.mkdir(parents=True, exist_ok=True)
     nodes: list[Devnet] = []
@@ -36,7 +53,9 @@ def run_devnets(
             state = state_dir / f"{chain.name}.json"
             hot_wallet = hot_wallets.get(chain.name)
             nodes.append(
-                start_node(catalogue, chain, state, report, fresh=fresh, hot_wallet=hot_wallet)
+                start_node(
+                    catalogue, chain, state, report, fresh=fresh, hot_wallet=hot_wallet, book=book
+                )
             )
         if not nodes:
             raise DevnetError("no chain of the catalogue is marked local")
@@ -62,6 +81,7 @@ def start_node(
     *,
     fresh: bool,
     hot_wallet: str | None = None,
+    book: BookFunding | None = None,
 ) -> Devnet:
     port = urlsplit(chain.rpc_url).port
     if port is None:
@@ -93,7 +113,9 @@ def start_node(
     )
     report(f"{chain.name}: chain id {chain.chain_id} on {dev.rpc_url}, {mined}")
     if hot_wallet is not None:
-        fund_hot_wallet(dev, hot_wallet)
+        funding = fund_hot_wallet(catalogue, chain, dev, hot_wallet)
+        if book is not None:
+            book(chain, hot_wallet, funding)
         report(f"{chain.name}: hot wallet {hot_wallet} funded with 100 ETH and 100,000 USDC")
     for asset in catalogue.assets_on(chain.name):
         if (
@@ -107,11 +129,27 @@ def start_node(
     return dev.devnet
 
 
-def fund_hot_wallet(dev: DevChain, address: str) -> None:
-    """Send ETH and test stablecoins from Anvil's first account to the hot wallet, mined."""
-    dev.send_eth(dev.deployer.address, address, HOT_WALLET_ETH)
-    dev.send_tokens(dev.deployer.address, address, HOT_WALLET_TOKENS)
+def fund_hot_wallet(
+    catalogue: Catalogue, chain: Chain, dev: DevChain, address: str
+) -> list[Funding]:
+    """Send ETH and test stablecoins from Anvil's first account to the hot wallet, mined;
+    what was sent of the chain's assets in the catalogue (the native one, and the token at
+    the test stablecoin's address)."""
+    sent = {
+        "native": (dev.send_eth(dev.deployer.address, address, HOT_WALLET_ETH), HOT_WALLET_ETH),
+        dev.token_address: (
+            dev.send_tokens(dev.deployer.address, address, HOT_WALLET_TOKENS),
+            HOT_WALLET_TOKENS,
+        ),
+    }
     dev.mine()
+    funding = []
+    for asset in catalogue.assets_on(chain.name):
+        which = "native" if asset.kind is AssetKind.NATIVE else (asset.contract_address or "")
+        if which.lower() in sent:
+            tx_hash, amount = sent[which.lower()]
+            funding.append(Funding(asset.code, amount, tx_hash))
+    return funding
 
 
 def port_taken(port: int) -> bool:

@@ -254,6 +254,12 @@ class Settings(BaseSettings):
     withdrawal_max_fee_per_gas: int = Field(
         default=500 * 10**9, gt=0, description="Wei per gas a withdrawal never pays above."
     )
+    withdrawal_fee_quote_max_age: float = Field(
+        default=1.0,
+        ge=0,
+        description="Seconds a chain's network fee quote is shared by withdrawal requests "
+        "(0: each request asks the node).",
+    )
     withdrawal_broadcast_interval: float = Field(
         default=1.0, gt=0, description="Seconds between runs of the withdrawal broadcaster."
     )

@@ -191,7 +191,7 @@ def run_database(server_url: str) -> Iterator[str]:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def test_run_starts_the_api_funded_devnets_the_sandbox_bank_and_stops_cleanly(
+def test_run_starts_the_api_funded_and_booked_devnets_the_sandbox_bank_and_stops_cleanly(
     tmp_path: Path, run_database: str
 ) -> None:
     run = WalletRun(tmp_path, run_database)
@@ -203,6 +203,11 @@ def test_run_starts_the_api_funded_devnets_the_sandbox_bank_and_stops_cleanly(
             while native_balance(rpc, hot_wallet.address) != HOT_WALLET_ETH:
                 assert time.monotonic() < deadline, run.log
                 time.sleep(0.2)
+        # Each chain's funding is booked before the devnet says it funded the hot wallet.
+        while run.log.count("funded with") < 2:
+            assert time.monotonic() < deadline, run.log
+            time.sleep(0.2)
+        reconcile = run.wallet("reconcile")
         authorization = {"Authorization": f"Bearer {run.api_key()}"}
         with httpx.Client(base_url=run.api, headers=authorization, timeout=10) as client:
             payin = pay_in(client, run.bank)
@@ -210,6 +215,9 @@ def test_run_starts_the_api_funded_devnets_the_sandbox_bank_and_stops_cleanly(
         status = run.stop()
     assert status == 0, run.log
     assert "restarting in" not in run.log, run.log
+    assert reconcile.returncode == 0, reconcile.stdout
+    for holding in ("devnet ETH", "devnet USDC", "devnet-l2 ETH-L2"):
+        assert f"ok   {holding} holdings" in reconcile.stdout, reconcile.stdout
     assert payin["status"] == "succeeded"
     assert not answers(run.rpc_a, CHAIN_ID)
     assert not answers(f"{run.api}/healthz")

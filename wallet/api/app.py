@@ -30,6 +30,7 @@ from wallet.wallets import endpoints as wallets
 from wallet.webhooks import endpoints as webhook_endpoints
 from wallet.webhooks.secrets import SecretBox
 from wallet.withdrawals import endpoints as withdrawals
+from wallet.withdrawals.requesting import withdrawals_once
 from wallet.withdrawals.service import NodeFeeQuoter, WithdrawalRules, fee_policy
 
 DESCRIPTION = """
@@ -48,7 +49,7 @@ The app's API to the wallet service.
 
 
 def create_app(runtime: Runtime) -> FastAPI:
-    # The hot paths, authentication and transfers, batch the statements of concurrent
+    # The hot paths, authentication, transfers and withdrawals, batch the statements of concurrent
     # requests on plain autocommit connections (wallet.batching).
     settings = runtime.settings
     statements = statement_pool(
@@ -61,8 +62,14 @@ def create_app(runtime: Runtime) -> FastAPI:
         partial(transfers_once, catalogue=runtime.catalogue),
         apart=lambda transfer: (transfer.key.scope, transfer.key.key),
     )
-    batchers = (key_lookups, transfer_batches)
-    fee_quoter = NodeFeeQuoter(fee_policy(runtime.settings))
+    withdrawal_batches = Batcher(
+        "withdrawals",
+        statements,
+        partial(withdrawals_once, catalogue=runtime.catalogue),
+        apart=lambda withdrawal: (withdrawal.key.scope, withdrawal.key.key),
+    )
+    batchers = (key_lookups, transfer_batches, withdrawal_batches)
+    fee_quoter = NodeFeeQuoter(fee_policy(settings), settings.withdrawal_fee_quote_max_age)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -95,6 +102,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.state.bank = open_bank(runtime.settings)
     app.state.withdrawal_rules = WithdrawalRules.from_settings(runtime.settings)
     app.state.withdrawal_fees = fee_quoter
+    app.state.withdrawal_batches = withdrawal_batches
     install_problem_handlers(app)
     install_openapi(app, runtime.catalogue)
     # Outermost first: the caller is known before the body is read, then the body is limited.

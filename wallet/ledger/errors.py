@@ -19,6 +19,7 @@ class ErrorCode(StrEnum):
     EXCEEDS_HOLD = "exceeds_hold"
     UNKNOWN_WALLET = "unknown_wallet"
     WALLET_NOT_ACTIVE = "wallet_not_active"
+    DAILY_LIMIT_EXCEEDED = "daily_limit_exceeded"
 
 
 class InsufficientFunds(WalletError):
@@ -72,7 +73,8 @@ class UnknownTransaction(NotFound):
     title = "No such ledger transaction"
 
 
-# The wallets' codes (unknown_wallet, wallet_not_active) are the transfers' to render.
+# The wallets' codes (unknown_wallet, wallet_not_active) are the transfers' and withdrawal
+# requests' to render, the rolling limit's (daily_limit_exceeded) the withdrawal requests'.
 _BY_CODE: dict[ErrorCode, type[WalletError]] = {
     ErrorCode.INSUFFICIENT_FUNDS: InsufficientFunds,
     ErrorCode.FRACTIONAL_AMOUNT: FractionalAmount,

@@ -296,6 +296,7 @@ def _app_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
 _APPLY = text("SELECT ledger_apply(CAST(:transactions AS jsonb), :atomic)")
 _HOLD = text("SELECT ledger_hold(:debit, :credit, :amount, :reason, CAST(:metadata AS jsonb))")
 _RESOLVE = text("SELECT ledger_resolve_hold(:hold, :amount, CAST(:metadata AS jsonb))")
+_VOID_MANY = text("SELECT ledger_void_holds(CAST(:holds AS bigint[]))")
 
 
 def apply_transactions(session: Session, transactions: str, *, atomic: bool) -> dict[str, Any]:
@@ -326,6 +327,12 @@ def resolve_hold(
     """`ledger_resolve_hold` (post `amount`, or void with None): its outcome document."""
     params = {"hold": hold_id, "amount": amount, "metadata": metadata}
     outcome: dict[str, Any] = session.execute(_RESOLVE, params).scalar_one()
+    return outcome
+
+
+def void_holds(session: Session, hold_ids: list[int]) -> dict[str, Any]:
+    """`ledger_void_holds`: its outcome document."""
+    outcome: dict[str, Any] = session.execute(_VOID_MANY, {"holds": hold_ids}).scalar_one()
     return outcome
 
 

@@ -216,6 +216,14 @@ def void_hold(session: Session, hold_id: int) -> HoldResolution:
     return _resolve(session, hold_id, None, None)
 
 
+def void_holds(session: Session, hold_ids: Sequence[int]) -> None:
+    """Release many pending holds without moving money, in one call: all of them, or none
+    (then raises why)."""
+    outcome = repository.void_holds(session, list(hold_ids))
+    if not outcome["ok"]:
+        raise error_from_outcome(outcome)
+
+
 def _resolve(
     session: Session, hold_id: int, amount: int | None, metadata: Mapping[str, Any] | None
 ) -> HoldResolution:

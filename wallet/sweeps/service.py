@@ -20,6 +20,7 @@ from custody import SignedTransaction
 from wallet.assets.service import Asset, Catalogue
 from wallet.ids import new_id
 from wallet.ledger import service as ledger
+from wallet.ledger.errors import DuplicateExternalReference
 from wallet.ledger.service import ExternalReference, Posting, Reason, system_account
 from wallet.ledger.service import TransactionRequest as LedgerRequest
 from wallet.settings import Settings
@@ -35,6 +36,7 @@ from wallet.sweeps.repository import known_hashes
 from wallet.withdrawals.service import fee_policy, native_asset
 
 EXTERNAL_KIND = "sweep-transaction"
+CAPITAL_KIND = "hot-wallet-capital"
 
 
 @dataclass(frozen=True)
@@ -164,3 +166,25 @@ def record_final(
     else:
         move(sweep, SweepStatus.SWEEP_CONFIRMED)
     return SweepStatus(sweep.status)
+
+
+def book_capital(session: Session, chain: str, asset: str, amount: int, tx_hash: str) -> bool:
+    """Book what the house itself sent to the chain's hot wallet in the mined transaction
+    `tx_hash` (the devnet's funding, an operator's top-up): from its capital account
+    `capital:<chain>` into `chain:<chain>`, so that the chain's holdings reconcile. Once per
+    transaction and asset: False if it was booked before."""
+    request = LedgerRequest(
+        reason=Reason.ADJUSTMENT,
+        postings=[
+            Posting(system_account(session, f"chain:{chain}", asset), -amount),
+            Posting(system_account(session, f"capital:{chain}", asset), amount),
+        ],
+        metadata={"tx_hash": tx_hash},
+        external=ExternalReference(CAPITAL_KIND, f"{tx_hash}:{asset}"),
+    )
+    (booked,) = ledger.apply(session, [request], atomic=False)
+    if isinstance(booked.error, DuplicateExternalReference):
+        return False
+    if booked.error is not None:
+        raise booked.error
+    return True

@@ -1,13 +1,17 @@
 """Crypto withdrawals over HTTP: request, read, list, cancel, approve.
 
-Mounted by `wallet.api.app.create_app`, which also puts the process's `WithdrawalRules` and
-fee quoter on `app.state.withdrawal_rules` and `app.state.withdrawal_fees`.
+Mounted by `wallet.api.app.create_app`, which also puts the process's `WithdrawalRules`, fee
+quoter and batcher of requests on `app.state.withdrawal_rules`, `app.state.withdrawal_fees`
+and `app.state.withdrawal_batches`.
 """
 
-from typing import Annotated, Any, cast
+from functools import partial
+from typing import Annotated, Any, Literal, cast
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from wallet.api.auth import Operator, Reader, Withdrawer
 from wallet.api.contract import link
@@ -19,7 +23,13 @@ from wallet.api.dependencies import (
     known_query_parameters,
 )
 from wallet.api.fields import id_pattern
-from wallet.api.idempotent import REPLAY_HEADERS, RequiredIdempotencyKey, respond_once
+from wallet.api.idempotent import (
+    REPLAY_HEADERS,
+    RequiredIdempotencyKey,
+    request_key,
+    respond,
+    respond_once,
+)
 from wallet.api.pagination import (
     Limit,
     Page,
@@ -30,16 +40,23 @@ from wallet.api.pagination import (
 )
 from wallet.api.problems import problem_responses
 from wallet.banking.service import FeeSchedule
+from wallet.batching import Batcher
+from wallet.database import run_transaction
+from wallet.errors import WalletError
+from wallet.idempotency.service import Outcome, record_failure
 from wallet.payouts.schemas import BankAccountDestination, PayoutOut
 from wallet.payouts.service import request_payout
 from wallet.withdrawals.models import WITHDRAWAL_PREFIX, WithdrawalStatus
 from wallet.withdrawals.repository import approval_counts, get_withdrawal, list_withdrawals
+from wallet.withdrawals.requesting import Internal, KeyedWithdrawal
 from wallet.withdrawals.schemas import WithdrawalOut, WithdrawalRequest
 from wallet.withdrawals.service import (
-    FeeQuoter,
+    CheckedRequest,
+    NodeFeeQuoter,
     WithdrawalRules,
     approve_withdrawal,
     cancel_withdrawal,
+    check_request,
     out,
     out_with,
     request_withdrawal,
@@ -57,12 +74,20 @@ WithdrawalIdPath = Annotated[
 ]
 
 
-def rules(request: Request) -> WithdrawalRules:
+OPERATION = "POST /v1/withdrawals"
+WithdrawalBatches = Batcher[KeyedWithdrawal, Outcome | WalletError | Literal[Internal.INTERNAL]]
+
+
+async def rules(request: Request) -> WithdrawalRules:
     return cast(WithdrawalRules, request.app.state.withdrawal_rules)
 
 
-def fee_quoter(request: Request) -> FeeQuoter:
-    return cast(FeeQuoter, request.app.state.withdrawal_fees)
+async def fee_quoter(request: Request) -> NodeFeeQuoter:
+    return cast(NodeFeeQuoter, request.app.state.withdrawal_fees)
+
+
+async def withdrawal_batches(request: Request) -> WithdrawalBatches:
+    return cast(WithdrawalBatches, request.app.state.withdrawal_batches)
 
 
 @router.post(
@@ -88,16 +113,16 @@ def fee_quoter(request: Request) -> FeeQuoter:
         **problem_responses(404, 409, 503),
     },
 )
-def create(
+async def create(
     body: WithdrawalRequest,
     request: Request,
     *,
     idempotency_key: RequiredIdempotencyKey,
     principal: Withdrawer,
-    session: DbSession,
     runtime: RuntimeDep,
     withdrawal_rules: Annotated[WithdrawalRules, Depends(rules)],
-    quote: Annotated[FeeQuoter, Depends(fee_quoter)],
+    quote: Annotated[NodeFeeQuoter, Depends(fee_quoter)],
+    batches: Annotated[WithdrawalBatches, Depends(withdrawal_batches)],
 ) -> JSONResponse:
     """Hold amount plus the quoted fee and queue the withdrawal (or wait for approvals); to
     one of this service's deposit addresses it is completed at once. Emits
@@ -109,7 +134,7 @@ def create(
     catalogue = runtime.catalogue
     destination = body.destination
 
-    def action() -> dict[str, Any]:
+    def action(session: Session) -> dict[str, Any]:
         if isinstance(destination, BankAccountDestination):
             payout = request_payout(
                 session,
@@ -134,15 +159,49 @@ def create(
         )
         return out(session, catalogue, withdrawal).model_dump(mode="json")
 
-    return respond_once(
-        session,
-        principal,
-        idempotency_key,
-        operation="POST /v1/withdrawals",
-        body=body,
-        status_code=201,
-        action=action,
-    )
+    def in_session(session: Session) -> JSONResponse:
+        return respond_once(
+            session,
+            principal,
+            idempotency_key,
+            operation=OPERATION,
+            body=body,
+            status_code=201,
+            action=lambda: action(session),
+        )
+
+    if isinstance(destination, BankAccountDestination):
+        return await run_in_threadpool(run_transaction, runtime.sessions, in_session)
+    key = request_key(principal, idempotency_key, OPERATION, body)
+    answer: Outcome | WalletError | Literal[Internal.INTERNAL]
+    try:
+        crypto = body.to_crypto(destination)
+        checked = check_request(catalogue, withdrawal_rules, crypto)
+    except WalletError as error:
+        answer = error
+    else:
+        fee = await _fee(checked, quote)
+        keyed = KeyedWithdrawal(principal.tenant_id, principal.key_id, crypto, checked, fee, key)
+        answer = await batches.submit(keyed)
+    if isinstance(answer, Internal):
+        return await run_in_threadpool(run_transaction, runtime.sessions, in_session)
+    if isinstance(answer, WalletError):
+        # The failure becomes the key's outcome, unless the key has one (a conflict is one).
+        record = partial(record_failure, key=key, error=answer)
+        recorded = await run_in_threadpool(run_transaction, runtime.sessions, record)
+        return respond(recorded, status_code=201)
+    return respond(answer, status_code=201)
+
+
+async def _fee(checked: CheckedRequest, quote: NodeFeeQuoter) -> int | WalletError:
+    """The request's fee at the chain's shared quote, or at a new one from its node."""
+    try:
+        fees = quote.cached(checked.chain)
+        if fees is None:
+            fees = await run_in_threadpool(quote, checked.chain)
+        return checked.fee(fees)
+    except WalletError as error:
+        return error
 
 
 @router.get("", name="list", summary="List withdrawals")

@@ -3,7 +3,9 @@
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
+import psycopg
 from sqlalchemy import func, select, text, tuple_
 from sqlalchemy.orm import Session
 
@@ -43,6 +45,17 @@ def locked_withdrawal(
         return session.scalars(query.with_for_update()).one_or_none()
     query = query.where(Withdrawal.status.in_(statuses)).with_for_update(skip_locked=True)
     return session.scalars(query).one_or_none()
+
+
+def lock_withdrawals(session: Session, withdrawal_ids: Sequence[str]) -> dict[str, Withdrawal]:
+    """The withdrawals, by id, each locked (in id order) to the end of the transaction."""
+    query = (
+        select(Withdrawal)
+        .where(Withdrawal.id.in_(withdrawal_ids))
+        .order_by(Withdrawal.id)
+        .with_for_update()
+    )
+    return {withdrawal.id: withdrawal for withdrawal in session.scalars(query)}
 
 
 def locked_withdrawals(
@@ -116,6 +129,23 @@ def sent_since(session: Session, wallet_id: str, asset: str, since: datetime) ->
         )
     ).scalar_one()
     return int(total)
+
+
+# The withdrawal requests' postings are `ledger_hold`'s, called by `withdrawals_once` (both in
+# wallet/sql/functions); refusals come back as ledger_hold's failures, plus the wallets' and
+# the rolling limit's.
+_ONCE = "SELECT withdrawals_once(%s::jsonb, %s, %s)"
+
+
+def withdrawals_once(
+    connection: psycopg.Connection[Any], requests: str, event_type: str
+) -> list[dict[str, Any]]:
+    """`withdrawals_once` on a JSON list of keyed requests: one answer per request, in order.
+    The rolling limit counts the withdrawals `sent_since` counts."""
+    row = connection.execute(_ONCE, (requests, event_type, list(_COUNTED))).fetchone()
+    assert row is not None
+    answers: list[dict[str, Any]] = row[0]
+    return answers
 
 
 def deposit_address_wallet(session: Session, chain: str, address: str) -> str | None:
@@ -260,6 +290,15 @@ def unmined_attempts(session: Session, chain: str, sender: str) -> dict[str, lis
             )
         )
     return found
+
+
+def attempts_by_hash(session: Session, tx_hashes: Sequence[str]) -> dict[str, WithdrawalAttempt]:
+    return {
+        attempt.tx_hash: attempt
+        for attempt in session.scalars(
+            select(WithdrawalAttempt).where(WithdrawalAttempt.tx_hash.in_(tx_hashes))
+        )
+    }
 
 
 def attempts_of(session: Session, withdrawal_id: str) -> list[WithdrawalAttempt]:

@@ -13,6 +13,7 @@ internal transfer: posted at once, no hold, no fee.
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -89,7 +90,7 @@ from wallet.withdrawals.repository import (
     get_withdrawal,
     hot_wallets,
     lock_next_nonce,
-    locked_withdrawal,
+    lock_withdrawals,
     sent_since,
     set_next_nonce,
     start_nonces,
@@ -116,24 +117,43 @@ def fee_policy(settings: Settings) -> FeePolicy:
 
 
 class NodeFeeQuoter:
-    """Quotes fees from each chain's node, with one RPC client per chain for the process."""
+    """Quotes fees from each chain's node, with one RPC client per chain for the process.
 
-    def __init__(self, policy: FeePolicy) -> None:
+    A quote is shared by the requests of the next `max_age` seconds, so that under load a
+    chain's node is asked about once per `max_age`, not once per request. The fee a request
+    is charged is the quote it was given, whatever the transaction later pays.
+    """
+
+    def __init__(self, policy: FeePolicy, max_age: float = 0.0) -> None:
         self._policy = policy
+        self._max_age = max_age
         self._clients: dict[str, RpcClient] = {}
+        self._quotes: dict[str, tuple[float, FeeQuote]] = {}
         self._lock = threading.Lock()
 
+    def cached(self, chain: Chain) -> FeeQuote | None:
+        """The chain's shared quote, if it is younger than `max_age`."""
+        found = self._quotes.get(chain.name)
+        if found is None or time.monotonic() - found[0] >= self._max_age:
+            return None
+        return found[1]
+
     def __call__(self, chain: Chain) -> FeeQuote:
+        shared = self.cached(chain)
+        if shared is not None:
+            return shared
         with self._lock:
             client = self._clients.get(chain.name)
             if client is None:
                 client = self._clients[chain.name] = RpcClient(chain.rpc_url, timeout=10.0)
+        asked = time.monotonic()
         try:
             quote = quote_fees(client, self._policy)
         except RpcError as error:
             raise FeeQuoteUnavailable(f"the {chain.name} node did not answer: {error}") from None
         if isinstance(quote, FeeCapReached):
             raise FeeQuoteUnavailable(f"network fees on {chain.name} are above the service's cap")
+        self._quotes[chain.name] = (asked, quote)
         return quote
 
     def close(self) -> None:
@@ -217,17 +237,48 @@ def quoted_fee(asset: Asset, native: Asset, fees: FeeQuote, policy: WithdrawalPo
     return network + asset.withdrawal_fee
 
 
-def request_withdrawal(
-    session: Session,
-    tenant_id: str,
-    key_id: str,
-    body: WithdrawalCreate,
-    *,
-    catalogue: Catalogue,
-    rules: WithdrawalRules,
-    quote: FeeQuoter,
-) -> Withdrawal:
-    """Validate, price and hold a withdrawal; internal ones are completed at once."""
+@dataclass(frozen=True)
+class CheckedRequest:
+    """A withdrawal request that passed the checks needing no database: its asset and chain,
+    amount in minor units, address (lowercase) and the asset's rules."""
+
+    asset: Asset
+    native: Asset
+    chain: Chain
+    amount: int
+    address: str
+    policy: WithdrawalPolicy
+
+    def fee(self, fees: FeeQuote) -> int:
+        """The fee of a withdrawal leaving the service at `fees`; raises NoFeeRate."""
+        return quoted_fee(self.asset, self.native, fees, self.policy)
+
+    @property
+    def approvals_required(self) -> int:
+        policy, asset, amount = self.policy, self.asset, self.amount
+        if policy.dual_approval_above is not None and amount > asset.parse(
+            policy.dual_approval_above
+        ):
+            return 2
+        if policy.approval_above is not None and amount > asset.parse(policy.approval_above):
+            return 1
+        return 0
+
+    @property
+    def daily_limit(self) -> int | None:
+        """The most the wallet may withdraw of the asset in any 24 hours, if limited."""
+        daily = self.policy.daily
+        return None if daily is None else self.asset.parse(daily)
+
+    def daily_limit_exceeded(self) -> DailyLimitExceeded:
+        return DailyLimitExceeded(f"at most {self.policy.daily} {self.asset.code} in any 24 hours")
+
+
+def check_request(
+    catalogue: Catalogue, rules: WithdrawalRules, body: WithdrawalCreate
+) -> CheckedRequest:
+    """The checks a request passes before the database: asset on its chain, amount, address
+    (EIP-55, not zero, not blocked), the per-transaction limit; each refusal its own error."""
     asset = catalogue.asset(body.asset)
     chain = catalogue.chain(body.destination.chain)
     if asset.chain != chain.name:
@@ -239,43 +290,42 @@ def request_withdrawal(
     if address in rules.blocklist:
         raise BlockedAddress(f"withdrawals to {body.destination.address} are not allowed")
     policy = rules.policy(asset.code)
-    _check_per_transaction(asset, amount, policy)
-    owner = deposit_address_wallet(session, chain.name, address)
+    if policy.per_transaction is not None and amount > asset.parse(policy.per_transaction):
+        raise PerTransactionLimitExceeded(
+            f"at most {policy.per_transaction} {asset.code} per withdrawal"
+        )
+    native = native_asset(catalogue, chain.name)
+    return CheckedRequest(asset, native, chain, amount, address, policy)
+
+
+def request_withdrawal(
+    session: Session,
+    tenant_id: str,
+    key_id: str,
+    body: WithdrawalCreate,
+    *,
+    catalogue: Catalogue,
+    rules: WithdrawalRules,
+    quote: FeeQuoter,
+) -> Withdrawal:
+    """Validate, price and hold a withdrawal; internal ones are completed at once."""
+    checked = check_request(catalogue, rules, body)
+    chain, asset, amount = checked.chain, checked.asset, checked.amount
+    owner = deposit_address_wallet(session, chain.name, checked.address)
     fee = 0
     if owner is None:
-        fee = quoted_fee(asset, native_asset(catalogue, chain.name), quote(chain), policy)
+        fee = checked.fee(quote(chain))
 
     # Requests of one wallet are made one at a time, so the daily limit holds under races.
     status = lock_status(session, tenant_id, body.wallet_id)
     if status != WalletStatus.ACTIVE:
         raise WalletNotActive(f"wallet {body.wallet_id} is {status}")
-    _check_daily(session, body.wallet_id, asset, amount, policy)
-    withdrawal = Withdrawal(
-        id=new_id(WITHDRAWAL_PREFIX),
-        tenant_id=tenant_id,
-        wallet_id=body.wallet_id,
-        asset=asset.code,
-        amount=amount,
-        fee=fee,
-        destination_type=body.destination.type,
-        chain=chain.name,
-        address=address,
-        internal=owner is not None,
-        destination_wallet_id=owner,
-        approvals_required=0,
-        requested_by=key_id,
-        confirmations=0,
-    )
+    _check_daily(session, body.wallet_id, checked)
+    withdrawal = new_withdrawal(tenant_id, key_id, body, checked, fee=fee, owner=owner)
     if owner is not None:
         _complete_internal(session, withdrawal, owner)
         event = "withdrawal.completed"
     else:
-        withdrawal.approvals_required = _approvals_required(asset, amount, policy)
-        withdrawal.status = (
-            WithdrawalStatus.PENDING_APPROVAL
-            if withdrawal.approvals_required
-            else WithdrawalStatus.QUEUED
-        )
         withdrawal.hold_id = ledger.place_hold(
             session,
             user_account(session, withdrawal.wallet_id, asset.code),
@@ -292,30 +342,49 @@ def request_withdrawal(
     return withdrawal
 
 
-def _check_per_transaction(asset: Asset, amount: int, policy: WithdrawalPolicy) -> None:
-    if policy.per_transaction is not None and amount > asset.parse(policy.per_transaction):
-        raise PerTransactionLimitExceeded(
-            f"at most {policy.per_transaction} {asset.code} per withdrawal"
-        )
+def new_withdrawal(
+    tenant_id: str,
+    key_id: str,
+    body: WithdrawalCreate,
+    checked: CheckedRequest,
+    *,
+    fee: int,
+    owner: str | None = None,
+) -> Withdrawal:
+    """The withdrawal row of a request, not yet stored: to `owner`'s wallet (internal), or
+    waiting for its approvals or queued."""
+    status = WithdrawalStatus.COMPLETED
+    approvals = 0
+    if owner is None:
+        approvals = checked.approvals_required
+        status = WithdrawalStatus.PENDING_APPROVAL if approvals else WithdrawalStatus.QUEUED
+    return Withdrawal(
+        id=new_id(WITHDRAWAL_PREFIX),
+        tenant_id=tenant_id,
+        wallet_id=body.wallet_id,
+        asset=checked.asset.code,
+        amount=checked.amount,
+        fee=fee,
+        destination_type=body.destination.type,
+        chain=checked.chain.name,
+        address=checked.address,
+        internal=owner is not None,
+        destination_wallet_id=owner,
+        status=status,
+        approvals_required=approvals,
+        requested_by=key_id,
+        confirmations=0,
+    )
 
 
-def _check_daily(
-    session: Session, wallet_id: str, asset: Asset, amount: int, policy: WithdrawalPolicy
-) -> None:
+def _check_daily(session: Session, wallet_id: str, checked: CheckedRequest) -> None:
     """Checked under the wallet's lock, so concurrent requests cannot both slip under it."""
-    if policy.daily is None:
+    limit = checked.daily_limit
+    if limit is None:
         return
     since = datetime.now(UTC) - timedelta(days=1)
-    if sent_since(session, wallet_id, asset.code, since) + amount > asset.parse(policy.daily):
-        raise DailyLimitExceeded(f"at most {policy.daily} {asset.code} in any 24 hours")
-
-
-def _approvals_required(asset: Asset, amount: int, policy: WithdrawalPolicy) -> int:
-    if policy.dual_approval_above is not None and amount > asset.parse(policy.dual_approval_above):
-        return 2
-    if policy.approval_above is not None and amount > asset.parse(policy.approval_above):
-        return 1
-    return 0
+    if sent_since(session, wallet_id, checked.asset.code, since) + checked.amount > limit:
+        raise checked.daily_limit_exceeded()
 
 
 def _complete_internal(session: Session, withdrawal: Withdrawal, owner: str) -> None:
@@ -337,7 +406,6 @@ def _complete_internal(session: Session, withdrawal: Withdrawal, owner: str) -> 
             external=ExternalReference(EXTERNAL_KIND, withdrawal.id),
         ),
     )
-    withdrawal.status = WithdrawalStatus.COMPLETED
 
 
 def cancel_withdrawal(
@@ -380,11 +448,36 @@ def transition(
     event: str | None = None,
 ) -> Withdrawal:
     """Move the withdrawal to `status` and announce it (`withdrawal.<status>` by default)."""
-    withdrawal.status = status
-    withdrawal.updated_at = datetime.now(UTC)
-    session.flush()
-    announce(session, catalogue, event or f"withdrawal.{status.value}", withdrawal)
+    transition_many(session, catalogue, [withdrawal], status, event)
     return withdrawal
+
+
+def transition_many(
+    session: Session,
+    catalogue: Catalogue,
+    withdrawals: Sequence[Withdrawal],
+    status: WithdrawalStatus,
+    event: str | None = None,
+) -> None:
+    """Move each of `withdrawals` to `status` and announce each, in order, with one write of
+    the rows and one of the events."""
+    if not withdrawals:
+        return
+    now = datetime.now(UTC)
+    for withdrawal in withdrawals:
+        withdrawal.status = status
+        withdrawal.updated_at = now
+    session.flush()
+    approved = [w.id for w in withdrawals if w.approvals_required]
+    counts = approval_counts(session, approved) if approved else {}
+    event_type = event or f"withdrawal.{status.value}"
+    emit_many(
+        session,
+        [
+            Event(w.tenant_id, event_type, out_with(catalogue, w, counts.get(w.id, 0)))
+            for w in withdrawals
+        ],
+    )
 
 
 def announce(session: Session, catalogue: Catalogue, event: str, withdrawal: Withdrawal) -> None:
@@ -426,6 +519,13 @@ def advance_hot_wallet_nonce(session: Session, chain: str, address: str, used: i
     set_next_nonce(session, chain, address, used + 1)
 
 
+def register_hot_wallet(session: Session, chain: str, address: str, next_nonce: int) -> None:
+    """Know `address` as the chain's hot wallet before it signs (its holdings reconcile from
+    then on, whichever process asks), its nonces starting at `next_nonce`, the chain's count;
+    a hot wallet known already is left as it is."""
+    start_nonces(session, chain, address.lower(), next_nonce)
+
+
 def hot_wallet_addresses(session: Session, chain: str) -> list[str]:
     """The hot wallets that have signed on `chain` (lowercase)."""
     return hot_wallets(session, chain)
@@ -461,28 +561,10 @@ def track_blocks(
         withdrawal.confirmations = tip.number - withdrawal.block_number + 1
     due = [w for w in mined if w.confirmations >= chain.confirmations]
     if due:
-        _lock_accounts(session, catalogue, chain, due)
-    for withdrawal in due:
-        settle(session, catalogue, withdrawal)
+        settle(session, catalogue, chain, due)
     for withdrawal, tx in mined_again:
         _settle_again(session, catalogue, chain, withdrawal, tx)
     session.flush()
-
-
-def _lock_accounts(
-    session: Session, catalogue: Catalogue, chain: Chain, withdrawals: Sequence[Withdrawal]
-) -> None:
-    """Lock every account that settling `withdrawals` touches before the first of them is
-    settled: one settlement at a time would lock the chain's house accounts, then another
-    wallet's account, against the id order API requests lock them in."""
-    assets = {native_asset(catalogue, chain.name).code, *(w.asset for w in withdrawals)}
-    ids = {
-        system_account(session, f"{kind}:{chain.name}", asset)
-        for kind in ("chain", "fees")
-        for asset in assets
-    }
-    ids.update(user_accounts(session, [(w.wallet_id, w.asset) for w in withdrawals]).values())
-    lock_accounts(session, ids)
 
 
 def _record_mined(
@@ -499,9 +581,11 @@ def _record_mined(
             )
         ).all()
     )
+    found = lock_withdrawals(session, list(set(owners.values())))
+    mined = []
     for tx in sent:
         withdrawal_id = owners.get(tx.tx_hash)
-        withdrawal = None if withdrawal_id is None else locked_withdrawal(session, withdrawal_id)
+        withdrawal = None if withdrawal_id is None else found.get(withdrawal_id)
         if withdrawal is not None and _sent_again(withdrawal):
             mined_again.append((withdrawal, tx))
             continue
@@ -525,8 +609,9 @@ def _record_mined(
         )
         withdrawal.block_number, withdrawal.block_hash = tx.block_number, tx.block_hash
         withdrawal.failure_reason = None
-        # Mined is the chain's evidence: a withdrawal `signed` or `unknown` was sent after all.
-        transition(session, catalogue, withdrawal, WithdrawalStatus.BROADCAST, "withdrawal.mined")
+        mined.append(withdrawal)
+    # Mined is the chain's evidence: a withdrawal `signed` or `unknown` was sent after all.
+    transition_many(session, catalogue, mined, WithdrawalStatus.BROADCAST, "withdrawal.mined")
     return mined_again
 
 
@@ -641,38 +726,62 @@ def _alert(
     emit_many(session, [Event(tenant, "custody.alert", alert) for tenant in tenants])
 
 
-def settle(session: Session, catalogue: Catalogue, withdrawal: Withdrawal) -> Withdrawal:
-    """Finish a mined withdrawal once confirmed: posted if its transaction succeeded, released
-    if it failed (status 0). Either way the network fee is the house's, from `fees:<chain>`."""
-    assert withdrawal.hold_id is not None and withdrawal.network_fee is not None
-    chain = withdrawal.chain
-    native = native_asset(catalogue, chain).code
-    ledger.void_hold(session, withdrawal.hold_id)
+def settle(
+    session: Session, catalogue: Catalogue, chain: Chain, withdrawals: Sequence[Withdrawal]
+) -> None:
+    """Finish mined withdrawals once confirmed: each posted if its transaction succeeded,
+    released if it failed (status 0). Either way the network fee is the house's, from
+    `fees:<chain>`. One ledger call posts them all."""
+    native = native_asset(catalogue, chain.name).code
+    assets = {native, *(w.asset for w in withdrawals)}
+    house = {
+        (kind, asset): system_account(session, f"{kind}:{chain.name}", asset)
+        for kind in ("chain", "fees")
+        for asset in assets
+    }
+    users = user_accounts(session, [(w.wallet_id, w.asset) for w in withdrawals])
+    # Every account is locked before the first hold is released: one settlement at a time
+    # would lock the chain's house accounts, then another wallet's account, against the id
+    # order API requests lock them in.
+    lock_accounts(session, [*house.values(), *users.values()])
+    holds = [w.hold_id for w in withdrawals if w.hold_id is not None]
+    assert len(holds) == len(withdrawals)
+    ledger.void_holds(session, holds)
+    requests = [_settlement(w, native, house, users[w.wallet_id, w.asset]) for w in withdrawals]
+    for withdrawal, result in zip(
+        withdrawals, ledger.apply(session, requests, atomic=True), strict=True
+    ):
+        if result.error is not None:
+            raise result.error
+        withdrawal.transaction_id = result.transaction_id
+        if not withdrawal.succeeded:
+            withdrawal.failure_reason = "the transaction was mined with status 0 (reverted)"
+    confirmed = [w for w in withdrawals if w.succeeded]
+    failed = [w for w in withdrawals if not w.succeeded]
+    transition_many(session, catalogue, confirmed, WithdrawalStatus.CONFIRMED)
+    transition_many(session, catalogue, failed, WithdrawalStatus.FAILED)
+
+
+def _settlement(
+    withdrawal: Withdrawal, native: str, house: Mapping[tuple[str, str], int], user: int
+) -> TransactionRequest:
+    """The ledger transaction settling a mined withdrawal, on the chain's house accounts
+    (`house`, by kind and asset) and the wallet's account of the asset (`user`)."""
+    assert withdrawal.network_fee is not None
     lines: dict[int, int] = {}
-
-    def add(account: int, amount: int) -> None:
-        lines[account] = lines.get(account, 0) + amount
-
-    add(system_account(session, f"fees:{chain}", native), -withdrawal.network_fee)
-    add(system_account(session, f"chain:{chain}", native), withdrawal.network_fee)
+    moves = [(house["fees", native], -withdrawal.network_fee)]
+    moves.append((house["chain", native], withdrawal.network_fee))
     if withdrawal.succeeded:
-        charged = withdrawal.amount + withdrawal.fee
-        add(user_account(session, withdrawal.wallet_id, withdrawal.asset), -charged)
-        add(system_account(session, f"chain:{chain}", withdrawal.asset), withdrawal.amount)
-        add(system_account(session, f"fees:{chain}", withdrawal.asset), withdrawal.fee)
-    postings = [Posting(account, amount) for account, amount in sorted(lines.items()) if amount]
-    withdrawal.transaction_id = ledger.post(
-        session,
-        TransactionRequest(
-            reason=Reason.WITHDRAWAL if withdrawal.succeeded else Reason.FEE,
-            postings=postings,
-            metadata={"withdrawal_id": withdrawal.id, "tx_hash": withdrawal.tx_hash},
-            external=ExternalReference(
-                EXTERNAL_KIND if withdrawal.succeeded else NETWORK_FEE_KIND, withdrawal.id
-            ),
+        moves.append((user, -withdrawal.amount - withdrawal.fee))
+        moves.append((house["chain", withdrawal.asset], withdrawal.amount))
+        moves.append((house["fees", withdrawal.asset], withdrawal.fee))
+    for account, amount in moves:
+        lines[account] = lines.get(account, 0) + amount
+    return TransactionRequest(
+        reason=Reason.WITHDRAWAL if withdrawal.succeeded else Reason.FEE,
+        postings=[Posting(account, amount) for account, amount in sorted(lines.items()) if amount],
+        metadata={"withdrawal_id": withdrawal.id, "tx_hash": withdrawal.tx_hash},
+        external=ExternalReference(
+            EXTERNAL_KIND if withdrawal.succeeded else NETWORK_FEE_KIND, withdrawal.id
         ),
     )
-    if withdrawal.succeeded:
-        return transition(session, catalogue, withdrawal, WithdrawalStatus.CONFIRMED)
-    withdrawal.failure_reason = "the transaction was mined with status 0 (reverted)"
-    return transition(session, catalogue, withdrawal, WithdrawalStatus.FAILED)

@@ -59,8 +59,10 @@ from wallet.withdrawals.models import Withdrawal, WithdrawalAttempt, WithdrawalS
 from wallet.withdrawals.repository import (
     InFlight,
     SentAttempt,
+    attempts_by_hash,
     attempts_of,
     in_flight,
+    lock_withdrawals,
     locked_withdrawal,
     locked_withdrawals,
     outgoing,
@@ -72,7 +74,7 @@ from wallet.withdrawals.service import (
     lock_hot_wallet_nonce,
     native_asset,
     transfer_request,
-    transition,
+    transition_many,
 )
 
 logger = logging.getLogger(__name__)
@@ -253,19 +255,19 @@ class WithdrawalBroadcaster:
             session, self._chain, self._hot.address, self._hot.rpc
         )
         signing: list[tuple[Withdrawal, TransactionRequest]] = []
+        waiting: list[Withdrawal] = []
         # Those cancelled, or taken by another run meanwhile, are left out.
         for withdrawal in locked_withdrawals(session, withdrawal_ids, _SIGNABLE):
             asset = self._catalogue.asset(withdrawal.asset)
             request = self._transaction(withdrawal, asset, nonce, fees)
             if not liquidity.take(asset, withdrawal.amount, request.max_cost()):
                 if withdrawal.status != WithdrawalStatus.WAITING_LIQUIDITY:
-                    transition(
-                        session, self._catalogue, withdrawal, WithdrawalStatus.WAITING_LIQUIDITY
-                    )
+                    waiting.append(withdrawal)
                     report.waiting.append(withdrawal.id)
                 continue
             signing.append((withdrawal, request))
             nonce += 1
+        transition_many(session, self._catalogue, waiting, WithdrawalStatus.WAITING_LIQUIDITY)
         if nonce == first:
             return []
         signed = self._hot.signer.sign_batch([request for _, request in signing])
@@ -273,8 +275,9 @@ class WithdrawalBroadcaster:
         for (withdrawal, request), transaction in zip(signing, signed, strict=True):
             stored.append(self._store(session, withdrawal, request, transaction))
             withdrawal.sender, withdrawal.nonce = self._hot.address, request.nonce
-            transition(session, self._catalogue, withdrawal, WithdrawalStatus.SIGNED)
             report.signed.append(withdrawal.id)
+        withdrawals = [withdrawal for withdrawal, _ in signing]
+        transition_many(session, self._catalogue, withdrawals, WithdrawalStatus.SIGNED)
         advance_hot_wallet_nonce(session, self._chain, self._hot.address, nonce - 1)
         return stored
 
@@ -342,21 +345,33 @@ class WithdrawalBroadcaster:
         results = send_raw_transactions(self._hot.rpc, [s.raw_transaction for s in stored])
 
         def record(session: Session) -> None:
+            withdrawals = lock_withdrawals(session, [s.withdrawal_id for s in stored])
+            attempts = attempts_by_hash(session, [s.tx_hash for s in stored])
+            moved: dict[WithdrawalStatus, list[Withdrawal]] = {}
             for sent, result in zip(stored, results, strict=True):
-                self._record_send(session, sent, result, report)
+                withdrawal = withdrawals[sent.withdrawal_id]
+                attempt = attempts[sent.tx_hash]
+                status = self._record_send(session, withdrawal, attempt, result, report)
+                if status is not None:
+                    moved.setdefault(status, []).append(withdrawal)
+            for status, changed in moved.items():
+                transition_many(session, self._catalogue, changed, status)
 
         run_transaction(self._sessions, record)
 
     def _record_send(
-        self, session: Session, stored: _Stored, result: SendResult, report: BroadcastReport
-    ) -> None:
-        withdrawal = locked_withdrawal(session, stored.withdrawal_id)
-        assert withdrawal is not None
-        attempt = session.get_one(WithdrawalAttempt, stored.tx_hash)
+        self,
+        session: Session,
+        withdrawal: Withdrawal,
+        attempt: WithdrawalAttempt,
+        result: SendResult,
+        report: BroadcastReport,
+    ) -> WithdrawalStatus | None:
+        """Record the node's answer to an attempt; the withdrawal's new status, if it moves."""
         attempt.send_outcome = result.outcome.value
         status = WithdrawalStatus(withdrawal.status)
         if status not in (*_UNCONFIRMED_SEND, WithdrawalStatus.BROADCAST):
-            return  # the watcher settled it meanwhile
+            return None  # the watcher settled it meanwhile
         outcome = result.outcome
         if outcome is SendOutcome.NONCE_TOO_LOW:
             # This or another attempt of the nonce was mined: the watcher will confirm it.
@@ -366,8 +381,8 @@ class WithdrawalBroadcaster:
             attempt.sent_at = datetime.now(UTC)
             if status != WithdrawalStatus.BROADCAST:
                 withdrawal.failure_reason = None
-                transition(session, self._catalogue, withdrawal, WithdrawalStatus.BROADCAST)
                 report.sent.append(withdrawal.id)
+                return WithdrawalStatus.BROADCAST
         elif outcome in (SendOutcome.TRANSIENT, SendOutcome.NONCE_TOO_LOW, SendOutcome.REJECTED):
             if status == WithdrawalStatus.SIGNED:
                 log = logger.warning if outcome is SendOutcome.TRANSIENT else logger.critical
@@ -376,23 +391,24 @@ class WithdrawalBroadcaster:
                     "held until the chain tells",
                     self._chain,
                     withdrawal.id,
-                    stored.tx_hash,
+                    attempt.tx_hash,
                     withdrawal.nonce,
                     outcome.value,
                     result.message,
                 )
                 withdrawal.failure_reason = f"{outcome.value}: {result.message}"[:500]
-                transition(session, self._catalogue, withdrawal, WithdrawalStatus.UNKNOWN)
                 report.unknown.append(withdrawal.id)
+                return WithdrawalStatus.UNKNOWN
         else:  # underpriced (bumped by the next run) or short of funds (sent again later)
             logger.warning(
                 "%s: withdrawal %s, tx %s: %s (%s)",
                 self._chain,
                 withdrawal.id,
-                stored.tx_hash,
+                attempt.tx_hash,
                 outcome.value,
                 result.message,
             )
+        return None
 
     def _any_mined(self, session: Session, withdrawal: Withdrawal) -> bool:
         hashes = [a.tx_hash for a in attempts_of(session, withdrawal.id)]

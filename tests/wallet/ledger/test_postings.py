@@ -134,6 +134,26 @@ def test_a_voided_hold_releases_the_funds(
         assert balance(session, bob).pending_in == 0
 
 
+def test_holds_voided_together_release_their_funds_all_or_none(
+    factory: Factory, sessions: sessionmaker[Session]
+) -> None:
+    alice = factory.fund(factory.wallet(), "EUR", 500)
+    bob = factory.account(factory.wallet(), "EUR")
+    with unit_of_work(sessions) as session:
+        holds = [ledger.place_hold(session, alice, bob, 100, Reason.PAYOUT).id for _ in range(3)]
+        done = ledger.place_hold(session, alice, bob, 50, Reason.PAYOUT).id
+        ledger.void_hold(session, done)
+    with unit_of_work(sessions) as session:
+        with pytest.raises(HoldAlreadyResolved):
+            ledger.void_holds(session, [*holds, done])
+        assert balance(session, alice).pending_out == 300
+        ledger.void_holds(session, holds)
+    with unit_of_work(sessions) as session:
+        assert (balance(session, alice).available, balance(session, bob).pending_in) == (500, 0)
+        with pytest.raises(HoldAlreadyResolved):
+            ledger.void_holds(session, holds[:1])
+
+
 def test_a_batch_reports_each_item_and_sees_earlier_items(
     factory: Factory, sessions: sessionmaker[Session]
 ) -> None:

@@ -6,7 +6,7 @@
 -- same way), or {"replayed": false, "outcome"} when the transfer is made: then the event
 -- (`p_event_type`) is in the outbox and the outcome, `document` with the transfer's id
 -- (`p_id_prefix` and the ledger transaction's number) and time, is stored under the key.
--- The keys of one call must differ (SQLSTATE WL005 otherwise): one claim would make both.
+-- The keys of one call must differ (SQLSTATE WL005 otherwise: idempotency_claim).
 -- The statements take arrays and JSON whose sizes the planner cannot see; a custom plan per call
 -- costs more than the statement itself, so the function keeps one generic plan.
 CREATE FUNCTION public.transfer_once(p_requests jsonb, p_id_prefix text, p_event_type text)
@@ -31,24 +31,7 @@ BEGIN
     SELECT array_agg(e.r ->> 'tenant' ORDER BY e.n), array_agg(e.r ->> 'key' ORDER BY e.n)
     INTO tenants, keys
     FROM jsonb_array_elements(p_requests) WITH ORDINALITY AS e(r, n);
-    IF (SELECT count(DISTINCT (x.tenant, x.key)) FROM unnest(tenants, keys) AS x(tenant, key))
-        <> array_length(keys, 1) THEN
-        RAISE EXCEPTION 'an idempotency key is used twice in one call' USING ERRCODE = 'WL005';
-    END IF;
-
-    -- Keys are claimed in one order by every call, so two calls never wait on each other's
-    -- claims in a cycle. A key claimed by a call still running waits for it to end.
-    WITH inserted AS (
-        INSERT INTO idempotency_keys (scope, key, request_hash)
-        SELECT e.r ->> 'tenant', e.r ->> 'key', e.r ->> 'request_hash'
-        FROM jsonb_array_elements(p_requests) AS e(r)
-        ORDER BY 1, 2
-        ON CONFLICT DO NOTHING
-        RETURNING scope, key
-    )
-    SELECT array_agg(i.key IS NOT NULL ORDER BY x.n) INTO claimed
-    FROM unnest(tenants, keys) WITH ORDINALITY AS x(tenant, key, n)
-    LEFT JOIN inserted i ON i.scope = x.tenant AND i.key = x.key;
+    claimed := idempotency_claim(p_requests, NULL);
 
     SELECT transfer_apply(coalesce(jsonb_agg(e.r -> 'transfer' ORDER BY e.n), '[]'), false)
     INTO applied
@@ -57,10 +40,7 @@ BEGIN
 
     FOR n IN 1 .. array_length(keys, 1) LOOP
         IF NOT claimed[n] THEN
-            answers := answers || (
-                SELECT jsonb_build_object('replayed', true, 'request_hash', k.request_hash,
-                                          'outcome', k.outcome)
-                FROM idempotency_keys k WHERE k.scope = tenants[n] AND k.key = keys[n]);
+            answers := answers || idempotency_replay(tenants[n], keys[n]);
             CONTINUE;
         END IF;
         item := applied -> 'results' -> next_applied;
