@@ -41,10 +41,11 @@ from wallet.deposits.watcher import watch as run_watch
 from wallet.devnet import Funding, local_chains, run_devnets
 from wallet.embedded_postgres import EmbeddedServer, create_database, serve_embedded_postgres
 from wallet.errors import WalletError
+from wallet.kept_secrets import kept_secret
 from wallet.ledger.reconcile import check_ledger
 from wallet.ports import open_chain_source
 from wallet.runtime import database_url, open_runtime
-from wallet.settings import Settings, load_settings
+from wallet.settings import Environment, Settings, load_settings
 from wallet.supervisor import Backoff, Process, supervise
 from wallet.sweeps.holdings import (
     Holding,
@@ -58,7 +59,7 @@ from wallet.tenants.service import tenant_by_name
 from wallet.withdrawals.service import register_hot_wallet
 from wallet.withdrawals.tasks import hot_wallet_signers
 
-app = typer.Typer(help="Custodial hybrid wallet service.", no_args_is_help=True)
+app = typer.Typer(no_args_is_help=True)
 db = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db, name="db")
 keys = typer.Typer(help="API keys of the tenants.", no_args_is_help=True)
@@ -67,6 +68,34 @@ chain_commands = typer.Typer(help="The followed chains: status, and resuming a h
 app.add_typer(chain_commands, name="chain", no_args_is_help=True)
 custody = typer.Typer(help="Deposit addresses, hot and cold wallets.", no_args_is_help=True)
 app.add_typer(custody, name="custody")
+
+
+BANK_WEBHOOK_SECRET_FILE = "bank-webhook-secret"  # noqa: S105 - a file name
+
+
+@app.callback()
+def development_defaults() -> None:
+    """Custodial hybrid wallet service."""
+    # In development every command, and every process `wallet run` starts, gets the same
+    # defaults, so that a command run next to `wallet run` sees what its processes see.
+    settings = load_settings()
+    if settings.environment is Environment.DEVELOPMENT:
+        os.environ.update(development_environment(settings))
+
+
+def development_environment(settings: Settings) -> dict[str, str]:
+    """What development adds to `settings`: keys from Anvil's public development mnemonic
+    unless a seed or xpubs are configured (nothing of value may be sent to them), and the
+    sandbox bank's webhook secret, kept in the data directory, unless one is set."""
+    added = {}
+    if not (settings.deposit_xpubs or settings.seed_keystore or settings.dev_mnemonic):
+        added["WALLET_DEV_MNEMONIC"] = DEV_MNEMONIC
+    if settings.bank_webhook_secret is None:
+        path = settings.data_dir / BANK_WEBHOOK_SECRET_FILE
+        added["WALLET_BANK_WEBHOOK_SECRET"] = kept_secret(
+            path, lambda: "whsec_" + base64.b64encode(os.urandom(32)).decode()
+        )
+    return added
 
 
 @db.command("migrate")
@@ -519,15 +548,6 @@ def run(
     else:
         database = settings.database_url.get_secret_value()
     environment = {"WALLET_DATABASE_URL": database}
-    if not (settings.deposit_xpubs or settings.seed_keystore or settings.dev_mnemonic):
-        # The embedded profile's deposit addresses come from Anvil's public development
-        # mnemonic unless a seed or xpubs are configured: nothing of value may be sent to them.
-        environment["WALLET_DEV_MNEMONIC"] = DEV_MNEMONIC
-    if settings.bank_webhook_secret is None:
-        # The sandbox bank and the API share it through the environment of this run.
-        environment["WALLET_BANK_WEBHOOK_SECRET"] = (
-            "whsec_" + base64.b64encode(os.urandom(32)).decode()
-        )
     os.environ.update(environment)
     if not processes:
         db_migrate()

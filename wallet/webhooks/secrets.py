@@ -8,13 +8,12 @@ Hashing is not an option: the worker needs the secret itself to sign each delive
 
 import base64
 import binascii
-import os
 import secrets
-from pathlib import Path
 from typing import Final
 
 from Crypto.Cipher import AES
 
+from wallet.kept_secrets import kept_secret
 from wallet.settings import Settings
 
 SECRET_PREFIX: Final = "whsec_"  # noqa: S105 - the prefix of the form, not a secret
@@ -43,7 +42,7 @@ class SecretBox:
         """The configured key, or (single machine) the one kept in the data directory."""
         if settings.webhook_secrets_key is not None:
             return cls(parse_key(settings.webhook_secrets_key.get_secret_value()))
-        return cls(parse_key(_key_file(settings.data_dir / KEY_FILE_NAME)))
+        return cls(parse_key(kept_secret(settings.data_dir / KEY_FILE_NAME, new_key)))
 
     def seal(self, secret: bytes, endpoint_id: str) -> bytes:
         nonce = secrets.token_bytes(_NONCE_BYTES)
@@ -95,25 +94,3 @@ def parse_key(encoded: str) -> bytes:
     if len(key) != KEY_BYTES:
         raise ValueError(f"the webhook secrets key must be {KEY_BYTES} bytes in base64")
     return key
-
-
-def _key_file(path: Path) -> str:
-    """Read the key kept at `path`, creating it (readable by its owner only) the first time.
-
-    The new key is written to a private temporary file and linked into place, so concurrent
-    first uses agree on one key and nobody reads a half-written file.
-    """
-    if path.exists():
-        return path.read_text()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    draft = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
-    descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "w") as file:
-        file.write(new_key() + "\n")
-    try:
-        os.link(draft, path)
-    except FileExistsError:
-        pass  # another process made the key first; everyone uses that one
-    finally:
-        draft.unlink()
-    return path.read_text()
