@@ -30,7 +30,8 @@ from wallet.bank_accounts.repository import get_bank_account
 from wallet.bank_accounts.service import check_payment_account
 from wallet.banking.models import EventOutcome
 from wallet.banking.repository import fees_account, provider_account
-from wallet.banking.service import FeeSchedule, Rail, take_snapshot
+from wallet.banking.service import FeeSchedule, Rail, known_payment
+from wallet.banking.service import apply_snapshot as apply_provider_snapshot
 from wallet.database import run_transaction
 from wallet.events.service import Event, emit_many
 from wallet.ids import new_id
@@ -183,13 +184,7 @@ def apply_provider_payin(
 ) -> EventOutcome:
     """Apply a pay-in snapshot from the provider's webhook (our key is its idempotency key)."""
     payin = find_payin(session, snapshot.idempotency_key)
-    if payin is None or payin.provider != provider:
-        logger.warning(
-            "%s event for pay-in %s (key %s): no such pay-in of ours",
-            provider,
-            snapshot.id,
-            snapshot.idempotency_key,
-        )
+    if not known_payment(payin, provider, snapshot):
         return EventOutcome.UNMATCHED
     return apply_snapshot(session, payin.id, snapshot, catalogue)
 
@@ -201,15 +196,15 @@ def apply_snapshot(
     payin = find_payin(session, payin_id, lock=True)
     if payin is None:
         return EventOutcome.UNMATCHED
-    old = _STAGES[PayinStatus(payin.status)]
-    before = payin.status
-    outcome = take_snapshot(
-        payin, snapshot, lambda status: _book(session, payin, old, _STAGES[PayinStatus(status)])
+    return apply_provider_snapshot(
+        session,
+        payin,
+        snapshot,
+        book=lambda old, new: _book(
+            session, payin, _STAGES[PayinStatus(old)], _STAGES[PayinStatus(new)]
+        ),
+        announce=lambda: _announce(session, payin, catalogue),
     )
-    session.flush()
-    if payin.status != before:
-        _announce(session, payin, catalogue)
-    return outcome
 
 
 def _book(session: Session, payin: Payin, old: _Stage, new: _Stage) -> None:
@@ -219,7 +214,10 @@ def _book(session: Session, payin: Payin, old: _Stage, new: _Stage) -> None:
     bank = provider_account(session, payin.provider, payin.asset)
     fees = fees_account(session, payin.asset)
     wallet = user_account(session, payin.wallet_id, payin.asset)
-    lock_accounts(session, (bank, fees, wallet))
+    if new != _Stage.HELD:
+        # Several ledger calls: their locks all first, in the ledger's order. A hold alone
+        # locks its two accounts itself.
+        lock_accounts(session, (bank, fees, wallet))
     metadata = {"payin_id": payin.id}
     if old == _Stage.HELD and payin.hold_id is not None:
         ledger.void_hold(session, payin.hold_id)

@@ -30,7 +30,8 @@ from wallet.bank_accounts.repository import get_bank_account
 from wallet.bank_accounts.service import check_payment_account
 from wallet.banking.models import EventOutcome
 from wallet.banking.repository import fees_account, provider_account
-from wallet.banking.service import FeeSchedule, Rail, take_snapshot
+from wallet.banking.service import FeeSchedule, Rail, known_payment
+from wallet.banking.service import apply_snapshot as apply_provider_snapshot
 from wallet.database import run_transaction
 from wallet.events.service import Event, emit_many
 from wallet.ids import new_id
@@ -218,13 +219,7 @@ def apply_provider_payout(
 ) -> EventOutcome:
     """Apply a payout snapshot from the provider's webhook (our key is its idempotency key)."""
     payout = find_payout(session, snapshot.idempotency_key)
-    if payout is None or payout.provider != provider:
-        logger.warning(
-            "%s event for payout %s (key %s): no such payout of ours",
-            provider,
-            snapshot.id,
-            snapshot.idempotency_key,
-        )
+    if not known_payment(payout, provider, snapshot):
         return EventOutcome.UNMATCHED
     return apply_snapshot(session, payout.id, snapshot, catalogue)
 
@@ -236,15 +231,15 @@ def apply_snapshot(
     payout = find_payout(session, payout_id, lock=True)
     if payout is None:
         return EventOutcome.UNMATCHED
-    old = _STAGES[PayoutStatus(payout.status)]
-    before = payout.status
-    outcome = take_snapshot(
-        payout, snapshot, lambda status: _book(session, payout, old, _STAGES[PayoutStatus(status)])
+    return apply_provider_snapshot(
+        session,
+        payout,
+        snapshot,
+        book=lambda old, new: _book(
+            session, payout, _STAGES[PayoutStatus(old)], _STAGES[PayoutStatus(new)]
+        ),
+        announce=lambda: _announce(session, payout, catalogue),
     )
-    session.flush()
-    if payout.status != before:
-        _announce(session, payout, catalogue)
-    return outcome
 
 
 def _book(session: Session, payout: Payout, old: _Stage, new: _Stage) -> None:
