@@ -73,7 +73,10 @@ class Client:
             }
             payin = self.http.post("/v1/payins", json=body, headers=key).json()
             self.payins.append(payin["id"])
-            self.stack.control.pay(payin["provider_payment_id"])
+            # A bank slower than the API's timeout leaves the pay-in `unknown` until the
+            # worker has asked the bank again.
+            wait_until(lambda: self.provider_payment_id(payin["id"]) is not None, timeout=30)
+            self.stack.control.pay(self.provider_payment_id(payin["id"]))
         elif kind == "payout":
             amount = f"{self.random.randint(1, 10)}.{self.random.choice(['00', '13', '31'])}"
             destination = {"type": "bank_account", "bank_account_id": self.account}
@@ -93,6 +96,9 @@ class Client:
             }
             answer = self.http.post("/v1/transfers", json=body, headers=key)
             self.record(answer, lambda _: self.transfers.append((self.wallet, to, cents(amount))))
+
+    def provider_payment_id(self, payin_id: str) -> Any:
+        return self.http.get(f"/v1/payins/{payin_id}").json()["provider_payment_id"]
 
     def record(self, answer: httpx.Response, made: Any) -> None:
         if answer.status_code == 201:
