@@ -6,12 +6,12 @@ of the amount, per rail and currency, rounded up to the minor unit.
 """
 
 import logging
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import TypeGuard
+from typing import TypeGuard, TypeVar
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
@@ -20,13 +20,16 @@ from fiat import (
     BankProvider,
     InMemoryBankProvider,
     OutcomeUnknown,
+    PayinRequest,
     Payment,
     PaymentKind,
+    PayoutRequest,
     ReportLine,
     SandboxBankClient,
     net_effect,
 )
 from wallet.assets.service import Asset
+from wallet.bank_accounts.models import BankAccount
 from wallet.banking.errors import AmountBelowFee, UnsupportedCurrency
 from wallet.banking.models import EventOutcome
 from wallet.banking.repository import ledger_side
@@ -38,6 +41,9 @@ from wallet.payouts.models import Payout
 from wallet.settings import FeeRule, Settings
 
 logger = logging.getLogger(__name__)
+
+P = TypeVar("P", Payin, Payout)
+R = TypeVar("R", PayinRequest, PayoutRequest)
 
 
 class Rail(StrEnum):
@@ -59,6 +65,39 @@ def open_bank(settings: Settings) -> BankProvider | None:
         timeout=settings.bank_timeout,
         connect_timeout=min(3.0, settings.bank_timeout),
     )
+
+
+def provider_request(session: Session, payment: Payin | Payout, kind: type[R]) -> R:
+    """The provider request creating `payment`, under our id as its idempotency key."""
+    account = session.get_one(BankAccount, payment.bank_account_id)
+    return kind(
+        idempotency_key=payment.id,
+        bank_account_token=account.token,
+        amount=payment.amount,
+        currency=payment.asset,
+    )
+
+
+def record_unresolved(
+    session: Session,
+    payment: P | None,
+    status: str,
+    failure_code: str | None,
+    *,
+    unresolved: Collection[str],
+    book: Callable[[P], None],
+    announce: Callable[[P], None],
+) -> None:
+    """Record what became of a create call (`unknown`, or a definite refusal: failed) on the
+    payment (locked), unless a snapshot has moved it on meanwhile; `book` its ledger first."""
+    if payment is None or payment.status not in unresolved or payment.status == status:
+        return
+    book(payment)
+    payment.status = status
+    payment.failure_code = failure_code
+    payment.updated_at = datetime.now(UTC)
+    session.flush()
+    announce(payment)
 
 
 def known_payment(

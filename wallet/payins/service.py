@@ -17,7 +17,6 @@ to what the new one does:
 """
 
 import logging
-from datetime import UTC, datetime
 from enum import IntEnum
 
 from sqlalchemy import text
@@ -25,12 +24,17 @@ from sqlalchemy.orm import Session, sessionmaker
 
 import fiat
 from wallet.assets.service import Catalogue
-from wallet.bank_accounts.models import BankAccount
 from wallet.bank_accounts.repository import get_bank_account
 from wallet.bank_accounts.service import check_payment_account
 from wallet.banking.models import EventOutcome
 from wallet.banking.repository import fees_account, provider_account
-from wallet.banking.service import FeeSchedule, Rail, known_payment
+from wallet.banking.service import (
+    FeeSchedule,
+    Rail,
+    known_payment,
+    provider_request,
+    record_unresolved,
+)
 from wallet.banking.service import apply_snapshot as apply_provider_snapshot
 from wallet.database import run_transaction
 from wallet.events.service import Event, emit_many
@@ -152,13 +156,7 @@ def _provider_request(session: Session, payin_id: str) -> fiat.PayinRequest | No
     payin = find_payin(session, payin_id)
     if payin is None or payin.status not in UNRESOLVED:
         return None
-    account = session.get_one(BankAccount, payin.bank_account_id)
-    return fiat.PayinRequest(
-        idempotency_key=payin.id,
-        bank_account_token=account.token,
-        amount=payin.amount,
-        currency=payin.asset,
-    )
+    return provider_request(session, payin, fiat.PayinRequest)
 
 
 def _mark(
@@ -168,15 +166,15 @@ def _mark(
     catalogue: Catalogue,
     failure_code: str | None = None,
 ) -> None:
-    """Record what became of the create call, unless a snapshot has been applied meanwhile."""
-    payin = find_payin(session, payin_id, lock=True)
-    if payin is None or payin.status not in UNRESOLVED or payin.status == status:
-        return
-    payin.status = status
-    payin.failure_code = failure_code
-    payin.updated_at = datetime.now(UTC)
-    session.flush()
-    _announce(session, payin, catalogue)
+    record_unresolved(
+        session,
+        find_payin(session, payin_id, lock=True),
+        status,
+        failure_code,
+        unresolved=UNRESOLVED,
+        book=lambda _: None,
+        announce=lambda payin: _announce(session, payin, catalogue),
+    )
 
 
 def apply_provider_payin(
