@@ -46,7 +46,6 @@ from wallet.ledger.service import (
     Posting,
     Reason,
     TransactionRequest,
-    lock_accounts,
     user_account,
 )
 from wallet.payins.models import PAYIN_PREFIX, UNRESOLVED, Payin, PayinStatus
@@ -212,18 +211,16 @@ def _book(session: Session, payin: Payin, old: _Stage, new: _Stage) -> None:
     bank = provider_account(session, payin.provider, payin.asset)
     fees = fees_account(session, payin.asset)
     wallet = user_account(session, payin.wallet_id, payin.asset)
-    if new != _Stage.HELD:
-        # Several ledger calls: their locks all first, in the ledger's order. A hold alone
-        # locks its two accounts itself.
-        lock_accounts(session, (bank, fees, wallet))
     metadata = {"payin_id": payin.id}
-    if old == _Stage.HELD and payin.hold_id is not None:
-        ledger.void_hold(session, payin.hold_id)
     if new == _Stage.HELD:
         hold = ledger.place_hold(
             session, bank, wallet, payin.net_amount, Reason.PAYIN, metadata=metadata
         )
         payin.hold_id = hold.id
+    # The credit comes before the hold is voided: it locks all of the pay-in's accounts at
+    # once, in the ledger's order, and each later call locks some of them again; so no lock
+    # is taken out of order, and none needs taking ahead (the shared bank account's least of
+    # all). The hold only reserves the wallet's pending in, never the money credited.
     if new >= _Stage.CREDITED and payin.credit_transaction_id is None:
         postings = [Posting(bank, -payin.amount), Posting(wallet, payin.net_amount)]
         if payin.fee:
@@ -237,6 +234,8 @@ def _book(session: Session, payin: Payin, old: _Stage, new: _Stage) -> None:
                 external=ExternalReference(EXTERNAL_KIND, payin.id),
             ),
         )
+    if old == _Stage.HELD and payin.hold_id is not None:
+        ledger.void_hold(session, payin.hold_id)
     if new == _Stage.REVERSED and payin.reversal_transaction_id is None:
         payin.reversal_transaction_id = _reverse(session, payin, wallet)
 
