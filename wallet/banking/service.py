@@ -225,6 +225,7 @@ def compare_with_provider(session: Session, bank: BankProvider) -> list[Provider
     our side is read in one snapshot, so each payment the report holds is known to us, and a
     payment whose versions differ on the two sides is in flight, not a difference."""
     reports = {report.currency: report for report in bank.balance_reports()}
+    reported_at = max((report.as_of for report in reports.values()), default=None)
     ours = ledger_side(session, bank.name)
     payments = {
         row.id: _OurPayment(
@@ -248,7 +249,7 @@ def compare_with_provider(session: Session, bank: BankProvider) -> list[Provider
         reported = {line.idempotency_key for line in lines}
         for payment_id, mine in sorted(payments.items()):
             if mine.asset == currency and payment_id not in reported:
-                comparison.only_ours(mine, None if report is None else report.as_of)
+                comparison.only_ours(mine, reported_at if report is None else report.as_of)
         for entry in ours.entries:
             if entry.asset == currency:
                 comparison.records.append(
@@ -320,7 +321,8 @@ class _Comparison:
     def only_ours(self, mine: _OurPayment, reported_at: datetime | None) -> None:
         """A payment the report does not hold: in flight if the provider may not have been
         asked yet when it reported (the payment is newer, or its creation unresolved)."""
-        if mine.status in _UNRESOLVED or reported_at is None or mine.created_at > reported_at:
+        newer = reported_at is not None and mine.created_at > reported_at
+        if mine.status in _UNRESOLVED or newer:
             if mine.net:
                 self.in_flight_net -= mine.net
                 self.in_flight.append(f"{mine}, not yet reported by the provider")
