@@ -46,3 +46,4 @@ bench: deps
 	$(BIN)/python bench/derivation.py
 	$(BIN)/python bench/chain_fetch.py
 	$(BIN)/python bench/withdrawals.py
+	$(BIN)/python bench/fiat.py

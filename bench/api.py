@@ -17,26 +17,15 @@ import gc
 import json
 import os
 import random
-import socket
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
-import uuid
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import httpx
 from ledger import fresh_database, invariants_ok, prepare, run_clients
+from serving import Connection, api_key, api_server, database_server, post_head, progress
 
 from wallet.apikeys.models import Scope
-from wallet.apikeys.service import create_key
-from wallet.database import make_engine, make_session_factory, unit_of_work
-from wallet.embedded_postgres import start_embedded_postgres
 
 PACED_CONNECTIONS = 64
 
@@ -49,12 +38,9 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=500)
     args = parser.parse_args()
 
-    server = os.environ.get("WALLET_BENCH_DATABASE_URL") or start_embedded_postgres(
-        Path(tempfile.mkdtemp(prefix="wallet-bench-"))
-    )
-    url = fresh_database(server, "wallet_bench_api")
+    url = fresh_database(database_server(), "wallet_bench_api")
     tenant, wallets = prepare(url)
-    secret = api_key(url, tenant)
+    secret = api_key(url, tenant, [Scope.TRANSFER])
     workers = os.cpu_count() or 2
 
     figures: dict[str, Any] = {"clients": args.clients, "seconds": args.seconds}
@@ -88,87 +74,6 @@ def main() -> None:
     print(json.dumps(figures))
 
 
-def progress(stage: str, result: dict[str, float]) -> None:
-    print(f"{stage}: {json.dumps(result)}", file=sys.stderr, flush=True)
-
-
-def api_key(url: str, tenant: str) -> str:
-    engine = make_engine(url, pool_size=1)
-    with unit_of_work(make_session_factory(engine)) as session:
-        secret = create_key(session, tenant, [Scope.TRANSFER], label="bench").secret
-    engine.dispose()
-    return secret
-
-
-@contextmanager
-def api_server(
-    database_url: str, workers: int, settings: Mapping[str, str] | None = None
-) -> Iterator[int]:
-    """`uvicorn wallet.api.main:build` with `workers` processes (and `settings`, more
-    `WALLET_*` variables); yields its port."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    env = {
-        **os.environ,
-        "WALLET_DATABASE_URL": database_url,
-        "WALLET_DATA_DIR": tempfile.mkdtemp(prefix="wallet-bench-api-"),
-        **(settings or {}),
-    }
-    command = [sys.executable, "-m", "uvicorn", "wallet.api.main:build", "--factory"]
-    command += ["--port", str(port), "--workers", str(workers)]
-    command += ["--no-access-log", "--log-level", "warning"]
-    process = subprocess.Popen(command, env=env)
-    try:
-        wait_until_ready(f"http://127.0.0.1:{port}")
-        yield port
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-
-
-def wait_until_ready(base_url: str) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base_url}/readyz").status_code == 200:
-                return
-        except httpx.TransportError:
-            time.sleep(0.2)
-    raise RuntimeError("the API did not start")
-
-
-class Connection:
-    """One keep-alive HTTP/1.1 connection that posts transfers.
-
-    The load generator speaks HTTP itself: on this 2-core machine httpx spends about as much
-    CPU per request as the server does, which would measure the client, not the API.
-    """
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader = reader
-        self.writer = writer
-
-    @classmethod
-    async def open(cls, port: int) -> "Connection":
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        return cls(reader, writer)
-
-    async def post(self, head: str, body: bytes) -> tuple[int, bytes]:
-        """Send one request and read its whole answer; returns the status code and body."""
-        self.writer.write(head.encode() + body)
-        status = int((await self.reader.readline()).split()[1])
-        length = 0
-        while (line := await self.reader.readline()) != b"\r\n":
-            name, _, value = line.decode("latin-1").partition(":")
-            if name.lower() == "content-length":
-                length = int(value)
-        return status, await self.reader.readexactly(length)
-
-    def close(self) -> None:
-        self.writer.close()
-
-
 @dataclass
 class Load:
     """Transfers to post to the API, and what became of them."""
@@ -191,11 +96,7 @@ class Load:
                 "amount": f"{cents // 100}.{cents % 100:02d}",
             }
         ).encode()
-        head = (
-            f"POST /v1/transfers HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\n"
-            f"Authorization: Bearer {self.secret}\r\nIdempotency-Key: {uuid.uuid4()}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-        )
+        head = post_head(self.port, "/v1/transfers", self.secret, body)
         status, _ = await connection.post(head, body)
         if status == 201:
             self.latencies.append(time.perf_counter() - started)

@@ -34,13 +34,20 @@ import tomllib
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
-from datetime import datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from api import Connection, api_server
 from ledger import fresh_database, invariants_ok
+from serving import (
+    Connection,
+    api_key,
+    api_server,
+    database_server,
+    post_head,
+    progress,
+    wait_for_status,
+)
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
@@ -57,10 +64,8 @@ from chains import (
 from chains.devnet import DevChain, start_dev_chain
 from custody import KeySigner, MasterSeed
 from wallet.apikeys.models import Scope
-from wallet.apikeys.service import create_key
 from wallet.assets.service import load_catalogue, store_catalogue
 from wallet.database import make_engine, make_session_factory, migrate, run_transaction
-from wallet.embedded_postgres import start_embedded_postgres
 from wallet.ledger import service as ledger
 from wallet.ledger.repository import system_account, user_account
 from wallet.ledger.service import Posting, Reason, TransactionRequest
@@ -84,11 +89,8 @@ def main() -> None:
     parser.add_argument("--confirmations", type=int, default=1)
     args = parser.parse_args()
 
-    server = os.environ.get("WALLET_BENCH_DATABASE_URL") or start_embedded_postgres(
-        Path(tempfile.mkdtemp(prefix="wallet-bench-"))
-    )
     broker = os.environ.get("WALLET_BENCH_BROKER_URL")
-    url = fresh_database(server, "wallet_bench_withdrawals")
+    url = fresh_database(database_server(), "wallet_bench_withdrawals")
     logs = Path(tempfile.mkdtemp(prefix="wallet-bench-withdrawals-"))
     figures: dict[str, Any] = {
         "withdrawals": args.withdrawals,
@@ -107,7 +109,7 @@ def main() -> None:
 
         catalogue_file = write_catalogue(chain, args.confirmations, logs / "assets.toml")
         tenant, wallets = prepare(url, catalogue_file, args.wallets)
-        secret = api_key(url, tenant)
+        secret = api_key(url, tenant, [Scope.WITHDRAW])
         hot = KeySigner.hot_wallet(
             MasterSeed.from_mnemonic(BENCH_MNEMONIC), account=chain.chain_id
         ).address
@@ -125,7 +127,9 @@ def main() -> None:
             load = asyncio.run(request_all(port, secret, wallets, args.withdrawals, args.clients))
             figures["requests_s"] = round(load.seconds, 2)
             progress("requested", {"seconds": figures["requests_s"], "errors": load.errors})
-            confirmed = wait_until_confirmed(url, load.ids)
+            confirmed = wait_for_status(
+                url, "withdrawals", "confirmed", len(load.ids), timeout=TIMEOUT
+            )
         latencies = sorted(confirmed[i] - load.started[i] for i in load.ids)
         elapsed = max(confirmed.values()) - min(load.started.values())
         figures["withdrawals_per_s"] = round(args.withdrawals / elapsed, 1)
@@ -137,10 +141,6 @@ def main() -> None:
     finally:
         chain.devnet.stop()
     print(json.dumps(figures))
-
-
-def progress(stage: str, result: Mapping[str, Any]) -> None:
-    print(f"{stage}: {json.dumps(result)}", file=sys.stderr, flush=True)
 
 
 # --- the raw loop ----------------------------------------------------------------------
@@ -230,16 +230,6 @@ def prepare(url: str, catalogue_file: Path, count: int) -> tuple[str, list[str]]
     return tenant, wallets
 
 
-def api_key(url: str, tenant: str) -> str:
-    engine = make_engine(url, pool_size=1)
-    secret = run_transaction(
-        make_session_factory(engine),
-        lambda s: create_key(s, tenant, [Scope.WITHDRAW], label="bench").secret,
-    )
-    engine.dispose()
-    return secret
-
-
 def fund(chain: DevChain, hot_wallet: str) -> None:
     """ETH for every withdrawal and its gas, from a dev account, mined."""
     tx_hash = chain.send_eth(chain.accounts[1].address, hot_wallet, HOT_WALLET_FUNDING)
@@ -311,11 +301,7 @@ async def request_all(
                     "destination": {"type": "crypto", "chain": CHAIN, "address": outside()},
                 }
             ).encode()
-            head = (
-                f"POST /v1/withdrawals HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-                f"Authorization: Bearer {secret}\r\nIdempotency-Key: {uuid.uuid4()}\r\n"
-                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-            )
+            head = post_head(port, "/v1/withdrawals", secret, body)
             started = time.time()
             status, answer = await connection.post(head, body)
             if status != 201:
@@ -332,42 +318,6 @@ async def request_all(
     for connection in connections:
         connection.close()
     return requests
-
-
-def wait_until_confirmed(url: str, ids: list[str]) -> dict[str, float]:
-    """When (epoch seconds) each withdrawal was confirmed, as its row says; waits for all."""
-    engine = make_engine(url, pool_size=1)
-    sessions = make_session_factory(engine)
-    deadline = time.monotonic() + TIMEOUT
-    last: dict[str, int] = {}
-    try:
-        while True:
-            counts = run_transaction(
-                sessions,
-                lambda s: dict(
-                    s.execute(
-                        text("SELECT status, count(*) FROM withdrawals GROUP BY status")
-                    ).all()
-                ),
-            )
-            if counts != last:
-                progress("statuses", counts)
-                last = counts
-            if counts.get("confirmed", 0) == len(ids):
-                break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"not all withdrawals confirmed in {TIMEOUT} s: {counts}")
-            time.sleep(0.2)
-        rows: list[tuple[str, datetime]] = run_transaction(
-            sessions,
-            lambda s: [
-                (r.id, r.updated_at)
-                for r in s.execute(text("SELECT id, updated_at FROM withdrawals"))
-            ],
-        )
-    finally:
-        engine.dispose()
-    return {withdrawal_id: at.timestamp() for withdrawal_id, at in rows}
 
 
 def nonce_figures(url: str, rpc: RpcClient, hot_wallet: str) -> dict[str, int]:

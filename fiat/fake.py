@@ -160,6 +160,7 @@ class InMemoryBankProvider:
                         status=payment.status,
                         amount=payment.amount,
                         net=net_effect(kind, payment.status, payment.amount),
+                        version=payment.version,
                     )
                 )
             return tuple(

@@ -155,7 +155,8 @@ Payment = Payin | Payout
 @dataclass(frozen=True, slots=True)
 class ReportLine:
     """One payment behind a balance: `net` is its signed effect on the balance (a succeeded
-    pay-in +amount, a paid payout -amount, returned, charged back or failed ones 0)."""
+    pay-in +amount, a paid payout -amount, returned, charged back or failed ones 0);
+    `version` is the payment's version when the report was made (see `Payin`)."""
 
     kind: PaymentKind
     payment_id: str
@@ -163,6 +164,7 @@ class ReportLine:
     status: str
     amount: int
     net: int
+    version: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -143,6 +143,7 @@ def encode_report(report: BalanceReport) -> Json:
                 "status": line.status,
                 "amount": line.amount,
                 "net": line.net,
+                "version": line.version,
             }
             for line in report.lines
         ],
@@ -163,6 +164,7 @@ def decode_report(document: Mapping[str, Any]) -> BalanceReport:
                 status=str(line["status"]),
                 amount=_amount(line["amount"]),
                 net=_amount(line["net"]),
+                version=_amount(line["version"]),
             )
             for line in document["lines"]
         ),

@@ -203,6 +203,10 @@ def reconcile() -> None:
             typer.echo(f"       {line}")
         if len(check.violations) > 20:
             typer.echo(f"       ... and {len(check.violations) - 20} more")
+        for line in check.notes[:20]:
+            typer.echo(f"       {line}")
+        if len(check.notes) > 20:
+            typer.echo(f"       ... and {len(check.notes) - 20} more")
     for holding in holdings:
         typer.echo(_holding_line(runtime.catalogue, holding))
     if restricted:

@@ -247,8 +247,8 @@ def _sandbox_api(
     @router.get("/sandbox/events", dependencies=v1)
     async def events() -> dict[str, Any]:
         rows = bank().db.execute(
-            "SELECT id, type, attempts, delivered_at, next_attempt_at, last_error FROM events"
-            " ORDER BY seq"
+            "SELECT id, type, payment_id, json_extract(body, '$.created_at') AS created_at,"
+            " attempts, delivered_at, next_attempt_at, last_error FROM events ORDER BY seq"
         )
         return {"data": [dict(row) for row in rows]}
 

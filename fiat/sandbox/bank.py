@@ -296,6 +296,7 @@ class SandboxBank:
                     status=row["status"],
                     amount=row["amount"],
                     net=net_effect(kind, row["status"], row["amount"]),
+                    version=row["version"],
                 )
             )
         return [

@@ -56,7 +56,8 @@ class SandboxControl:
         return answer
 
     def events(self) -> list[dict[str, Any]]:
-        """Every event with its delivery state, oldest first."""
+        """Every event (`id`, `type`, `payment_id`, `created_at`) with its delivery state,
+        oldest first."""
         answer: list[dict[str, Any]] = self._send("GET", "/sandbox/events")["data"]
         return answer
 

@@ -1,8 +1,10 @@
 """Queries of the bank side: provider events stored once by id, the provider's ledger accounts."""
 
 import json
+from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import Row, text
 from sqlalchemy.orm import Session
 
 from fiat import ProviderEvent
@@ -56,3 +58,50 @@ def provider_account(session: Session, provider: str, asset: str) -> int:
 
 def fees_account(session: Session, asset: str) -> int:
     return system_account(session, FEES_ACCOUNT, asset)
+
+
+# One statement, so one snapshot: the provider's payments as our records have them, the
+# ledger's `bank:<provider>` balances, and that account's entries that belong to no payment.
+_LEDGER_SIDE = text(
+    """
+    WITH bank AS (SELECT id, asset, posted FROM accounts WHERE system_name = :name)
+    SELECT 'payin' AS kind, id, asset, amount, status, provider_version AS version, created_at
+    FROM payins WHERE provider = :provider
+    UNION ALL
+    SELECT 'payout', id, asset, amount, status, provider_version, created_at
+    FROM payouts WHERE provider = :provider
+    UNION ALL
+    SELECT 'balance', NULL, asset, -posted, NULL, NULL, NULL FROM bank
+    UNION ALL
+    SELECT 'entry', t.id::text, b.asset, -p.amount, t.reason, NULL, t.created_at
+    FROM bank b
+    JOIN postings p ON p.account_id = b.id
+    JOIN ledger_transactions t ON t.id = p.transaction_id
+    LEFT JOIN ledger_transactions r ON r.id = t.reverses_id
+    WHERE coalesce(t.external_kind, r.external_kind, '') NOT IN ('payin', 'payout')
+    """
+)
+
+
+@dataclass(frozen=True)
+class LedgerSide:
+    """What our records say the provider holds for us, read in one snapshot."""
+
+    payments: list[Row[Any]]
+    """Pay-ins and payouts: kind, id, asset, amount, status, version, created_at."""
+    balances: dict[str, int]
+    """The ledger's balance of `bank:<provider>` per currency, as the provider's side."""
+    entries: list[Row[Any]]
+    """Entries of `bank:<provider>` from no pay-in or payout: id, asset, amount, status
+    (the transaction's reason), created_at."""
+
+
+def ledger_side(session: Session, provider: str) -> LedgerSide:
+    rows = session.execute(
+        _LEDGER_SIDE, {"provider": provider, "name": bank_account_name(provider)}
+    ).all()
+    return LedgerSide(
+        payments=[row for row in rows if row.kind in ("payin", "payout")],
+        balances={row.asset: int(row.amount) for row in rows if row.kind == "balance"},
+        entries=[row for row in rows if row.kind == "entry"],
+    )

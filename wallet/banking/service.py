@@ -6,11 +6,12 @@ of the amount, per rail and currency, rounded up to the minor unit.
 """
 
 import logging
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import TypeGuard, TypeVar
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
@@ -19,21 +20,30 @@ from fiat import (
     BankProvider,
     InMemoryBankProvider,
     OutcomeUnknown,
+    PayinRequest,
     Payment,
     PaymentKind,
+    PayoutRequest,
+    ReportLine,
     SandboxBankClient,
     net_effect,
 )
 from wallet.assets.service import Asset
+from wallet.bank_accounts.models import BankAccount
 from wallet.banking.errors import AmountBelowFee, UnsupportedCurrency
 from wallet.banking.models import EventOutcome
-from wallet.banking.repository import bank_account_name
+from wallet.banking.repository import ledger_side
 from wallet.ledger.reconcile import Check
+from wallet.payins.models import UNRESOLVED as PAYIN_UNRESOLVED
 from wallet.payins.models import Payin
+from wallet.payouts.models import UNRESOLVED as PAYOUT_UNRESOLVED
 from wallet.payouts.models import Payout
 from wallet.settings import FeeRule, Settings
 
 logger = logging.getLogger(__name__)
+
+P = TypeVar("P", Payin, Payout)
+R = TypeVar("R", PayinRequest, PayoutRequest)
 
 
 class Rail(StrEnum):
@@ -57,11 +67,83 @@ def open_bank(settings: Settings) -> BankProvider | None:
     )
 
 
-def take_snapshot(
-    payment: Payin | Payout, snapshot: Payment, book: Callable[[str], None]
+def provider_request(session: Session, payment: Payin | Payout, kind: type[R]) -> R:
+    """The provider request creating `payment`, under our id as its idempotency key."""
+    account = session.get_one(BankAccount, payment.bank_account_id)
+    return kind(
+        idempotency_key=payment.id,
+        bank_account_token=account.token,
+        amount=payment.amount,
+        currency=payment.asset,
+    )
+
+
+def record_unresolved(
+    session: Session,
+    payment: P | None,
+    status: str,
+    failure_code: str | None,
+    *,
+    unresolved: Collection[str],
+    book: Callable[[P], None],
+    announce: Callable[[P], None],
+) -> None:
+    """Record what became of a create call (`unknown`, or a definite refusal: failed) on the
+    payment (locked), unless a snapshot has moved it on meanwhile; `book` its ledger first."""
+    if payment is None or payment.status not in unresolved or payment.status == status:
+        return
+    book(payment)
+    payment.status = status
+    payment.failure_code = failure_code
+    payment.updated_at = datetime.now(UTC)
+    session.flush()
+    announce(payment)
+
+
+def known_payment(
+    payment: Payin | Payout | None, provider: str, snapshot: Payment
+) -> TypeGuard[Payin | Payout]:
+    """Whether the payment found under a webhook's idempotency key is ours at `provider`."""
+    if payment is not None and payment.provider == provider:
+        return True
+    logger.warning(
+        "%s event for %s (key %s): no such payment of ours",
+        provider,
+        snapshot.id,
+        snapshot.idempotency_key,
+    )
+    return False
+
+
+def apply_snapshot(
+    session: Session,
+    payment: Payin | Payout,
+    snapshot: Payment,
+    *,
+    book: Callable[[str, str], None],
+    announce: Callable[[], None],
 ) -> EventOutcome:
     """Move our record of a payment (locked) to the provider's snapshot if the snapshot is newer
-    than the last one applied; `book` first moves the ledger to the snapshot's status."""
+    than the last one applied; on a change of status, `announce` its event and `book` the
+    ledger from the old status to the new one, then write the record (its status and ledger
+    references together).
+
+    The ledger comes last: its `bank:<provider>` and `fees` accounts are shared by every
+    payment, so their row locks are taken as close to the commit as the work allows.
+    """
+    before = payment.status
+    outcome = take_snapshot(payment, snapshot)
+    if payment.status != before:
+        with session.no_autoflush:
+            announce()
+            book(before, payment.status)
+    session.flush()
+    return outcome
+
+
+def take_snapshot(payment: Payin | Payout, snapshot: Payment) -> EventOutcome:
+    """Copy the provider's snapshot onto our record of the payment if it is newer than the last
+    one applied and is of the same amount and currency."""
     if snapshot.version <= payment.provider_version:
         return EventOutcome.STALE
     if snapshot.amount != payment.amount or snapshot.currency != payment.asset:
@@ -74,7 +156,6 @@ def take_snapshot(
             payment.asset,
         )
         return EventOutcome.UNMATCHED
-    book(snapshot.status.value)
     payment.status = snapshot.status.value
     payment.provider_version = snapshot.version
     payment.provider_payment_id = snapshot.id
@@ -119,102 +200,161 @@ class FeeSchedule:
 
 
 @dataclass(frozen=True)
-class ProviderDifference:
-    """A disagreement between the ledger and the provider's report, with what is behind it."""
+class ProviderComparison:
+    """The ledger against the provider's report in one currency.
+
+    `ledger` and `provider` are the balances as each side reports them. `in_flight` lists the
+    payments one side has moved on and the other has not yet (the provider's version of the
+    payment differs from the one we last applied, or the provider had not been asked yet when
+    it reported): they are not differences, and `in_flight_net` is what they account for, so
+    that `ledger + in_flight_net` is the provider's balance unless `records` lists real
+    differences, each with the payment or ledger entry behind it.
+    """
 
     currency: str
     ledger: int
     provider: int
+    in_flight_net: int
+    in_flight: list[str]
     records: list[str]
 
 
-_OUR_PAYMENTS = text(
-    "SELECT 'payin' AS kind, id, asset, amount, status FROM payins WHERE provider = :provider "
-    "UNION ALL "
-    "SELECT 'payout', id, asset, amount, status FROM payouts WHERE provider = :provider"
-)
-
-
-def compare_with_provider(session: Session, bank: BankProvider) -> list[ProviderDifference]:
+def compare_with_provider(session: Session, bank: BankProvider) -> list[ProviderComparison]:
     """Compare what the ledger says the provider holds for us (`bank:<provider>` per currency)
-    with the provider's balance reports; each difference lists the payments behind it whose
-    effect on the balance differs (by our records or the provider's), or that only one side
-    knows."""
-    held = {
-        row.asset: -int(row.posted)
-        for row in session.execute(
-            text("SELECT asset, posted FROM accounts WHERE system_name = :name"),
-            {"name": bank_account_name(bank.name)},
-        )
-    }
-    ours = {
-        row.id: _OurPayment(PaymentKind(row.kind), row.asset, int(row.amount), row.status)
-        for row in session.execute(_OUR_PAYMENTS, {"provider": bank.name})
-    }
+    with the provider's balance reports, like with like: the report is asked for first, then
+    our side is read in one snapshot, so each payment the report holds is known to us, and a
+    payment whose versions differ on the two sides is in flight, not a difference."""
     reports = {report.currency: report for report in bank.balance_reports()}
-    differences = []
-    for currency in sorted(held.keys() | reports.keys()):
+    reported_at = max((report.as_of for report in reports.values()), default=None)
+    ours = ledger_side(session, bank.name)
+    payments = {
+        row.id: _OurPayment(
+            PaymentKind(row.kind),
+            row.id,
+            row.asset,
+            int(row.amount),
+            row.status,
+            int(row.version),
+            row.created_at,
+        )
+        for row in ours.payments
+    }
+    comparisons = []
+    for currency in sorted(ours.balances.keys() | reports.keys()):
+        comparison = _Comparison()
         report = reports.get(currency)
         lines = () if report is None else report.lines
-        records = []
         for line in lines:
-            mine = ours.get(line.idempotency_key)
-            if mine is None:
-                if line.net:
-                    records.append(
-                        f"{line.kind} {line.payment_id}: provider {line.status} {line.amount} "
-                        f"net {line.net}, unknown to the ledger"
-                    )
-            elif mine.net != line.net or mine.amount != line.amount:
-                records.append(
-                    f"{line.kind} {line.idempotency_key} ({line.payment_id}): ledger "
-                    f"{mine.status} {mine.amount} net {mine.net}, provider {line.status} "
-                    f"{line.amount} net {line.net}"
-                )
+            comparison.line(line, payments.get(line.idempotency_key))
         reported = {line.idempotency_key for line in lines}
-        for payment_id, mine in sorted(ours.items()):
-            if mine.asset == currency and payment_id not in reported and mine.net:
-                records.append(
-                    f"{mine.kind} {payment_id}: ledger {mine.status} {mine.amount} net "
-                    f"{mine.net}, unknown to the provider"
+        for payment_id, mine in sorted(payments.items()):
+            if mine.asset == currency and payment_id not in reported:
+                comparison.only_ours(mine, reported_at if report is None else report.as_of)
+        for entry in ours.entries:
+            if entry.asset == currency:
+                comparison.records.append(
+                    f"ledger transaction {entry.id} ({entry.status}, {entry.created_at:%F %T}): "
+                    f"{int(entry.amount)} at the provider by no pay-in or payout"
                 )
-        ledger_balance = held.get(currency, 0)
+        ledger_balance = ours.balances.get(currency, 0)
         provider_balance = 0 if report is None else report.balance
-        if ledger_balance != provider_balance or records:
-            differences.append(
-                ProviderDifference(currency, ledger_balance, provider_balance, records)
+        unexplained = provider_balance - ledger_balance - comparison.in_flight_net
+        if unexplained and not comparison.records:
+            comparison.records.append(
+                f"{unexplained} between the balances that no payment or ledger entry explains"
             )
-    return differences
+        comparisons.append(
+            ProviderComparison(
+                currency,
+                ledger_balance,
+                provider_balance,
+                comparison.in_flight_net,
+                comparison.in_flight,
+                comparison.records,
+            )
+        )
+    return comparisons
 
 
 @dataclass(frozen=True)
 class _OurPayment:
     kind: PaymentKind
+    id: str
     asset: str
     amount: int
     status: str
+    version: int
+    created_at: datetime
 
     @property
     def net(self) -> int:
         """Its effect on what the provider holds for us, by our records."""
         return net_effect(self.kind, self.status, self.amount)
 
+    def __str__(self) -> str:
+        return f"{self.kind} {self.id}: ledger {self.status} {self.amount} net {self.net}"
+
+
+@dataclass
+class _Comparison:
+    """One currency's payments, sorted into in flight and real differences."""
+
+    in_flight_net: int = 0
+    in_flight: list[str] = field(default_factory=list)
+    records: list[str] = field(default_factory=list)
+
+    def line(self, line: ReportLine, mine: _OurPayment | None) -> None:
+        provider = f"provider {line.status} {line.amount} net {line.net} (v{line.version})"
+        if mine is None:
+            if line.net:
+                self.records.append(
+                    f"{line.kind} {line.payment_id}: {provider}, unknown to the ledger"
+                )
+        elif mine.amount != line.amount or (
+            mine.version == line.version and (mine.status != line.status or mine.net != line.net)
+        ):
+            self.records.append(f"{mine} (v{mine.version}), {provider} ({line.payment_id})")
+        elif mine.version != line.version:
+            self.in_flight_net += line.net - mine.net
+            self.in_flight.append(f"{mine} (v{mine.version}), {provider}")
+
+    def only_ours(self, mine: _OurPayment, reported_at: datetime | None) -> None:
+        """A payment the report does not hold: in flight if the provider may not have been
+        asked yet when it reported (the payment is newer, or its creation unresolved)."""
+        newer = reported_at is not None and mine.created_at > reported_at
+        if mine.status in _UNRESOLVED or newer:
+            if mine.net:
+                self.in_flight_net -= mine.net
+                self.in_flight.append(f"{mine}, not yet reported by the provider")
+        elif mine.net:
+            self.records.append(f"{mine}, unknown to the provider")
+
+
+_UNRESOLVED = frozenset({*PAYIN_UNRESOLVED, *PAYOUT_UNRESOLVED})
+
 
 def provider_check(session: Session, bank: BankProvider) -> Check:
     """The ledger's `bank:<provider>` balances against the provider's report, as a check;
-    a provider that does not answer fails it (an error is never a zero balance)."""
+    payments in flight are listed beside it, not as violations. A provider that does not
+    answer fails it (an error is never a zero balance)."""
     name = f"the ledger's bank:{bank.name} balances match the provider's report"
     try:
-        differences = compare_with_provider(session, bank)
+        comparisons = compare_with_provider(session, bank)
     except OutcomeUnknown as error:
         return Check(name, [f"the provider did not answer: {error}"])
-    violations = []
-    for difference in differences:
-        violations.append(
-            f"{difference.currency}: ledger {difference.ledger}, provider {difference.provider}"
+    violations, notes = [], []
+    for comparison in comparisons:
+        figures = (
+            f"{comparison.currency}: ledger {comparison.ledger}, provider {comparison.provider}, "
+            f"in flight {comparison.in_flight_net}"
         )
-        violations.extend(f"  {record}" for record in difference.records)
-    return Check(name, violations)
+        if comparison.records:
+            violations.append(figures)
+            violations.extend(f"  {record}" for record in comparison.records)
+        if comparison.in_flight:
+            notes.append(f"{figures}; in flight:")
+            notes.extend(f"  {payment}" for payment in comparison.in_flight)
+    return Check(name, violations, notes)
 
 
 def restricted_wallets(session: Session) -> list[str]:

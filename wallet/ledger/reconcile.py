@@ -1,6 +1,6 @@
 """Checks of every ledger invariant, runnable at any time (`wallet reconcile`)."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
@@ -10,6 +10,8 @@ from sqlalchemy.orm import Session
 class Check:
     name: str
     violations: list[str]
+    notes: list[str] = field(default_factory=list)
+    """What the check saw that is not a violation (payments in flight, say)."""
 
     @property
     def ok(self) -> bool:

@@ -1,20 +1,16 @@
 """Typed model of pay-ins (table: migration 0007)."""
 
-from datetime import datetime
 from enum import StrEnum
 
 from sqlalchemy import BigInteger, ForeignKey, Index, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from wallet.assets.models import Asset
-from wallet.bank_accounts.models import BankAccount
-from wallet.ledger.models import Hold, LedgerTransaction
-from wallet.models import Base, Units
-from wallet.tenants.models import Tenant
-from wallet.wallets.models import Wallet
+from wallet.banking.models import ProviderPayment
+from wallet.ledger.models import Hold
+from wallet.models import Base
 
 # Tables the foreign keys below name; imported so the mapper can resolve them in any process.
-REFERENCED_MODELS = (Tenant, Wallet, BankAccount, Asset, Hold, LedgerTransaction)
+REFERENCED_MODELS = (Hold,)
 
 PAYIN_PREFIX = "pin"
 
@@ -43,7 +39,7 @@ class PayinStatus(StrEnum):
 UNRESOLVED = (PayinStatus.CREATING, PayinStatus.UNKNOWN)
 
 
-class Payin(Base):
+class Payin(ProviderPayment, Base):
     __tablename__ = "payins"
     __table_args__ = (
         UniqueConstraint("provider", "provider_payment_id"),
@@ -56,27 +52,10 @@ class Payin(Base):
         ),
     )
 
-    id: Mapped[str] = mapped_column(primary_key=True)
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
-    wallet_id: Mapped[str] = mapped_column(ForeignKey("wallets.id"))
-    bank_account_id: Mapped[str] = mapped_column(ForeignKey("bank_accounts.id"))
-    provider: Mapped[str]
-    asset: Mapped[str] = mapped_column(ForeignKey("assets.code"))
-    amount: Mapped[int] = mapped_column(Units)
-    fee: Mapped[int] = mapped_column(Units)
-    status: Mapped[str]
-    provider_payment_id: Mapped[str | None]
-    provider_version: Mapped[int] = mapped_column(default=0)
-    failure_code: Mapped[str | None]
     hold_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("holds.id"))
     credit_transaction_id: Mapped[int | None] = mapped_column(
         BigInteger, ForeignKey("ledger_transactions.id")
     )
-    reversal_transaction_id: Mapped[int | None] = mapped_column(
-        BigInteger, ForeignKey("ledger_transactions.id")
-    )
-    created_at: Mapped[datetime] = mapped_column(server_default="now()")
-    updated_at: Mapped[datetime] = mapped_column(server_default="now()")
 
     @property
     def net_amount(self) -> int:

@@ -17,7 +17,6 @@ to what the new one does:
 """
 
 import logging
-from datetime import UTC, datetime
 from enum import IntEnum
 
 from sqlalchemy import text
@@ -25,12 +24,18 @@ from sqlalchemy.orm import Session, sessionmaker
 
 import fiat
 from wallet.assets.service import Catalogue
-from wallet.bank_accounts.models import BankAccount
 from wallet.bank_accounts.repository import get_bank_account
 from wallet.bank_accounts.service import check_payment_account
 from wallet.banking.models import EventOutcome
 from wallet.banking.repository import fees_account, provider_account
-from wallet.banking.service import FeeSchedule, Rail, take_snapshot
+from wallet.banking.service import (
+    FeeSchedule,
+    Rail,
+    known_payment,
+    provider_request,
+    record_unresolved,
+)
+from wallet.banking.service import apply_snapshot as apply_provider_snapshot
 from wallet.database import run_transaction
 from wallet.events.service import Event, emit_many
 from wallet.ids import new_id
@@ -41,7 +46,6 @@ from wallet.ledger.service import (
     Posting,
     Reason,
     TransactionRequest,
-    lock_accounts,
     user_account,
 )
 from wallet.payins.models import PAYIN_PREFIX, UNRESOLVED, Payin, PayinStatus
@@ -151,13 +155,7 @@ def _provider_request(session: Session, payin_id: str) -> fiat.PayinRequest | No
     payin = find_payin(session, payin_id)
     if payin is None or payin.status not in UNRESOLVED:
         return None
-    account = session.get_one(BankAccount, payin.bank_account_id)
-    return fiat.PayinRequest(
-        idempotency_key=payin.id,
-        bank_account_token=account.token,
-        amount=payin.amount,
-        currency=payin.asset,
-    )
+    return provider_request(session, payin, fiat.PayinRequest)
 
 
 def _mark(
@@ -167,15 +165,15 @@ def _mark(
     catalogue: Catalogue,
     failure_code: str | None = None,
 ) -> None:
-    """Record what became of the create call, unless a snapshot has been applied meanwhile."""
-    payin = find_payin(session, payin_id, lock=True)
-    if payin is None or payin.status not in UNRESOLVED or payin.status == status:
-        return
-    payin.status = status
-    payin.failure_code = failure_code
-    payin.updated_at = datetime.now(UTC)
-    session.flush()
-    _announce(session, payin, catalogue)
+    record_unresolved(
+        session,
+        find_payin(session, payin_id, lock=True),
+        status,
+        failure_code,
+        unresolved=UNRESOLVED,
+        book=lambda _: None,
+        announce=lambda payin: _announce(session, payin, catalogue),
+    )
 
 
 def apply_provider_payin(
@@ -183,13 +181,7 @@ def apply_provider_payin(
 ) -> EventOutcome:
     """Apply a pay-in snapshot from the provider's webhook (our key is its idempotency key)."""
     payin = find_payin(session, snapshot.idempotency_key)
-    if payin is None or payin.provider != provider:
-        logger.warning(
-            "%s event for pay-in %s (key %s): no such pay-in of ours",
-            provider,
-            snapshot.id,
-            snapshot.idempotency_key,
-        )
+    if not known_payment(payin, provider, snapshot):
         return EventOutcome.UNMATCHED
     return apply_snapshot(session, payin.id, snapshot, catalogue)
 
@@ -201,15 +193,15 @@ def apply_snapshot(
     payin = find_payin(session, payin_id, lock=True)
     if payin is None:
         return EventOutcome.UNMATCHED
-    old = _STAGES[PayinStatus(payin.status)]
-    before = payin.status
-    outcome = take_snapshot(
-        payin, snapshot, lambda status: _book(session, payin, old, _STAGES[PayinStatus(status)])
+    return apply_provider_snapshot(
+        session,
+        payin,
+        snapshot,
+        book=lambda old, new: _book(
+            session, payin, _STAGES[PayinStatus(old)], _STAGES[PayinStatus(new)]
+        ),
+        announce=lambda: _announce(session, payin, catalogue),
     )
-    session.flush()
-    if payin.status != before:
-        _announce(session, payin, catalogue)
-    return outcome
 
 
 def _book(session: Session, payin: Payin, old: _Stage, new: _Stage) -> None:
@@ -219,15 +211,16 @@ def _book(session: Session, payin: Payin, old: _Stage, new: _Stage) -> None:
     bank = provider_account(session, payin.provider, payin.asset)
     fees = fees_account(session, payin.asset)
     wallet = user_account(session, payin.wallet_id, payin.asset)
-    lock_accounts(session, (bank, fees, wallet))
     metadata = {"payin_id": payin.id}
-    if old == _Stage.HELD and payin.hold_id is not None:
-        ledger.void_hold(session, payin.hold_id)
     if new == _Stage.HELD:
         hold = ledger.place_hold(
             session, bank, wallet, payin.net_amount, Reason.PAYIN, metadata=metadata
         )
         payin.hold_id = hold.id
+    # The credit comes before the hold is voided: it locks all of the pay-in's accounts at
+    # once, in the ledger's order, and each later call locks some of them again; so no lock
+    # is taken out of order, and none needs taking ahead (the shared bank account's least of
+    # all). The hold only reserves the wallet's pending in, never the money credited.
     if new >= _Stage.CREDITED and payin.credit_transaction_id is None:
         postings = [Posting(bank, -payin.amount), Posting(wallet, payin.net_amount)]
         if payin.fee:
@@ -241,6 +234,8 @@ def _book(session: Session, payin: Payin, old: _Stage, new: _Stage) -> None:
                 external=ExternalReference(EXTERNAL_KIND, payin.id),
             ),
         )
+    if old == _Stage.HELD and payin.hold_id is not None:
+        ledger.void_hold(session, payin.hold_id)
     if new == _Stage.REVERSED and payin.reversal_transaction_id is None:
         payin.reversal_transaction_id = _reverse(session, payin, wallet)
 

@@ -25,12 +25,18 @@ from sqlalchemy.orm import Session, sessionmaker
 
 import fiat
 from wallet.assets.service import Catalogue
-from wallet.bank_accounts.models import BankAccount
 from wallet.bank_accounts.repository import get_bank_account
 from wallet.bank_accounts.service import check_payment_account
 from wallet.banking.models import EventOutcome
 from wallet.banking.repository import fees_account, provider_account
-from wallet.banking.service import FeeSchedule, Rail, take_snapshot
+from wallet.banking.service import (
+    FeeSchedule,
+    Rail,
+    known_payment,
+    provider_request,
+    record_unresolved,
+)
+from wallet.banking.service import apply_snapshot as apply_provider_snapshot
 from wallet.database import run_transaction
 from wallet.events.service import Event, emit_many
 from wallet.ids import new_id
@@ -183,14 +189,7 @@ def _claim_attempt(session: Session, payout_id: str) -> tuple[fiat.PayoutRequest
     first = payout.send_attempts == 0
     payout.send_attempts += 1
     payout.updated_at = datetime.now(UTC)
-    account = session.get_one(BankAccount, payout.bank_account_id)
-    request = fiat.PayoutRequest(
-        idempotency_key=payout.id,
-        bank_account_token=account.token,
-        amount=payout.amount,
-        currency=payout.asset,
-    )
-    return request, first
+    return provider_request(session, payout, fiat.PayoutRequest), first
 
 
 def _mark(
@@ -200,17 +199,19 @@ def _mark(
     catalogue: Catalogue,
     failure_code: str | None = None,
 ) -> None:
-    """Record what became of the create call, unless a snapshot has been applied meanwhile."""
-    payout = find_payout(session, payout_id, lock=True)
-    if payout is None or payout.status not in UNRESOLVED or payout.status == status:
-        return
-    if status == PayoutStatus.FAILED:
-        _book(session, payout, _Stage.HELD, _Stage.RELEASED)
-    payout.status = status
-    payout.failure_code = failure_code
-    payout.updated_at = datetime.now(UTC)
-    session.flush()
-    _announce(session, payout, catalogue)
+    def release(payout: Payout) -> None:
+        if status == PayoutStatus.FAILED:
+            _book(session, payout, _Stage.HELD, _Stage.RELEASED)
+
+    record_unresolved(
+        session,
+        find_payout(session, payout_id, lock=True),
+        status,
+        failure_code,
+        unresolved=UNRESOLVED,
+        book=release,
+        announce=lambda payout: _announce(session, payout, catalogue),
+    )
 
 
 def apply_provider_payout(
@@ -218,13 +219,7 @@ def apply_provider_payout(
 ) -> EventOutcome:
     """Apply a payout snapshot from the provider's webhook (our key is its idempotency key)."""
     payout = find_payout(session, snapshot.idempotency_key)
-    if payout is None or payout.provider != provider:
-        logger.warning(
-            "%s event for payout %s (key %s): no such payout of ours",
-            provider,
-            snapshot.id,
-            snapshot.idempotency_key,
-        )
+    if not known_payment(payout, provider, snapshot):
         return EventOutcome.UNMATCHED
     return apply_snapshot(session, payout.id, snapshot, catalogue)
 
@@ -236,15 +231,15 @@ def apply_snapshot(
     payout = find_payout(session, payout_id, lock=True)
     if payout is None:
         return EventOutcome.UNMATCHED
-    old = _STAGES[PayoutStatus(payout.status)]
-    before = payout.status
-    outcome = take_snapshot(
-        payout, snapshot, lambda status: _book(session, payout, old, _STAGES[PayoutStatus(status)])
+    return apply_provider_snapshot(
+        session,
+        payout,
+        snapshot,
+        book=lambda old, new: _book(
+            session, payout, _STAGES[PayoutStatus(old)], _STAGES[PayoutStatus(new)]
+        ),
+        announce=lambda: _announce(session, payout, catalogue),
     )
-    session.flush()
-    if payout.status != before:
-        _announce(session, payout, catalogue)
-    return outcome
 
 
 def _book(session: Session, payout: Payout, old: _Stage, new: _Stage) -> None:
