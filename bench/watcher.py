@@ -40,7 +40,12 @@ from wallet.assets.service import Catalogue, load_catalogue, store_catalogue
 from wallet.database import make_engine, make_session_factory, migrate, unit_of_work
 from wallet.deposits.addresses import DepositAddressBook
 from wallet.deposits.lease import ChainLease
-from wallet.deposits.watcher import DepositWatcher, WatcherOptions, chain_follower
+from wallet.deposits.watcher import (
+    DepositWatcher,
+    WatcherOptions,
+    chain_follower,
+    freeze_startup_objects,
+)
 from wallet.embedded_postgres import start_embedded_postgres
 
 CHAIN = "devnet"
@@ -270,6 +275,7 @@ def catch_up_worker(database_url: str, rpc_url: str, token: str) -> dict[str, An
         catalogue = bench_catalogue(rpc_url, token)
         source = chain_follower(catalogue, CHAIN, rpc, start_block=0)
         watcher = DepositWatcher(sessions, catalogue, CHAIN, source)
+        freeze_startup_objects()  # as `wallet watch` does
         blocks = 0
         began = time.perf_counter()
         while True:

@@ -267,14 +267,14 @@ class ChainFollower:
     ) -> list[tuple[BlockHeader, dict[str, Any]]]:
         """The blocks whose bloom names the Transfer of a watched token none of `logs` has."""
         held = {(log["blockHash"], log["address"].lower()) for log in logs}
-        return [
-            (header, raw)
-            for header, raw in blocks
-            if any(
-                (header.hash, token) not in held and may_contain(raw["logsBloom"], mask)
-                for token, mask in self._transfer_masks.items()
-            )
-        ]
+        lacking = []
+        for header, raw in blocks:  # every block of a step: the bloom test comes first
+            bloom = raw["logsBloom"]
+            for token, mask in self._transfer_masks.items():
+                if may_contain(bloom, mask) and (header.hash, token) not in held:
+                    lacking.append((header, raw))
+                    break
+        return lacking
 
     def _watched_transfers(self, receipts: list[dict[str, Any]]) -> int:
         return sum(

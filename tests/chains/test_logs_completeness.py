@@ -6,6 +6,7 @@ the Transfer topic; such a block without logs is fetched again, and a node that 
 them out is an error the watcher retries, never a block scanned as empty.
 """
 
+import random
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -21,7 +22,7 @@ from chains import (
     fetch_header,
 )
 from chains.abi import encode_call
-from chains.bloom import bloom_mask, may_contain
+from chains.bloom import BloomMask, bloom_mask, may_contain
 from chains.devnet import DevChain, deploy_test_usd
 from tests.chains.test_follower import fresh_address
 from tests.rpc_proxy import LogDroppingProxy
@@ -40,7 +41,7 @@ TOKEN_TRANSFER_BLOOM = (
 ETH_ONLY_BLOOM = "0x" + "0" * 512
 
 
-def _transfer_mask(token: str) -> int:
+def _transfer_mask(token: str) -> BloomMask:
     return bloom_mask(bytes.fromhex(token[2:]), bytes.fromhex(TRANSFER_TOPIC[2:]))
 
 
@@ -58,6 +59,22 @@ def test_the_bloom_rules_out_other_tokens_and_blocks_without_logs() -> None:
         "8c5be1e5ebec7d5bd14f71427d1e84f3dd0314c0f7b2291e5b200ac8c7c3b925"  # Approval topic
     )
     assert not may_contain(TOKEN_TRANSFER_BLOOM, bloom_mask(bytes.fromhex(TOKEN[2:]), approval))
+
+
+def test_reading_a_few_digits_of_the_bloom_agrees_with_reading_it_as_a_number() -> None:
+    rng = random.Random(5)
+    for _ in range(500):
+        mask = bloom_mask(rng.randbytes(20), rng.randbytes(32))
+        bloom = 0
+        for _ in range(rng.randint(0, 60)):
+            bloom |= bloom_mask(rng.randbytes(20)).bits
+        if rng.random() < 0.3:
+            bloom |= mask.bits
+        expected = bloom & mask.bits == mask.bits
+        padded = format(bloom, "0512x")
+        assert may_contain("0x" + padded, mask) is expected
+        assert may_contain("0x" + padded.upper(), mask) is expected
+        assert may_contain(hex(bloom), mask) is expected  # leading zeros left out
 
 
 @contextmanager

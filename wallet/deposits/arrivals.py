@@ -243,10 +243,10 @@ def insert_deposits(session: Session, deposits: Sequence[Deposit]) -> None:
     """Store new deposits, as the step left them, in one statement; each gets its `seen_at`."""
     if not deposits:
         return
-    rows = [
-        {column.name: getattr(d, column.key) for column in repository.DEPOSIT_COLUMNS}
-        for d in deposits
-    ]
+    # Read from each new deposit's own attributes: an attribute the step never set is None,
+    # as the model would answer, at a fraction of the cost of the model's attribute access.
+    fields = repository.DEPOSIT_FIELDS
+    rows = [{name: vars(d).get(key) for name, key in fields} for d in deposits]
     document = json.dumps(rows, default=_json_value)
     seen = {
         row.id: row.seen_at

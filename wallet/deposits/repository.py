@@ -47,12 +47,14 @@ EXISTING_DEPOSITS = text(
 
 
 # One JSON document for all new deposits, its record type built from the table itself.
-DEPOSIT_COLUMNS = Deposit.__table__.columns
+_DEPOSIT_COLUMNS = Deposit.__table__.columns
 _RECORD_TYPE = ", ".join(
     f"{column.name} {column.type.compile(dialect=postgresql.dialect())}"  # type: ignore[no-untyped-call]
-    for column in DEPOSIT_COLUMNS
+    for column in _DEPOSIT_COLUMNS
 )
-_COLUMN_LIST = ", ".join(column.name for column in DEPOSIT_COLUMNS)
+_COLUMN_LIST = ", ".join(column.name for column in _DEPOSIT_COLUMNS)
+# Each column's name in the document and the model attribute that holds it.
+DEPOSIT_FIELDS = tuple((column.name, column.key) for column in _DEPOSIT_COLUMNS)
 
 
 # A column the step leaves unset gets its default, as a plain INSERT would.
@@ -60,7 +62,7 @@ _VALUES = ", ".join(
     column.name
     if column.server_default is None
     else f"coalesce(d.{column.name}, {column.server_default.arg})"
-    for column in DEPOSIT_COLUMNS
+    for column in _DEPOSIT_COLUMNS
 )
 
 

@@ -14,6 +14,7 @@ and the watcher stays up, holding the lease, reading the stored state until an o
 resumes the chain. `wallet watch --chain NAME` runs `watch`.
 """
 
+import gc
 import logging
 import signal
 import threading
@@ -442,7 +443,15 @@ def watch(
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     watcher = DepositWatcher(sessions, catalogue, chain, source, options)
+    freeze_startup_objects()
     watcher.run(ChainLease.for_engine(engine, chain), stop)
+
+
+def freeze_startup_objects() -> None:
+    """Leave what exists once the watcher is built (modules, models, schemas: it lives as
+    long as the process) out of the garbage collector's full passes. Each pass otherwise
+    walks all of it, a stall of tens of milliseconds that catching up meets every few steps."""
+    gc.freeze()
 
 
 def configure_logging() -> None:
