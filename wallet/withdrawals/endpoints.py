@@ -5,12 +5,13 @@ quoter and batcher of requests on `app.state.withdrawal_rules`, `app.state.withd
 and `app.state.withdrawal_batches`.
 """
 
+from collections.abc import Callable
 from functools import partial
 from typing import Annotated, Any, Literal, cast
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from wallet.api.auth import Operator, Reader, Withdrawer
@@ -171,7 +172,7 @@ async def create(
         )
 
     if isinstance(destination, BankAccountDestination):
-        return await run_in_threadpool(run_transaction, runtime.sessions, in_session)
+        return await run_in_threadpool(_in_own_session, runtime.sessions, in_session)
     key = request_key(principal, idempotency_key, OPERATION, body)
     answer: Outcome | WalletError | Literal[Internal.INTERNAL]
     try:
@@ -184,7 +185,7 @@ async def create(
         keyed = KeyedWithdrawal(principal.tenant_id, principal.key_id, crypto, checked, fee, key)
         answer = await batches.submit(keyed)
     if isinstance(answer, Internal):
-        return await run_in_threadpool(run_transaction, runtime.sessions, in_session)
+        return await run_in_threadpool(_in_own_session, runtime.sessions, in_session)
     if isinstance(answer, WalletError):
         # The failure becomes the key's outcome, unless the key has one (a conflict is one).
         record = partial(record_failure, key=key, error=answer)
@@ -272,3 +273,14 @@ def approve(
         session, principal.tenant_id, withdrawal_id, principal.key_id, catalogue
     )
     return out(session, catalogue, withdrawal)
+
+
+def _in_own_session(
+    sessions: sessionmaker[Session], work: Callable[[Session], JSONResponse]
+) -> JSONResponse:
+    """`work` on a session of its own, committed after it, as the request's session is:
+    `work` retries a lost race itself, on the same session (`retry_lost_races`)."""
+    with sessions() as session:
+        response = work(session)
+        session.commit()
+        return response
