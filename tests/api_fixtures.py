@@ -142,7 +142,8 @@ def _wait_until_ready(server: subprocess.Popen[bytes], url: str, log_path: Path)
         if server.poll() is not None:
             raise RuntimeError(f"uvicorn exited:\n{log_path.read_text()}")
         try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+            # A loaded machine (and coverage's tracing) may make an answer slow, not absent.
+            if httpx.get(f"{url}/readyz", timeout=10).status_code == 200:
                 return
         except httpx.TransportError:
             pass
