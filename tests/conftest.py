@@ -1,8 +1,9 @@
-"""Session-wide fixtures: one migrated PostgreSQL database for the whole run.
+"""Session-wide fixtures: one migrated PostgreSQL database for each test process.
 
 `WALLET_TEST_DATABASE_URL` names a server to use (CI points it at the machine's PostgreSQL);
-without it the tests start the embedded PostgreSQL from PyPI. Each run gets a fresh database;
-tests isolate themselves by creating their own tenant and wallets.
+without it the tests start the embedded PostgreSQL from PyPI. Each process (each xdist worker)
+gets a fresh database of its own, named by its pid; tests isolate themselves by creating their
+own tenant and wallets.
 """
 
 import os

@@ -26,6 +26,7 @@ import redis
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from tests.workers import worker_redis_url
 from wallet.database import unit_of_work
 from wallet.events.service import emit
 from wallet.webhooks.secrets import SecretBox, new_key, parse_key
@@ -268,7 +269,7 @@ class RedisServer:
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     configured = os.environ.get("WALLET_TEST_REDIS_URL")
     if configured:
-        yield configured
+        yield worker_redis_url(configured)
         return
     server = RedisServer(tmp_path_factory.mktemp("redis"))
     server.start()

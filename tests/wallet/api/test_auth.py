@@ -4,19 +4,19 @@ import subprocess
 import sys
 from pathlib import Path
 
-import httpx
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from tests.api_fixtures import ApiTenant, bearer_client
+from tests.api_fixtures import Api, ApiTenant
 from tests.api_helpers import assert_problem, idempotency_key, transfer_body
 from wallet.apikeys.models import Scope
 from wallet.apikeys.service import SECRET_PREFIX, create_key, revoke_key
 from wallet.database import unit_of_work
 
 
-def test_a_request_without_a_key_is_unauthenticated(api_url: str) -> None:
-    response = httpx.get(f"{api_url}/v1/assets")
+def test_a_request_without_a_key_is_unauthenticated(api: Api) -> None:
+    with api.client() as client:
+        response = client.get("/v1/assets")
     assert_problem(response, 401, "unauthenticated")
     assert response.headers["www-authenticate"] == "Bearer"
 
@@ -32,13 +32,14 @@ def test_a_request_without_a_key_is_unauthenticated(api_url: str) -> None:
         "wk_live_without_scheme",
     ],
 )
-def test_a_malformed_key_is_unauthenticated(api_url: str, authorization: str) -> None:
-    response = httpx.get(f"{api_url}/v1/assets", headers={"Authorization": authorization})
+def test_a_malformed_key_is_unauthenticated(api: Api, authorization: str) -> None:
+    with api.client() as client:
+        response = client.get("/v1/assets", headers={"Authorization": authorization})
     assert_problem(response, 401, "unauthenticated")
 
 
-def test_an_unknown_key_is_unauthenticated(api_url: str) -> None:
-    with bearer_client(api_url, SECRET_PREFIX + "a" * 52) as client:
+def test_an_unknown_key_is_unauthenticated(api: Api) -> None:
+    with api.client(SECRET_PREFIX + "a" * 52) as client:
         assert_problem(client.get("/v1/assets"), 401, "unauthenticated")
 
 
@@ -47,7 +48,7 @@ def test_a_revoked_key_is_unauthenticated(
 ) -> None:
     with unit_of_work(sessions) as session:
         issued = create_key(session, tenant.tenant_id, [Scope.READ])
-    with bearer_client(tenant.url, issued.secret) as client:
+    with tenant.api.client(issued.secret) as client:
         assert client.get("/v1/assets").status_code == 200
         with unit_of_work(sessions) as session:
             revoke_key(session, issued.key.id)
@@ -70,7 +71,7 @@ def test_each_operation_needs_its_scope(tenant: ApiTenant) -> None:
         assert operator.post(f"/v1/wallets/{wallet}/freeze").json()["status"] == "frozen"
 
 
-def test_keys_are_made_listed_and_revoked_with_the_cli(api_url: str, database_url: str) -> None:
+def test_keys_are_made_listed_and_revoked_with_the_cli(api: Api, database_url: str) -> None:
     wallet_command = str(Path(sys.executable).with_name("wallet"))
     env = {"WALLET_DATABASE_URL": database_url, "PATH": "/usr/bin:/bin"}
 
@@ -88,7 +89,7 @@ def test_keys_are_made_listed_and_revoked_with_the_cli(api_url: str, database_ur
     )
     assert created["secret"].startswith(SECRET_PREFIX)
     assert created["scopes"] == "read,transfer"
-    with bearer_client(api_url, created["secret"]) as client:
+    with api.client(created["secret"]) as client:
         assert client.get("/v1/assets").status_code == 200
         listed = run("list", "--tenant", "cli-tenant")
         assert created["key"] in listed and "active" in listed

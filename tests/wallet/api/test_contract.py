@@ -4,10 +4,9 @@ the schema disagreeing on, kept as regression cases."""
 import re
 from typing import Any
 
-import httpx
 import pytest
 
-from tests.api_fixtures import ApiTenant
+from tests.api_fixtures import Api, ApiTenant
 from tests.api_helpers import assert_problem
 from wallet.assets.service import Catalogue
 from wallet.events.service import subscriptions
@@ -16,8 +15,9 @@ UNKNOWN_WALLET = "wal_" + "a" * 26
 
 
 @pytest.fixture(scope="module")
-def document(api_url: str) -> dict[str, Any]:
-    response = httpx.get(f"{api_url}/openapi.json")
+def document(api: Api) -> dict[str, Any]:
+    with api.client() as client:
+        response = client.get("/openapi.json")
     assert response.status_code == 200
     found: dict[str, Any] = response.json()
     return found

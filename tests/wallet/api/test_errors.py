@@ -1,14 +1,13 @@
 """Errors are problem documents, and the OpenAPI document says so."""
 
-import httpx
-
-from tests.api_fixtures import ApiTenant
+from tests.api_fixtures import Api, ApiTenant
 from tests.api_helpers import assert_problem
 
 
-def test_routing_errors_are_problems(api_url: str) -> None:
-    assert_problem(httpx.get(f"{api_url}/v1/nothing-here"), 404, "not-found")
-    not_allowed = httpx.put(f"{api_url}/v1/wallets")
+def test_routing_errors_are_problems(api: Api) -> None:
+    with api.client() as client:
+        assert_problem(client.get("/v1/nothing-here"), 404, "not-found")
+        not_allowed = client.put("/v1/wallets")
     assert_problem(not_allowed, 405, "method-not-allowed")
     assert set(not_allowed.headers["allow"].split(", ")) == {"GET", "POST"}
 
@@ -21,8 +20,10 @@ def test_a_body_that_is_not_json_is_an_invalid_request(tenant: ApiTenant) -> Non
     assert problem["errors"][0]["field"].startswith("body")
 
 
-def test_openapi_documents_problems_and_the_key(api_url: str) -> None:
-    document = httpx.get(f"{api_url}/openapi.json").json()
+def test_openapi_documents_problems_and_the_key(api: Api) -> None:
+    with api.client() as client:
+        document = client.get("/openapi.json").json()
+        docs = client.get("/docs")
     assert "Problem" in document["components"]["schemas"]
     assert document["components"]["securitySchemes"]["ApiKey"]["scheme"] == "bearer"
     create_transfer = document["paths"]["/v1/transfers"]["post"]
@@ -33,7 +34,7 @@ def test_openapi_documents_problems_and_the_key(api_url: str) -> None:
     assert "503" not in document["paths"]["/healthz"]["get"]["responses"]
     header = next(p for p in create_transfer["parameters"] if p["name"] == "Idempotency-Key")
     assert header["required"] is True
-    assert httpx.get(f"{api_url}/docs").status_code == 200
+    assert docs.status_code == 200
 
 
 def test_an_unknown_query_parameter_is_refused(tenant: ApiTenant) -> None:

@@ -72,6 +72,11 @@ def _missing_scope(tenant: ApiTenant) -> httpx.Response:
         return reader.post("/v1/wallets", json={"owner_ref": "x"})
 
 
+def _unauthenticated(tenant: ApiTenant) -> httpx.Response:
+    with tenant.api.client() as anonymous:
+        return anonymous.get("/v1/wallets")
+
+
 def _webhook_endpoint(tenant: ApiTenant) -> str:
     body = {"url": "https://example.com/hooks", "event_types": ["transfer.created"]}
     created = tenant.client.post("/v1/webhook-endpoints", json=body)
@@ -119,7 +124,7 @@ PROVOKED: dict[str, Provoke] = {
     ),
     "not-found": lambda t: t.client.get("/v1/nothing-here"),
     "method-not-allowed": lambda t: t.client.put("/v1/wallets"),
-    "unauthenticated": lambda t: httpx.get(f"{t.url}/v1/wallets"),
+    "unauthenticated": _unauthenticated,
     "missing-scope": _missing_scope,
     "idempotency-key-required": lambda t: t.client.post("/v1/transfers", json={}),
     "idempotency-key-reused": _idempotency_conflict,

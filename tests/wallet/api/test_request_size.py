@@ -2,7 +2,8 @@
 
 Raw HTTP over a socket to the API under uvicorn, so that a test decides how much of a body is
 sent: an answer that comes while most of the declared body is still unsent proves that the
-server did not wait for it.
+server did not wait for it. These are the suite's smoke tests of the app as uvicorn serves it;
+the other API tests reach it in process.
 """
 
 import json
@@ -93,38 +94,42 @@ def _bearer(tenant: ApiTenant) -> str:
     return authorization
 
 
-def test_without_a_key_a_large_body_is_refused_before_it_is_read(tenant: ApiTenant) -> None:
-    head = _head(tenant.url, "/v1/wallets", {"Content-Length": str(FIFTY_MB)})
-    answer, sent = _exchange(tenant.url, head, _padding(FIFTY_MB))
+def test_without_a_key_a_large_body_is_refused_before_it_is_read(served_tenant: ApiTenant) -> None:
+    head = _head(served_tenant.url, "/v1/wallets", {"Content-Length": str(FIFTY_MB)})
+    answer, sent = _exchange(served_tenant.url, head, _padding(FIFTY_MB))
     assert answer.status == 401
     assert answer.problem()["type"] == PROBLEM_BASE + "unauthenticated"
     assert answer.headers["www-authenticate"] == "Bearer"
     assert sent < FIFTY_MB // 10
 
 
-def test_with_a_wrong_key_a_chunked_body_is_refused_before_it_is_read(tenant: ApiTenant) -> None:
+def test_with_a_wrong_key_a_chunked_body_is_refused_before_it_is_read(
+    served_tenant: ApiTenant,
+) -> None:
     headers = {"Transfer-Encoding": "chunked", "Authorization": "Bearer wk_live_" + "a" * 43}
-    head = _head(tenant.url, "/v1/transfers", headers)
-    answer, sent = _exchange(tenant.url, head, _chunked(_padding(FIFTY_MB)))
+    head = _head(served_tenant.url, "/v1/transfers", headers)
+    answer, sent = _exchange(served_tenant.url, head, _chunked(_padding(FIFTY_MB)))
     assert answer.status == 401
     assert answer.problem()["type"] == PROBLEM_BASE + "unauthenticated"
     assert sent < FIFTY_MB // 10
 
 
 def test_a_declared_length_above_the_limit_is_refused_before_the_body_is_sent(
-    tenant: ApiTenant,
+    served_tenant: ApiTenant,
 ) -> None:
-    headers = {"Content-Length": str(FIFTY_MB), "Authorization": _bearer(tenant)}
-    answer, sent = _exchange(tenant.url, _head(tenant.url, "/v1/wallets", headers), ())
+    headers = {"Content-Length": str(FIFTY_MB), "Authorization": _bearer(served_tenant)}
+    answer, sent = _exchange(
+        served_tenant.url, _head(served_tenant.url, "/v1/wallets", headers), ()
+    )
     assert answer.status == 413
     assert answer.problem()["type"] == PROBLEM_BASE + "body-too-large"
     assert sent == 0
 
 
-def test_a_chunked_body_is_counted_and_refused_past_the_limit(tenant: ApiTenant) -> None:
-    headers = {"Transfer-Encoding": "chunked", "Authorization": _bearer(tenant)}
-    head = _head(tenant.url, "/v1/wallets", headers)
-    answer, sent = _exchange(tenant.url, head, _chunked(_padding(FIFTY_MB)))
+def test_a_chunked_body_is_counted_and_refused_past_the_limit(served_tenant: ApiTenant) -> None:
+    headers = {"Transfer-Encoding": "chunked", "Authorization": _bearer(served_tenant)}
+    head = _head(served_tenant.url, "/v1/wallets", headers)
+    answer, sent = _exchange(served_tenant.url, head, _chunked(_padding(FIFTY_MB)))
     assert answer.status == 413
     problem = answer.problem()
     assert problem["type"] == PROBLEM_BASE + "body-too-large"

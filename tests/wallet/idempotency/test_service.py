@@ -86,6 +86,7 @@ def test_the_same_key_with_another_request_conflicts(
         idempotent_move(sessions, "k2", TransferRequest(factory.tenant_id, alice, bob, "USD", 2))
 
 
+@pytest.mark.committed
 def test_concurrent_calls_with_one_key_make_one_transaction(
     factory: Factory, sessions: sessionmaker[Session]
 ) -> None:

@@ -2,6 +2,7 @@
 
 import threading
 
+import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.factories import Factory
@@ -25,6 +26,7 @@ def test_accounts_are_found_or_created_for_many_wallets_at_once(
     assert again == first and one == first[(wallets[2], "USDC")]
 
 
+@pytest.mark.committed
 def test_a_concurrent_first_use_is_read_back_not_created_twice(
     factory: Factory, sessions: sessionmaker[Session]
 ) -> None:

@@ -3,6 +3,7 @@
 import random
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -17,6 +18,8 @@ from wallet.ledger.service import Posting, Reason, TransactionRequest
 
 WORKERS = 16
 TRANSFERS_PER_WORKER = 200
+
+pytestmark = pytest.mark.committed
 
 
 def test_parallel_random_transfers_keep_every_invariant(

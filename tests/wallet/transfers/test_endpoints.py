@@ -114,10 +114,9 @@ def test_concurrent_duplicates_make_one_transfer(
     alice, bob = tenant.factory.wallet(), tenant.factory.wallet()
     tenant.factory.fund(alice, "USD", 10_000)
     body = transfer_body(alice, bob, "3.00")
-    headers = {"Idempotency-Key": "together", **tenant.client.headers}
 
     def send(_: int) -> httpx.Response:
-        return httpx.post(f"{tenant.url}/v1/transfers", json=body, headers=headers, timeout=30)
+        return tenant.client.post("/v1/transfers", json=body, headers={"Idempotency-Key": "k"})
 
     with ThreadPoolExecutor(max_workers=12) as pool:
         responses = list(pool.map(send, range(12)))

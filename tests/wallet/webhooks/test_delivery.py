@@ -38,6 +38,10 @@ ALL_DUE = 100_000
 FAST = DeliveryOptions(
     retry=RetryPolicy(base=0.05, factor=2, maximum=0.2, give_up_after=3600), timeout=5, lease=30
 )
+# Retries late enough that a call at once after a failure surely finds the delivery not due.
+PATIENT = DeliveryOptions(
+    retry=RetryPolicy(base=1, factor=1, maximum=1, give_up_after=3600), timeout=5, lease=30
+)
 
 
 @pytest.fixture
@@ -136,11 +140,13 @@ def test_a_failing_receiver_is_retried_with_backoff_and_each_attempt_recorded(
     relay_outbox(sessions, lambda delivery_id: None)
     (delivery,) = deliveries_of(sessions, factory.tenant_id, endpoint.id)
 
-    first = deliver(sessions, delivery.id, client=client, secrets=secret_box, options=FAST)
+    first = deliver(sessions, delivery.id, client=client, secrets=secret_box, options=PATIENT)
     assert first is not None and first.status is DeliveryStatus.PENDING
     assert first.status_code == 500
     # Not due yet: a duplicate task does nothing.
-    assert deliver(sessions, delivery.id, client=client, secrets=secret_box, options=FAST) is None
+    assert (
+        deliver(sessions, delivery.id, client=client, secrets=secret_box, options=PATIENT) is None
+    )
     (waiting,) = deliveries_of(sessions, factory.tenant_id, endpoint.id)
     assert waiting.last_status_code == 500 and waiting.last_error == "HTTP 500"
     assert waiting.next_attempt_at is not None and waiting.next_attempt_at > waiting.created_at
@@ -148,7 +154,7 @@ def test_a_failing_receiver_is_retried_with_backoff_and_each_attempt_recorded(
     outcomes: list[AttemptOutcome] = []
     deadline = time.monotonic() + 10
     while len(outcomes) < 2 and time.monotonic() < deadline:
-        outcome = deliver(sessions, delivery.id, client=client, secrets=secret_box, options=FAST)
+        outcome = deliver(sessions, delivery.id, client=client, secrets=secret_box, options=PATIENT)
         if outcome is not None:
             outcomes.append(outcome)
         time.sleep(0.01)

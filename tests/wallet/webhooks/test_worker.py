@@ -1,9 +1,12 @@
 """Events out end to end: a real Celery worker and beat on Redis, a real HTTP receiver."""
 
+import json
 import time
+import uuid
 from collections.abc import Iterator
 
 import pytest
+import redis
 from pydantic import SecretStr
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
@@ -22,7 +25,7 @@ from wallet.webhooks.service import (
     list_attempts,
     list_deliveries,
 )
-from wallet.webhooks.tasks import request_relay
+from wallet.webhooks.tasks import RELAY_OUTBOX, request_relay
 
 
 @pytest.fixture(scope="module")
@@ -115,20 +118,25 @@ def test_a_receiver_that_fails_gets_the_event_again_later(
     assert [(a.attempt_number, a.status_code) for a in attempts] == [(1, 500), (2, 200)]
 
 
-def test_a_relay_can_be_requested_right_after_a_commit(
-    celery: CeleryProcesses, database_url: str, redis_url: str
+def test_a_relay_requested_right_after_a_commit_waits_in_the_queue(
+    database_url: str, redis_url: str
 ) -> None:
-    app = create_app(
-        Settings(
-            database_url=SecretStr(database_url),
-            broker_url=SecretStr(redis_url),
-            celery_queue=celery.env["WALLET_CELERY_QUEUE"],
-        )
+    queue = f"wallet-test-{uuid.uuid4().hex[:12]}"  # no worker consumes it
+    settings = Settings(
+        database_url=SecretStr(database_url),
+        broker_url=SecretStr(redis_url),
+        celery_queue=queue,
     )
+    app = create_app(settings)
+    broker = redis.Redis.from_url(redis_url)
     try:
-        assert request_relay(app) is True
+        request_relay(app)
+        (message,) = broker.lrange(queue, 0, -1)
+        assert json.loads(message)["headers"]["task"] == RELAY_OUTBOX
     finally:
         app.close()
+        broker.delete(queue, f"_kombu.binding.{queue}")
+        broker.close()
 
 
 def test_a_rolled_back_transaction_sends_nothing(

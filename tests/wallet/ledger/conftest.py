@@ -1,0 +1,3 @@
+from tests.rollback import sessions
+
+__all__ = ["sessions"]
