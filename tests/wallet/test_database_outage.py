@@ -7,6 +7,7 @@ server of the test's own (started again by the test). Afterwards every key's tra
 once, the clients' view is the ledger's, and `wallet reconcile` is clean.
 """
 
+import contextlib
 import json
 import os
 import pwd
@@ -241,7 +242,8 @@ def kill_postmaster_and_backends(postmaster: int) -> None:
     """SIGKILL to the postmaster and to every process it started, at once."""
     processes = [psutil.Process(postmaster), *psutil.Process(postmaster).children(recursive=True)]
     for process in processes:
-        process.send_signal(signal.SIGKILL)
+        with contextlib.suppress(psutil.NoSuchProcess):  # a backend whose client just left
+            process.send_signal(signal.SIGKILL)
     psutil.wait_procs(processes, timeout=10)
 
 
