@@ -30,11 +30,11 @@ lint: deps
 	    WALLET_DATABASE_URL="$$WALLET_TEST_DATABASE_URL" $(BIN)/python -m wallet db check; \
 	else $(BIN)/python -m wallet db check; fi
 
-# Four test processes (most tests wait on blocks, timers and other processes, not the CPU), each
+# Three test processes (most tests wait on blocks, timers and other processes, not the CPU), each
 # with its own database and Redis db; the coverage of the test processes and of every process
 # they start, gated in pyproject.toml.
 test: lint
-	$(BIN)/pytest -n 4 --dist worksteal --cov
+	$(BIN)/pytest -n 3 --dist worksteal --cov
 
 # Random exploration (new seeds, more examples): the property tests, then Schemathesis
 # against the API; not a gate.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import ctypes
 import os
+import random
 import shutil
 import signal
 import socket
@@ -63,12 +64,26 @@ def dev_accounts(count: int = 10) -> tuple[DevAccount, ...]:
     return tuple(accounts)
 
 
+# Below Linux's ephemeral range (32768-60999 by default): the kernel never hands these out to
+# outgoing connections or to a bind on port 0, so a port found here stays free until used,
+# and processes looking at once (parallel test workers) rarely pick the same one.
+_LISTEN_PORTS = range(20000, 32768)
+
+
 def find_free_port(host: str = "127.0.0.1") -> int:
     """A TCP port that was free a moment ago (another process may still take it)."""
+    for _ in range(100):
+        port = random.choice(_LISTEN_PORTS)  # noqa: S311 - spreading, not secrecy
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
-        port: int = s.getsockname()[1]
-        return port
+        found: int = s.getsockname()[1]
+        return found
 
 
 def anvil_binary(search_from: Path | None = None) -> Path:

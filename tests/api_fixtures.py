@@ -8,7 +8,6 @@ what the requests run is measured by coverage in the test process. Tests that ne
 
 import base64
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.types import ASGIApp
 
+from chains.devnet import find_free_port
 from tests.factories import Factory
 from wallet.api.app import create_app
 from wallet.apikeys.models import Scope
@@ -37,9 +37,7 @@ ALL_SCOPES = tuple(Scope)
 
 
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    return find_free_port()
 
 
 def api_environment(database_url: str, data_dir: Path) -> dict[str, str]:

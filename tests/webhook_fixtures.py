@@ -26,6 +26,7 @@ import redis
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from chains.devnet import find_free_port
 from tests.workers import worker_redis_url
 from wallet.database import unit_of_work
 from wallet.events.service import emit
@@ -55,9 +56,7 @@ def wait_until(
 
 
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    return find_free_port()
 
 
 @pytest.fixture(scope="session")
