@@ -99,11 +99,22 @@ def unlink(session: Session, tenant_id: str, bank_account_id: str) -> None:
     session.flush()
 
 
-def check_payment_account(account: BankAccount, wallet_id: str, provider: str, asset: str) -> None:
-    """A payment of `asset` for the wallet at `provider` may use this account."""
+def payment_account(
+    session: Session,
+    tenant_id: str,
+    bank_account_id: str,
+    *,
+    wallet_id: str,
+    provider: str,
+    asset: str,
+) -> BankAccount:
+    """The tenant's bank account, if a payment of `asset` for the wallet at `provider` may
+    use it."""
+    account = get_bank_account(session, tenant_id, bank_account_id)
     if account.wallet_id != wallet_id:
         raise BankAccountMismatch(f"bank account {account.id} is not linked to {wallet_id}")
     if account.provider != provider:
         raise BankAccountMismatch(f"bank account {account.id} is at {account.provider}")
     if account.currency != asset:
         raise BankAccountMismatch(f"bank account {account.id} holds {account.currency}")
+    return account

@@ -32,7 +32,7 @@ from wallet.assets.service import Asset
 from wallet.bank_accounts.models import BankAccount
 from wallet.banking.errors import AmountBelowFee, UnsupportedCurrency
 from wallet.banking.models import EventOutcome
-from wallet.banking.repository import ledger_side
+from wallet.banking.repository import fees_account, ledger_side, provider_account
 from wallet.ledger.reconcile import Check
 from wallet.payins.models import UNRESOLVED as PAYIN_UNRESOLVED
 from wallet.payins.models import Payin
@@ -41,6 +41,27 @@ from wallet.payouts.models import Payout
 from wallet.settings import FeeRule, Settings
 
 logger = logging.getLogger(__name__)
+
+# Besides its own functions, the ids of the accounts every payment shares, for the payins and
+# payouts areas.
+__all__ = [
+    "FeeQuote",
+    "FeeSchedule",
+    "ProviderComparison",
+    "Rail",
+    "apply_snapshot",
+    "bank_for_a_command",
+    "compare_with_provider",
+    "fees_account",
+    "known_payment",
+    "open_bank",
+    "provider_account",
+    "provider_check",
+    "provider_request",
+    "record_unresolved",
+    "restricted_wallets",
+    "take_snapshot",
+]
 
 P = TypeVar("P", Payin, Payout)
 R = TypeVar("R", PayinRequest, PayoutRequest)

@@ -57,7 +57,7 @@ from wallet.deposits.errors import (
 )
 from wallet.deposits.lease import ChainLease
 from wallet.deposits.window import load_window, lock_cursor, record_advance, record_rollback
-from wallet.withdrawals.repository import hot_wallets as withdrawal_hot_wallets
+from wallet.withdrawals.service import hot_wallet_addresses
 
 logger = logging.getLogger(__name__)
 
@@ -263,7 +263,7 @@ class DepositWatcher:
                 repository.ADDRESSES_AFTER,
                 {"chain": self.chain, "last": self._last_index},
             ).one()
-            hot_wallets = withdrawal_hot_wallets(session, self.chain)
+            hot_wallets = hot_wallet_addresses(session, self.chain)
         if last is not None:
             for address in addresses:
                 self._watched.add(address)

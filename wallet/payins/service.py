@@ -24,14 +24,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 import fiat
 from wallet.assets.service import Catalogue
-from wallet.bank_accounts.repository import get_bank_account
-from wallet.bank_accounts.service import check_payment_account
+from wallet.bank_accounts.service import payment_account
 from wallet.banking.models import EventOutcome
-from wallet.banking.repository import fees_account, provider_account
 from wallet.banking.service import (
     FeeSchedule,
     Rail,
+    fees_account,
     known_payment,
+    provider_account,
     provider_request,
     record_unresolved,
 )
@@ -94,9 +94,15 @@ def start_payin(
     wallet = get_wallet(session, tenant_id, request.wallet_id)
     if wallet.status not in (WalletStatus.ACTIVE, WalletStatus.RESTRICTED):
         raise WalletNotActive(f"wallet {wallet.id} is {wallet.status}")
-    account = get_bank_account(session, tenant_id, request.bank_account_id)
     asset = catalogue.asset(request.asset)
-    check_payment_account(account, wallet.id, provider, asset.code)
+    account = payment_account(
+        session,
+        tenant_id,
+        request.bank_account_id,
+        wallet_id=wallet.id,
+        provider=provider,
+        asset=asset.code,
+    )
     amount = asset.parse(request.amount)
     quote = fees.quote(Rail.PAYIN, asset, amount)
     payin = Payin(

@@ -25,14 +25,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 import fiat
 from wallet.assets.service import Catalogue
-from wallet.bank_accounts.repository import get_bank_account
-from wallet.bank_accounts.service import check_payment_account
+from wallet.bank_accounts.service import payment_account
 from wallet.banking.models import EventOutcome
-from wallet.banking.repository import fees_account, provider_account
 from wallet.banking.service import (
     FeeSchedule,
     Rail,
+    fees_account,
     known_payment,
+    provider_account,
     provider_request,
     record_unresolved,
 )
@@ -98,9 +98,15 @@ def request_payout(
     status = lock_status(session, tenant_id, wallet_id)
     if status != WalletStatus.ACTIVE:
         raise WalletNotActive(f"wallet {wallet_id} is {status}")
-    account = get_bank_account(session, tenant_id, bank_account_id)
     asset = catalogue.asset(asset_code)
-    check_payment_account(account, wallet_id, provider, asset.code)
+    account = payment_account(
+        session,
+        tenant_id,
+        bank_account_id,
+        wallet_id=wallet_id,
+        provider=provider,
+        asset=asset.code,
+    )
     units = asset.parse(amount)
     fee = fees.quote(Rail.PAYOUT, asset, units).fee
     wallet_account = user_account(session, wallet_id, asset.code)
