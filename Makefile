@@ -32,9 +32,9 @@ lint: deps
 
 # Three test processes (most tests wait on blocks, timers and other processes, not the CPU), each
 # with its own database and Redis db; the coverage of the test processes and of every process
-# they start, gated in pyproject.toml.
+# they start, gated in pyproject.toml; the fifteen slowest tests are listed at the end.
 test: lint
-	$(BIN)/pytest -n 3 --dist worksteal --cov
+	$(BIN)/pytest -n 3 --dist worksteal --cov --durations=15
 
 # Random exploration (new seeds, more examples): the property tests, then Schemathesis
 # against the API; not a gate.
