@@ -14,19 +14,18 @@ import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from chains.follower import check_window
 from chains.model import (
     TOP_LEVEL_INDEX,
     Advance,
     BlockHeader,
     NativeTransfer,
-    Rollback,
     ScannedBlock,
     StepResult,
     TokenTransfer,
     WatchedAddresses,
     normalize_address,
 )
+from chains.source import check_step, step_range, walk_back
 
 GENESIS_TIMESTAMP = 1_700_000_000
 BLOCK_TIME = 12
@@ -119,32 +118,17 @@ class FakeChain:
         senders: WatchedAddresses | None = None,
     ) -> StepResult:
         # Made-up blocks carry payments only: no sender of ours ever appears in them.
-        if max_blocks < 1:
-            raise ValueError("max_blocks must be at least 1")
-        check_window(known_window)
+        check_step(known_window, max_blocks)
         head = self.head() if head is None else min(head, self.head())
-        if known_window:
-            tip = known_window[-1]
-            if not self._is_canonical(tip):
-                return self._walk_back(known_window, head)
-            first = tip.number + 1
-        else:
-            first = head if self._start_block is None else self._start_block
-        blocks = self._blocks[first : min(head, first + max_blocks - 1) + 1]
+        if known_window and self._hash_at(known_window[-1].number) != known_window[-1].hash:
+            canonical = [self._hash_at(known.number) for known in known_window]
+            return walk_back(known_window, canonical, head)
+        first, last = step_range(known_window, head, self._start_block, max_blocks)
+        blocks = self._blocks[first : last + 1]
         return Advance(tuple(self._scan(block, watched) for block in blocks), head)
 
-    def _is_canonical(self, header: BlockHeader) -> bool:
-        return header.number <= self.head() and self.header(header.number).hash == header.hash
-
-    def _walk_back(self, window: Sequence[BlockHeader], head: int) -> StepResult:
-        replaced = False
-        for known in reversed(window):
-            if known.number > self.head():
-                continue  # above the head: the chain is behind, which is no reorg yet
-            if self._is_canonical(known):
-                return Rollback(ancestor=known) if replaced else Advance((), head)
-            replaced = True
-        return Rollback(ancestor=None) if replaced else Advance((), head)
+    def _hash_at(self, number: int) -> str | None:
+        return self.header(number).hash if number <= self.head() else None
 
     def _scan(self, block: _Block, watched: WatchedAddresses) -> ScannedBlock:
         header = block.header

@@ -9,7 +9,6 @@ window that is still canonical. The caller persists a step's result and the new 
 from __future__ import annotations
 
 import enum
-import itertools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -19,7 +18,6 @@ from chains.model import (
     Advance,
     BlockHeader,
     NativeTransfer,
-    Rollback,
     ScannedBlock,
     SentTransaction,
     StepResult,
@@ -29,6 +27,7 @@ from chains.model import (
     trace_index,
 )
 from chains.rpc import RpcCall, RpcClient, RpcError, RpcProtocolError
+from chains.source import check_step, step_range, walk_back
 
 # keccak256("Transfer(address,address,uint256)")
 TRANSFER_TOPIC = "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef"
@@ -119,9 +118,7 @@ class ChainFollower:
         reached and other `RpcError`s on node errors; never returns an empty Advance for a
         failure.
         """
-        if max_blocks < 1:
-            raise ValueError("max_blocks must be at least 1")
-        check_window(known_window)
+        check_step(known_window, max_blocks)
         self._check_chain()
         tip = known_window[-1] if known_window else None
         # Whether our tip is still canonical rides on the first round trip: the head's when the
@@ -135,11 +132,7 @@ class ChainFollower:
             if tip is not None and not _is_block(replies[1], tip):
                 return self._walk_back(known_window, head)
             tip_check = []
-        if tip is not None:
-            first = tip.number + 1
-        else:
-            first = head if self._start_block is None else self._start_block
-        last = min(head, first + max_blocks - 1)
+        first, last = step_range(known_window, head, self._start_block, max_blocks)
 
         calls = [RpcCall("eth_getBlockByNumber", (hex(n), True)) for n in range(first, last + 1)]
         fetch_logs = bool(self._token_list) and last >= first
@@ -210,18 +203,7 @@ class ChainFollower:
         """Find the newest header of `window` that is still canonical, in one batch."""
         calls = [RpcCall("eth_getBlockByNumber", (hex(h.number), False)) for h in window]
         canonical = self._rpc.batch(calls)
-        replaced = False
-        for known, raw in zip(reversed(window), reversed(canonical), strict=True):
-            if raw is None:
-                continue  # above the node's head
-            if raw["hash"] == known.hash:
-                if not replaced:
-                    # Nothing we hold was replaced; at most the node is behind us (a lagging
-                    # replica, or a race with a reorg that undid itself). Wait for it.
-                    return Advance((), head)
-                return Rollback(ancestor=known)
-            replaced = True
-        return Rollback(ancestor=None) if replaced else Advance((), head)
+        return walk_back(window, [None if raw is None else raw["hash"] for raw in canonical], head)
 
     def _complete_logs(
         self, logs: list[dict[str, Any]], blocks: Sequence[tuple[BlockHeader, dict[str, Any]]]
@@ -414,12 +396,6 @@ def fetch_headers(rpc: RpcClient, numbers: Sequence[int]) -> list[BlockHeader | 
     """The headers of blocks `numbers`, in one batch; None where the node has no such block."""
     replies = rpc.batch([RpcCall("eth_getBlockByNumber", (hex(n), False)) for n in numbers])
     return [None if raw is None else _header(raw) for raw in replies]
-
-
-def check_window(window: Sequence[BlockHeader]) -> None:
-    for prev, cur in itertools.pairwise(window):
-        if cur.number != prev.number + 1:
-            raise ValueError(f"known window is not consecutive at block {cur.number}")
 
 
 def _quantity(value: object) -> int:
