@@ -12,6 +12,7 @@ from chains import FeePolicy, FeeQuote, native_transfer, quote_fees
 from tests.wallet.deposits.conftest import CONFIRMATIONS, events_of, settle
 from tests.wallet.withdrawals.conftest import ETH, USDC, SendingChain
 from wallet.database import unit_of_work
+from wallet.deposits.watcher import DepositWatcher
 from wallet.ledger.reconcile import check_ledger
 from wallet.ledger.repository import balance, system_account, user_account
 from wallet.sweeps.holdings import reconcile_chain
@@ -46,6 +47,29 @@ def holdings_differences(chain: SendingChain) -> list[int | None]:
 def ledger_is_sound(chain: SendingChain) -> bool:
     with unit_of_work(chain.factory.sessions) as session:
         return all(check.ok for check in check_ledger(session))
+
+
+def mine_a_withdrawal(chain: SendingChain, blocks: int) -> tuple[DepositWatcher, str, str, str]:
+    """A 0.5 ETH withdrawal from a wallet of 1 ETH, sent and mined, `blocks` blocks mined from
+    its own on, and the watcher caught up: (watcher, wallet, destination, withdrawal)."""
+    watcher = chain.live.watcher()
+    settle(watcher)
+    wallet = chain.factory.wallet()
+    chain.factory.fund(wallet, chain.live.native, ETH)
+    chain.fund_hot_wallet(2 * ETH)
+    to = outside()
+    withdrawal = chain.request(wallet, chain.live.native, "0.5", to)
+    chain.broadcaster().run()
+    chain.dev.mine(blocks)
+    settle(watcher)
+    return watcher, wallet, to, withdrawal
+
+
+def replace_blocks(chain: SendingChain, depth: int) -> None:
+    """A reorg replacing the newest `depth` blocks with one holding only an unrelated transfer:
+    what they held is gone."""
+    marker = {"from": chain.dev.accounts[9].address, "to": outside(), "value": "0x1"}
+    chain.dev.devnet.reorg(depth, [(marker, 0)])
 
 
 def test_eth_and_usdc_are_posted_after_the_confirmations(sending_chain: SendingChain) -> None:
@@ -127,20 +151,10 @@ def test_a_reorg_removing_a_mined_withdrawal_sends_it_again_and_confirms_it_once
     sending_chain: SendingChain,
 ) -> None:
     chain = sending_chain
-    watcher = chain.live.watcher()
-    settle(watcher)
-    wallet = chain.factory.wallet()
-    chain.factory.fund(wallet, chain.live.native, ETH)
-    chain.fund_hot_wallet(2 * ETH)
-    to = outside()
-    withdrawal = chain.request(wallet, chain.live.native, "0.5", to)
-    chain.broadcaster().run()
-    chain.dev.mine()
-    settle(watcher)
+    watcher, _, to, withdrawal = mine_a_withdrawal(chain, blocks=1)
     assert chain.withdrawal(withdrawal)["block_number"] is not None
 
-    marker = {"from": chain.dev.accounts[9].address, "to": outside(), "value": "0x1"}
-    chain.dev.devnet.reorg(1, [(marker, 0)])
+    replace_blocks(chain, 1)
     settle(watcher)
 
     back = chain.withdrawal(withdrawal)
@@ -177,23 +191,13 @@ def test_a_reorg_deeper_than_the_confirmations_sends_a_confirmed_withdrawal_agai
             secrets=secret_box,
             allow_private_targets=False,
         )
-    watcher = chain.live.watcher()
-    settle(watcher)
-    wallet = chain.factory.wallet()
-    chain.factory.fund(wallet, chain.live.native, ETH)
-    chain.fund_hot_wallet(2 * ETH)
-    to = outside()
-    withdrawal = chain.request(wallet, chain.live.native, "0.5", to)
-    chain.broadcaster().run()
-    chain.dev.mine(CONFIRMATIONS)
-    settle(watcher)
+    watcher, wallet, to, withdrawal = mine_a_withdrawal(chain, blocks=CONFIRMATIONS)
     confirmed = chain.withdrawal(withdrawal)
     assert confirmed["status"] == "confirmed"
     posted = account(chain, wallet, chain.live.native)
 
     # Every block from the withdrawal's on is replaced: its transaction is gone.
-    marker = {"from": chain.dev.accounts[9].address, "to": outside(), "value": "0x1"}
-    chain.dev.devnet.reorg(CONFIRMATIONS, [(marker, 0)])
+    replace_blocks(chain, CONFIRMATIONS)
     settle(watcher)
     assert chain.dev.devnet.balance(to) == 0
     gone = chain.withdrawal(withdrawal)
