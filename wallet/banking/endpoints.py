@@ -13,8 +13,7 @@ from wallet.api.problems import problem_responses
 from wallet.banking.errors import UnknownProvider, WebhookRefused
 from wallet.banking.repository import claim_event, set_event_outcome
 from wallet.banking.schemas import FeeQuoteOut, WebhookReceipt
-from wallet.banking.service import FeeSchedule, Rail
-from wallet.database import run_transaction
+from wallet.banking.service import FeeSchedule, Rail, run_in_turn
 from wallet.payins.service import apply_provider_payin
 from wallet.payouts.service import apply_provider_payout
 
@@ -62,7 +61,7 @@ def receive_webhook(
         set_event_outcome(session, bank.name, event.id, outcome)
         return WebhookReceipt(event_id=event.id, duplicate=False, outcome=outcome)
 
-    return run_transaction(runtime.sessions, receive)
+    return run_in_turn(runtime.sessions, receive)
 
 
 @router.get(

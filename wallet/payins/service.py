@@ -34,6 +34,7 @@ from wallet.banking.service import (
     provider_account,
     provider_request,
     record_unresolved,
+    run_in_turn,
 )
 from wallet.banking.service import apply_snapshot as apply_provider_snapshot
 from wallet.database import run_transaction
@@ -139,7 +140,7 @@ def submit_payin(
         code = refusal.code
         run_transaction(sessions, lambda s: _mark(s, payin_id, PayinStatus.FAILED, catalogue, code))
     else:
-        run_transaction(sessions, lambda s: apply_snapshot(s, payin_id, snapshot, catalogue))
+        run_in_turn(sessions, lambda s: apply_snapshot(s, payin_id, snapshot, catalogue))
 
 
 def resolve_payin(
@@ -154,7 +155,7 @@ def resolve_payin(
     except fiat.OutcomeUnknown as error:
         logger.warning("pay-in %s is still unknown: %s", payin_id, error)
     else:
-        run_transaction(sessions, lambda s: apply_snapshot(s, payin_id, snapshot, catalogue))
+        run_in_turn(sessions, lambda s: apply_snapshot(s, payin_id, snapshot, catalogue))
 
 
 def _provider_request(session: Session, payin_id: str) -> fiat.PayinRequest | None:

@@ -35,6 +35,7 @@ from wallet.banking.service import (
     provider_account,
     provider_request,
     record_unresolved,
+    run_in_turn,
 )
 from wallet.banking.service import apply_snapshot as apply_provider_snapshot
 from wallet.database import run_transaction
@@ -163,7 +164,7 @@ def resolve_payout(
     if snapshot is None:
         snapshot = _create(sessions, bank, request, catalogue)
     if snapshot is not None:
-        run_transaction(sessions, lambda s: apply_snapshot(s, payout_id, snapshot, catalogue))
+        run_in_turn(sessions, lambda s: apply_snapshot(s, payout_id, snapshot, catalogue))
 
 
 def _create(
