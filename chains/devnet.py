@@ -111,10 +111,17 @@ def anvil_binary(search_from: Path | None = None) -> Path:
     raise DevnetError("anvil not found: run `npm ci` or set $ANVIL_BIN")
 
 
-def _die_with_parent() -> None:
-    # Runs in the child between fork and exec: ask the kernel to SIGTERM Anvil when we die.
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+def stop_with_parent(signum: signal.Signals) -> None:
+    """Have the kernel send `signum` to this process when the thread that started it dies, so
+    that a parent killed outright leaves no child behind. Called in a child between fork and
+    exec (the setting is kept across exec, and cleared by a change of user). Linux only."""
+    if sys.platform == "linux":
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signum)
+
+
+def _stop_anvil_with_parent() -> None:
+    stop_with_parent(signal.SIGTERM)
 
 
 class Devnet:
@@ -220,7 +227,7 @@ class Devnet:
             stdin=subprocess.DEVNULL,
             stdout=self._log,
             stderr=subprocess.STDOUT,
-            preexec_fn=_die_with_parent if sys.platform == "linux" else None,  # noqa: PLW1509
+            preexec_fn=_stop_anvil_with_parent,  # noqa: PLW1509
         )
         self._port = port
         self._rpc = RpcClient(self.rpc_url, timeout=60.0, connect_timeout=1.0)

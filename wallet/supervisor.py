@@ -7,6 +7,7 @@ others need (the embedded database) says when it is ready: the ones after it sta
 stop before it.
 """
 
+import functools
 import os
 import signal
 import subprocess
@@ -14,6 +15,8 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import FrameType
+
+from chains.devnet import stop_with_parent
 
 
 @dataclass(frozen=True)
@@ -122,7 +125,14 @@ def _watch(
 
 
 def _popen(process: Process, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(process.command, env=env)  # noqa: S603 - our own commands, no shell
+    # Started from the main thread (the only one `supervise` may run in, for its signal
+    # handlers), which lives as long as the supervision: a supervisor killed outright takes
+    # its members with it.
+    return subprocess.Popen(  # noqa: S603 - our own commands, no shell
+        process.command,
+        env=env,
+        preexec_fn=functools.partial(stop_with_parent, process.stop_signal),  # noqa: PLW1509
+    )
 
 
 def _stop_all(members: list[_Member]) -> None:

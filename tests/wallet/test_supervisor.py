@@ -1,10 +1,12 @@
 """The supervisor of `wallet run`: capped exponential back-off; one member never stops the set."""
 
+import contextlib
 import re
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -142,21 +144,27 @@ supervise(
 """
 
 
+@contextlib.contextmanager
+def layered_set_running(work: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """The LAYERED supervisor, once both its members have started; killed on the way out."""
+    with (work / "supervisor.log").open("wb") as log:
+        supervisor = subprocess.Popen(
+            [sys.executable, "-c", LAYERED, str(work)], stdout=log, stderr=subprocess.STDOUT
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while not (work / "api.started").exists():
+                assert time.monotonic() < deadline, (work / "supervisor.log").read_text()
+                time.sleep(0.05)
+            yield supervisor
+        finally:
+            supervisor.kill()
+
+
 def test_a_member_the_others_need_starts_first_and_stops_last(tmp_path: Path) -> None:
-    log = (tmp_path / "supervisor.log").open("wb")
-    supervisor = subprocess.Popen(
-        [sys.executable, "-c", LAYERED, str(tmp_path)], stdout=log, stderr=subprocess.STDOUT
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while not (tmp_path / "api.started").exists():
-            assert time.monotonic() < deadline, (tmp_path / "supervisor.log").read_text()
-            time.sleep(0.05)
+    with layered_set_running(tmp_path) as supervisor:
         supervisor.send_signal(signal.SIGTERM)
         status = supervisor.wait(timeout=30)
-    finally:
-        supervisor.kill()
-        log.close()
     assert status == 0, (tmp_path / "supervisor.log").read_text()
     database_ready = float((tmp_path / "database.started").read_text())
     assert float((tmp_path / "api.started").read_text()) > database_ready
@@ -164,3 +172,17 @@ def test_a_member_the_others_need_starts_first_and_stops_last(tmp_path: Path) ->
     database_stopped, database_signal = (tmp_path / "database.stopped").read_text().split()
     assert float(database_stopped) > float(api_stopped)
     assert (api_signal, database_signal) == ("SIGTERM", "SIGINT")
+
+
+def test_a_supervisor_killed_outright_leaves_no_member_running(tmp_path: Path) -> None:
+    with layered_set_running(tmp_path) as supervisor:
+        supervisor.kill()
+        supervisor.wait(timeout=10)
+    deadline = time.monotonic() + 30
+    while not all((tmp_path / f"{name}.stopped").exists() for name in ("api", "database")):
+        assert time.monotonic() < deadline, sorted(path.name for path in tmp_path.iterdir())
+        time.sleep(0.05)
+    stopped_by = {
+        name: (tmp_path / f"{name}.stopped").read_text().split()[1] for name in ("api", "database")
+    }
+    assert stopped_by == {"api": "SIGTERM", "database": "SIGINT"}
