@@ -224,13 +224,22 @@ def in_flight(session: Session, chain: str, sender: str) -> list[InFlight]:
 
 
 def outgoing(
-    session: Session, chain: str, statuses: Sequence[WithdrawalStatus], limit: int
+    session: Session,
+    chain: str,
+    statuses: Sequence[WithdrawalStatus],
+    limit: int,
+    excluding: Sequence[str] = (),
 ) -> list[str]:
-    """Ids of the chain's withdrawals in `statuses`, in nonce order, then oldest first."""
+    """Ids of the chain's withdrawals in `statuses` but not in `excluding`, in nonce order,
+    then oldest first."""
     return list(
         session.scalars(
             select(Withdrawal.id)
-            .where(Withdrawal.chain == chain, Withdrawal.status.in_(statuses))
+            .where(
+                Withdrawal.chain == chain,
+                Withdrawal.status.in_(statuses),
+                Withdrawal.id.not_in(excluding),
+            )
             .order_by(Withdrawal.nonce.nulls_last(), Withdrawal.created_at, Withdrawal.id)
             .limit(limit)
         )

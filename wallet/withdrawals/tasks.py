@@ -104,8 +104,8 @@ class BroadcastOptions:
     fee_policy: FeePolicy
     bump_after: timedelta
     """How long a sent transaction may stay unmined before it is replaced with higher fees."""
-    batch: int = 200
-    """At most this many withdrawals are signed per run."""
+    batch: int = 1_000
+    """At most this many queued withdrawals are read per run (then it looks after those sent)."""
     sign_batch: int = 50
     """Withdrawals signed in one database transaction and sent in one JSON-RPC batch."""
 
@@ -223,23 +223,35 @@ class WithdrawalBroadcaster:
         ]
 
     def _sign_queued(self, report: BroadcastReport) -> None:
-        ids = self._read(lambda s: outgoing(s, self._chain, _SIGNABLE, self._options.batch))
+        """Sign and send the queued withdrawals, oldest first and `sign_batch` at a time, until
+        none is left (one waiting for liquidity is read once per run), up to `batch` read per
+        run."""
+        size = self._options.sign_batch
+        passed_over: list[str] = []  # read, not signed: still signable, not to be read again
+
+        def queued(session: Session) -> list[str]:
+            return outgoing(session, self._chain, _SIGNABLE, size, excluding=passed_over)
+
+        ids = self._read(queued)
         if not ids:
             return
         fees = self._market_fees()
         if fees is None:
             return
         liquidity = run_transaction(self._sessions, self._liquidity)
-        size = self._options.sign_batch
-        for start in range(0, len(ids), size):
+        read = 0
+        while ids:
+            signed_before = len(report.signed)
             sign = partial(
-                self._sign,
-                withdrawal_ids=ids[start : start + size],
-                fees=fees,
-                liquidity=liquidity,
-                report=report,
+                self._sign, withdrawal_ids=ids, fees=fees, liquidity=liquidity, report=report
             )
             self._send(run_transaction(self._sessions, sign), report)
+            signed = set(report.signed[signed_before:])
+            passed_over += [i for i in ids if i not in signed]
+            read += len(ids)
+            if len(ids) < size or read >= self._options.batch:
+                return
+            ids = self._read(queued)
 
     def _sign(
         self,

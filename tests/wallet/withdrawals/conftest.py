@@ -187,9 +187,13 @@ class SendingChain:
     def dev(self) -> DevChain:
         return self.live.dev
 
-    def broadcaster(self, bump_after: float = 3600.0) -> WithdrawalBroadcaster:
+    def broadcaster(
+        self, bump_after: float = 3600.0, sign_batch: int = 50
+    ) -> WithdrawalBroadcaster:
         options = BroadcastOptions(
-            FeePolicy(max_fee_per_gas_cap=500 * 10**9), timedelta(seconds=bump_after)
+            FeePolicy(max_fee_per_gas_cap=500 * 10**9),
+            timedelta(seconds=bump_after),
+            sign_batch=sign_batch,
         )
         sessions = self.factory.sessions
         engine = sessions.kw["bind"]
