@@ -61,7 +61,7 @@ def receive_webhook(
         set_event_outcome(session, bank.name, event.id, outcome)
         return WebhookReceipt(event_id=event.id, duplicate=False, outcome=outcome)
 
-    return run_in_turn(runtime.sessions, receive)
+    return run_in_turn(runtime.sessions, receive, urgent=True)
 
 
 @router.get(

@@ -70,8 +70,6 @@ P = TypeVar("P", Payin, Payout)
 R = TypeVar("R", PayinRequest, PayoutRequest)
 T = TypeVar("T")
 
-_SHARED_ACCOUNTS_TURN = threading.Lock()
-
 
 class Rail(StrEnum):
     PAYIN = "payin"
@@ -127,17 +125,52 @@ def record_unresolved(
     announce(payment)
 
 
-def run_in_turn(sessions: sessionmaker[Session], work: Callable[[Session], T]) -> T:
-    """`run_transaction` for work that books against `bank:<provider>` and `fees`, accounts
-    every payment shares: one such unit of work at a time in this process.
+def run_in_turn(
+    sessions: sessionmaker[Session], work: Callable[[Session], T], *, urgent: bool = False
+) -> T:
+    """`run_transaction` for the payments' work in this process, one unit at a time: what
+    books against `bank:<provider>` and `fees` (accounts every payment shares), and the
+    other transactions of a pay-in request. The `urgent` ones (the provider's events) go
+    before every other one waiting.
 
     Waiting here holds no lock and no connection. Without it, each of dozens of concurrent
     webhooks takes a connection and waits on the same row locks, and the holder of the locks
     waits for a CPU behind them between its round trips: the locks are held for tens of
-    milliseconds instead of a few.
+    milliseconds instead of a few. Events first: when the process cannot keep up, the wait
+    falls on new requests, not on money the provider has already moved.
     """
-    with _SHARED_ACCOUNTS_TURN:
+    with _PAYMENTS_TURN.taken(urgent):
         return run_transaction(sessions, work)
+
+
+class _Turn:
+    """One holder at a time; an urgent caller goes before every other one waiting."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._held = False
+        self._urgent_waiting = 0
+
+    @contextmanager
+    def taken(self, urgent: bool) -> Iterator[None]:
+        with self._changed:
+            self._urgent_waiting += urgent
+            try:
+                self._changed.wait_for(
+                    lambda: not self._held and (urgent or not self._urgent_waiting)
+                )
+            finally:
+                self._urgent_waiting -= urgent
+            self._held = True
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._held = False
+                self._changed.notify_all()
+
+
+_PAYMENTS_TURN = _Turn()
 
 
 def known_payment(

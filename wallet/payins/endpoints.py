@@ -30,8 +30,7 @@ from wallet.api.pagination import (
     resume_after,
 )
 from wallet.api.problems import problem_response, problem_responses
-from wallet.banking.service import FeeSchedule
-from wallet.database import run_transaction
+from wallet.banking.service import FeeSchedule, run_in_turn
 from wallet.idempotency.service import Outcome, run_once
 from wallet.payins.models import PAYIN_PREFIX
 from wallet.payins.repository import get_payin, list_payins
@@ -89,13 +88,13 @@ def create(
 
     # The pay-in and its key commit before the bank is asked: a crash after that leaves a
     # pay-in to resolve by asking the bank, never a payment at the bank we do not know of.
-    outcome = run_transaction(runtime.sessions, start)
+    outcome = run_in_turn(runtime.sessions, start)
     headers = {REPLAYED_HEADER: "true" if outcome.replayed else "false"}
     if outcome.problem is not None:
         return problem_response(outcome.problem, headers)
     payin_id = outcome.unwrap()["payin_id"]
     submit_payin(runtime.sessions, bank, payin_id, runtime.catalogue)
-    payin = run_transaction(runtime.sessions, lambda s: get_payin(s, principal.tenant_id, payin_id))
+    payin = run_in_turn(runtime.sessions, lambda s: get_payin(s, principal.tenant_id, payin_id))
     answer = PayinOut.of(payin, runtime.catalogue.asset(payin.asset))
     return JSONResponse(answer.model_dump(mode="json"), status_code=201, headers=headers)
 

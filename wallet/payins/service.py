@@ -128,7 +128,7 @@ def submit_payin(
 ) -> None:
     """Ask the provider to create the pay-in (again, under the same key, if it may never have
     reached it) and record the answer: its snapshot, `unknown`, or a definite refusal."""
-    request = run_transaction(sessions, lambda s: _provider_request(s, payin_id))
+    request = run_in_turn(sessions, lambda s: _provider_request(s, payin_id))
     if request is None:
         return
     try:
