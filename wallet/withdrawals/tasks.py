@@ -502,7 +502,6 @@ def hot_wallet_signers(settings: Settings, catalogue: Catalogue) -> dict[str, Ke
     master seed (m/44'/60'/{chain_id}'/1/0); none without a seed."""
     seed = load_master_seed(settings)
     if seed is None:
-        logger.warning("no seed configured: withdrawals are not sent")
         return {}
     chains = {asset.chain for asset in catalogue.assets.values() if asset.kind is AssetKind.NATIVE}
     return {
@@ -513,10 +512,13 @@ def hot_wallet_signers(settings: Settings, catalogue: Catalogue) -> dict[str, Ke
 
 
 def hot_wallets(settings: Settings, catalogue: Catalogue) -> list[HotWallet]:
-    """Each chain's hot wallet with a client of its node."""
+    """Each chain's hot wallet with a client of its node, to send from."""
+    signers = hot_wallet_signers(settings, catalogue)
+    if not signers:
+        logger.warning("no seed configured: withdrawals are not sent")
     return [
         HotWallet(catalogue.chain(name), signer, RpcClient(catalogue.chain(name).rpc_url))
-        for name, signer in hot_wallet_signers(settings, catalogue).items()
+        for name, signer in signers.items()
     ]
 
 
