@@ -173,9 +173,7 @@ class _Turn:
 _PAYMENTS_TURN = _Turn()
 
 
-def known_payment(
-    payment: Payin | Payout | None, provider: str, snapshot: Payment
-) -> TypeGuard[Payin | Payout]:
+def known_payment(payment: P | None, provider: str, snapshot: Payment) -> TypeGuard[P]:
     """Whether the payment found under a webhook's idempotency key is ours at `provider`."""
     if payment is not None and payment.provider == provider:
         return True

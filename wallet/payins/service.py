@@ -187,10 +187,10 @@ def apply_provider_payin(
     session: Session, provider: str, snapshot: fiat.Payin, catalogue: Catalogue
 ) -> EventOutcome:
     """Apply a pay-in snapshot from the provider's webhook (our key is its idempotency key)."""
-    payin = find_payin(session, snapshot.idempotency_key)
+    payin = find_payin(session, snapshot.idempotency_key, lock=True)
     if not known_payment(payin, provider, snapshot):
         return EventOutcome.UNMATCHED
-    return apply_snapshot(session, payin.id, snapshot, catalogue)
+    return _apply(session, payin, snapshot, catalogue)
 
 
 def apply_snapshot(
@@ -200,6 +200,13 @@ def apply_snapshot(
     payin = find_payin(session, payin_id, lock=True)
     if payin is None:
         return EventOutcome.UNMATCHED
+    return _apply(session, payin, snapshot, catalogue)
+
+
+def _apply(
+    session: Session, payin: Payin, snapshot: fiat.Payin, catalogue: Catalogue
+) -> EventOutcome:
+    """Apply the snapshot to the locked pay-in."""
     return apply_provider_snapshot(
         session,
         payin,

@@ -225,10 +225,10 @@ def apply_provider_payout(
     session: Session, provider: str, snapshot: fiat.Payout, catalogue: Catalogue
 ) -> EventOutcome:
     """Apply a payout snapshot from the provider's webhook (our key is its idempotency key)."""
-    payout = find_payout(session, snapshot.idempotency_key)
+    payout = find_payout(session, snapshot.idempotency_key, lock=True)
     if not known_payment(payout, provider, snapshot):
         return EventOutcome.UNMATCHED
-    return apply_snapshot(session, payout.id, snapshot, catalogue)
+    return _apply(session, payout, snapshot, catalogue)
 
 
 def apply_snapshot(
@@ -238,6 +238,13 @@ def apply_snapshot(
     payout = find_payout(session, payout_id, lock=True)
     if payout is None:
         return EventOutcome.UNMATCHED
+    return _apply(session, payout, snapshot, catalogue)
+
+
+def _apply(
+    session: Session, payout: Payout, snapshot: fiat.Payout, catalogue: Catalogue
+) -> EventOutcome:
+    """Apply the snapshot to the locked payout."""
     return apply_provider_snapshot(
         session,
         payout,
