@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import ctypes
+import functools
 import os
 import random
 import shutil
@@ -120,10 +121,6 @@ def stop_with_parent(signum: signal.Signals) -> None:
         libc.prctl(_PR_SET_PDEATHSIG, signum)
 
 
-def _stop_anvil_with_parent() -> None:
-    stop_with_parent(signal.SIGTERM)
-
-
 class Devnet:
     """One Anvil process on 127.0.0.1.
 
@@ -227,7 +224,7 @@ class Devnet:
             stdin=subprocess.DEVNULL,
             stdout=self._log,
             stderr=subprocess.STDOUT,
-            preexec_fn=_stop_anvil_with_parent,  # noqa: PLW1509
+            preexec_fn=functools.partial(stop_with_parent, signal.SIGTERM),  # noqa: PLW1509
         )
         self._port = port
         self._rpc = RpcClient(self.rpc_url, timeout=60.0, connect_timeout=1.0)

@@ -241,12 +241,12 @@ class WithdrawalBroadcaster:
         liquidity = run_transaction(self._sessions, self._liquidity)
         read = 0
         while ids:
-            signed_before = len(report.signed)
             sign = partial(
                 self._sign, withdrawal_ids=ids, fees=fees, liquidity=liquidity, report=report
             )
-            self._send(run_transaction(self._sessions, sign), report)
-            signed = set(report.signed[signed_before:])
+            stored = run_transaction(self._sessions, sign)
+            self._send(stored, report)
+            signed = {s.withdrawal_id for s in stored}
             passed_over += [i for i in ids if i not in signed]
             read += len(ids)
             if len(ids) < size or read >= self._options.batch:
