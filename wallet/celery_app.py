@@ -11,13 +11,15 @@ service's own PostgreSQL (the embedded profile: no system package needed), in th
 
 import logging
 import os
+import signal
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any, Final, Generic, TypeVar
 
-from celery import Celery
+from celery import Celery, signals
 from pydantic import SecretStr
 
+from chains.devnet import stop_with_parent
 from wallet.banking.service import open_bank
 from wallet.payins.tasks import RESOLVE_PAYINS, BankTaskContext
 from wallet.payins.tasks import register_tasks as register_payin_tasks
@@ -175,6 +177,15 @@ def run_worker(
     if beat:
         argv.append("--beat")
     return _run(create_app(settings), argv)
+
+
+def _stop_embedded_beat_with_its_worker(**_: object) -> None:
+    # `--beat` forks the scheduler from the worker's main thread: without this, a worker
+    # killed outright leaves its beat running, and the worker started again adds a second one.
+    stop_with_parent(signal.SIGTERM)
+
+
+signals.beat_embedded_init.connect(_stop_embedded_beat_with_its_worker, weak=False)
 
 
 def run_beat(settings: Settings, *, loglevel: str = "info") -> int:
