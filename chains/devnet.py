@@ -112,13 +112,17 @@ def anvil_binary(search_from: Path | None = None) -> Path:
     raise DevnetError("anvil not found: run `npm ci` or set $ANVIL_BIN")
 
 
-def stop_with_parent(signum: signal.Signals) -> None:
+def stop_with_parent(signum: signal.Signals, parent: int) -> None:
     """Have the kernel send `signum` to this process when the thread that started it dies, so
     that a parent killed outright leaves no child behind. Called in a child between fork and
-    exec (the setting is kept across exec, and cleared by a change of user). Linux only."""
+    exec (the setting is kept across exec, and cleared by a change of user). `parent` is the
+    pid of the process that forked this one: if it died before the setting took hold, the
+    signal is sent at once. Linux only."""
     if sys.platform == "linux":
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signum)
+        if os.getppid() != parent:
+            os.kill(os.getpid(), signum)
 
 
 class Devnet:
@@ -224,7 +228,7 @@ class Devnet:
             stdin=subprocess.DEVNULL,
             stdout=self._log,
             stderr=subprocess.STDOUT,
-            preexec_fn=functools.partial(stop_with_parent, signal.SIGTERM),  # noqa: PLW1509
+            preexec_fn=functools.partial(stop_with_parent, signal.SIGTERM, os.getpid()),  # noqa: PLW1509
         )
         self._port = port
         self._rpc = RpcClient(self.rpc_url, timeout=60.0, connect_timeout=1.0)

@@ -182,10 +182,15 @@ def run_worker(
 def _stop_embedded_beat_with_its_worker(**_: object) -> None:
     # `--beat` forks the scheduler from the worker's main thread: without this, a worker
     # killed outright leaves its beat running, and the worker started again adds a second one.
-    stop_with_parent(signal.SIGTERM)
+    worker = os.getpid()
+
+    def stop_with_worker(**_: object) -> None:
+        stop_with_parent(signal.SIGTERM, worker)
+
+    signals.beat_embedded_init.connect(stop_with_worker, weak=False)
 
 
-signals.beat_embedded_init.connect(_stop_embedded_beat_with_its_worker, weak=False)
+signals.worker_init.connect(_stop_embedded_beat_with_its_worker, weak=False)
 
 
 def run_beat(settings: Settings, *, loglevel: str = "info") -> int:

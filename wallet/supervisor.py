@@ -131,7 +131,7 @@ def _popen(process: Process, env: dict[str, str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(  # noqa: S603 - our own commands, no shell
         process.command,
         env=env,
-        preexec_fn=functools.partial(stop_with_parent, process.stop_signal),  # noqa: PLW1509
+        preexec_fn=functools.partial(stop_with_parent, process.stop_signal, os.getpid()),  # noqa: PLW1509
     )
 
 
