@@ -46,6 +46,27 @@ class TransactionRequest:
     def fees(self) -> FeeQuote:
         return FeeQuote(self.max_fee_per_gas, self.max_priority_fee_per_gas)
 
+    @classmethod
+    def of_signed(cls, raw_transaction: bytes) -> TransactionRequest:
+        """The request a signed EIP-1559 transaction was made from (for its replacement)."""
+        # A slow import, needed only by what replaces a transaction.
+        from eth_account.typed_transactions.typed_transaction import (  # noqa: PLC0415
+            TypedTransaction,
+        )
+        from hexbytes import HexBytes  # noqa: PLC0415
+
+        fields = TypedTransaction.from_bytes(HexBytes(raw_transaction)).as_dict()
+        return cls(
+            chain_id=fields["chainId"],
+            nonce=fields["nonce"],
+            to="0x" + bytes(fields["to"]).hex(),
+            value=fields["value"],
+            data=bytes(fields["data"]),
+            gas=fields["gas"],
+            max_fee_per_gas=fields["maxFeePerGas"],
+            max_priority_fee_per_gas=fields["maxPriorityFeePerGas"],
+        )
+
     def with_fees(self, fees: FeeQuote) -> TransactionRequest:
         """The same transaction (same nonce) with other fees: a replacement."""
         return dataclasses.replace(

@@ -266,7 +266,10 @@ class Settings(BaseSettings):
     withdrawal_bump_after: float = Field(
         default=60.0,
         gt=0,
-        description="Seconds a sent transaction may stay unmined before a fee bump.",
+        description=(
+            "Seconds a sent transaction (a withdrawal's or a sweep's) may stay unmined "
+            "before a fee bump."
+        ),
     )
 
     # Sweeps and hot/cold.

@@ -8,7 +8,14 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from wallet.deposits.models import DepositAddress
-from wallet.sweeps.models import OPEN_STATUSES, Sweep, SweepKind, SweepStatus, SweepTransaction
+from wallet.sweeps.models import (
+    OPEN_STATUSES,
+    Sweep,
+    SweepKind,
+    SweepPhase,
+    SweepStatus,
+    SweepTransaction,
+)
 
 
 @dataclass(frozen=True)
@@ -53,13 +60,16 @@ def locked_sweep(session: Session, sweep_id: str, status: SweepStatus) -> Sweep 
     ).one_or_none()
 
 
-def latest_transaction(session: Session, sweep_id: str) -> SweepTransaction:
-    return session.scalars(
-        select(SweepTransaction)
-        .where(SweepTransaction.sweep_id == sweep_id)
-        .order_by(SweepTransaction.signed_at.desc(), SweepTransaction.tx_hash.desc())
-        .limit(1)
-    ).one()
+def attempts(session: Session, sweep_id: str, phase: SweepPhase) -> list[SweepTransaction]:
+    """The transactions of a job's phase, the first signed first: one, or a transaction and
+    its replacements (the same nonce, fees raised)."""
+    return list(
+        session.scalars(
+            select(SweepTransaction)
+            .where(SweepTransaction.sweep_id == sweep_id, SweepTransaction.phase == phase)
+            .order_by(SweepTransaction.signed_at, SweepTransaction.tx_hash)
+        )
+    )
 
 
 def known_hashes(session: Session, hashes: Collection[str]) -> set[str]:

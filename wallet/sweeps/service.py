@@ -11,7 +11,7 @@ the external reference ('sweep-transaction', tx hash), so it happens once.
 
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.orm import Session
 
@@ -42,12 +42,14 @@ CAPITAL_KIND = "hot-wallet-capital"
 @dataclass(frozen=True)
 class SweepRules:
     """Per asset, the balance from which a deposit address is swept and the hot wallet's
-    ceiling (in the asset's units); per chain, the cold address; the fee cap."""
+    ceiling (in the asset's units); per chain, the cold address; the fee cap, and how long a
+    sent transaction may stay unmined before it is replaced with higher fees."""
 
     thresholds: Mapping[str, int]
     ceilings: Mapping[str, int]
     cold_addresses: Mapping[str, str]
     fee_policy: FeePolicy
+    bump_after: timedelta
 
     @classmethod
     def from_settings(cls, settings: Settings, catalogue: Catalogue) -> "SweepRules":
@@ -59,7 +61,8 @@ class SweepRules:
             if policy.ceiling is not None:
                 ceilings[code] = asset.parse(policy.ceiling)
         cold = {chain: address.lower() for chain, address in settings.cold_addresses.items()}
-        return cls(thresholds, ceilings, cold, fee_policy(settings))
+        bump_after = timedelta(seconds=settings.withdrawal_bump_after)
+        return cls(thresholds, ceilings, cold, fee_policy(settings), bump_after)
 
 
 def sweep_hashes(session: Session, hashes: Collection[str]) -> set[str]:
@@ -136,6 +139,9 @@ def record_final(
     )
     sweep.network_fee += receipt.fee
     native = native_asset(catalogue, sweep.chain).code
+    if stored.phase == SweepPhase.TRANSFER and sweep.asset == native:
+        # A replacement of a native sweep sends less: its higher fee comes out of the balance.
+        sweep.amount = TransactionRequest.of_signed(stored.raw_transaction).value
     lines: dict[int, int] = {}
 
     def add(account: int, amount: int) -> None:

@@ -19,9 +19,11 @@ sent after that commit: the hot wallet's nonce comes from its nonce row
 sends one transaction at a time, and a stored one is only ever sent again).
 """
 
+import dataclasses
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import partial
 from typing import Final
 
@@ -36,12 +38,14 @@ from chains import (
     Receipt,
     RpcClient,
     RpcError,
+    SendOutcome,
     TransactionRequest,
     TransactionState,
     TransactionStatus,
     account_nonces,
     native_balance,
     quote_fees,
+    replacement_fees,
     send_raw_transaction,
     token_balance,
     transaction_statuses,
@@ -54,9 +58,9 @@ from wallet.settings import Settings
 from wallet.sweeps.models import Sweep, SweepKind, SweepPhase, SweepStatus, SweepTransaction
 from wallet.sweeps.repository import (
     IndexedAddress,
+    attempts,
     deposit_addresses,
     derivation_index,
-    latest_transaction,
     locked_sweep,
     open_sweeps,
 )
@@ -72,6 +76,7 @@ from wallet.withdrawals.service import (
 logger = logging.getLogger(__name__)
 
 SWEEP: Final = "wallet.sweeps.sweep"
+_UNDERPRICED = (SendOutcome.UNDERPRICED.value, SendOutcome.REPLACEMENT_UNDERPRICED.value)
 
 
 @dataclass(frozen=True)
@@ -96,19 +101,22 @@ class SweepReport:
     confirmed: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     cold: list[str] = field(default_factory=list)
+    bumped: list[str] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return any((self.started, self.confirmed, self.failed, self.cold))
+        return any((self.started, self.confirmed, self.failed, self.cold, self.bumped))
 
 
 @dataclass(frozen=True)
 class _Stored:
     tx_hash: str
     raw_transaction: bytes
+    signed_at: datetime
+    send_outcome: str | None
 
     @classmethod
     def of(cls, stored: SweepTransaction) -> "_Stored":
-        return cls(stored.tx_hash, stored.raw_transaction)
+        return cls(stored.tx_hash, stored.raw_transaction, stored.signed_at, stored.send_outcome)
 
 
 class Sweeper:
@@ -159,22 +167,18 @@ class Sweeper:
         if not jobs:
             return
         head = int(self._rpc.call("eth_blockNumber"), 16)
-        latest = {job.sweep_id: job.stored for job in jobs if job.stored is not None}
-        states = {
-            status.tx_hash: status
-            for status in _statuses(self._rpc, [s.tx_hash for s in latest.values()])
-        }
+        hashes = [attempt.tx_hash for job in jobs for attempt in job.attempts]
+        states = {status.tx_hash: status for status in _statuses(self._rpc, hashes)}
         for job in jobs:
             if job.status == SweepStatus.GAS_CONFIRMED:
                 self._sign_transfer(job.sweep_id)
                 continue
-            assert job.stored is not None
-            status = states[job.stored.tx_hash]
-            if status.state is TransactionState.NOT_FOUND:
-                self._send(job.stored)  # never reached the node, dropped, or reorged out
+            known = [states[attempt.tx_hash] for attempt in job.attempts]
+            receipt = next((s.receipt for s in known if s.receipt is not None), None)
+            if receipt is None:
+                self._track_unmined(job, {s.state for s in known}, report)
                 continue
-            receipt = status.receipt
-            if receipt is None or head - receipt.block_number + 1 < self._chain.confirmations:
+            if head - receipt.block_number + 1 < self._chain.confirmations:
                 continue
             final = run_transaction(
                 self._sessions, partial(self._record_final, sweep_id=job.sweep_id, receipt=receipt)
@@ -186,6 +190,77 @@ class Sweeper:
                 self._sign_transfer(job.sweep_id)
             else:
                 report.confirmed.append(job.sweep_id)
+
+    def _track_unmined(
+        self, job: "_Open", states: set[TransactionState], report: SweepReport
+    ) -> None:
+        """Bump what waits too long or was underpriced; re-send what the node forgot. A hot
+        wallet's transaction stuck here would hold back every withdrawal after its nonce."""
+        latest = job.attempts[-1]
+        waited = datetime.now(UTC) - latest.signed_at
+        if latest.send_outcome in _UNDERPRICED or (
+            states != {TransactionState.NOT_FOUND} and waited > self._rules.bump_after
+        ):
+            replacement = run_transaction(
+                self._sessions, partial(self._bump, sweep_id=job.sweep_id, status=job.status)
+            )
+            if replacement is not None:
+                report.bumped.append(job.sweep_id)
+                self._send(replacement)
+        elif states == {TransactionState.NOT_FOUND}:
+            self._send(latest)  # never reached the node, dropped, or reorged out
+
+    def _bump(self, session: Session, sweep_id: str, status: SweepStatus) -> "_Stored | None":
+        """Sign a replacement of the phase's latest transaction: the same nonce, fees raised
+        (capped). A native sweep sends that much less; a token sweep's address must hold
+        the gas the higher fee needs, or the transaction waits for the fees to fall."""
+        sweep = locked_sweep(session, sweep_id, status)
+        if sweep is None:
+            return None
+        phase = _phase(status)
+        latest = attempts(session, sweep_id, phase)[-1]
+        previous = TransactionRequest.of_signed(latest.raw_transaction)
+        market = quote_fees(self._rpc, self._rules.fee_policy)
+        fees = replacement_fees(
+            previous.fees,
+            market if isinstance(market, FeeQuote) else None,
+            self._rules.fee_policy.max_fee_per_gas_cap,
+        )
+        if isinstance(fees, FeeCapReached):
+            logger.warning(
+                "%s: sweep %s is stuck at nonce %d but a fee bump would pass the cap",
+                self._chain.name,
+                sweep_id,
+                previous.nonce,
+            )
+            return None
+        signer: Signer = self._custody.hot
+        replacement: TransactionRequest | None = previous.with_fees(fees)
+        if latest.sender != self._custody.hot_address:
+            signer = self._deposit_signer(derivation_index(session, sweep.chain, sweep.source))
+            replacement = self._paid_by_the_address(previous, fees, sweep.source)
+        if replacement is None:
+            logger.warning(
+                "%s: sweep %s is stuck at nonce %d and %s cannot pay a fee bump",
+                self._chain.name,
+                sweep_id,
+                previous.nonce,
+                sweep.source,
+            )
+            return None
+        move(sweep, status)
+        return self._store(session, sweep, phase, replacement, signer)
+
+    def _paid_by_the_address(
+        self, previous: TransactionRequest, fees: FeeQuote, source: str
+    ) -> TransactionRequest | None:
+        """A deposit address's replacement: a native sweep sends less by the higher fee; a
+        token sweep's address must already hold the gas at the higher fee."""
+        replacement = previous.with_fees(fees)
+        if not previous.data:
+            value = previous.max_cost() - fees.max_cost(previous.gas)
+            return dataclasses.replace(replacement, value=value) if value > 0 else None
+        return replacement if native_balance(self._rpc, source) >= replacement.max_cost() else None
 
     def _record_final(self, session: Session, sweep_id: str, receipt: Receipt) -> SweepStatus:
         return record_final(session, self._catalogue, session.get_one(Sweep, sweep_id), receipt)
@@ -425,20 +500,26 @@ class Sweeper:
 class _Open:
     sweep_id: str
     status: SweepStatus
-    stored: _Stored | None
+    attempts: list[_Stored]
+    """The transactions of its current phase, the latest last (none when gas_confirmed)."""
 
 
 def _open(session: Session, chain: str) -> list[_Open]:
     jobs = []
     for sweep in open_sweeps(session, chain):
         status = SweepStatus(sweep.status)
-        stored = (
-            None
+        found = (
+            []
             if status == SweepStatus.GAS_CONFIRMED
-            else _Stored.of(latest_transaction(session, sweep.id))
+            else [_Stored.of(a) for a in attempts(session, sweep.id, _phase(status))]
         )
-        jobs.append(_Open(sweep.id, status, stored))
+        jobs.append(_Open(sweep.id, status, found))
     return jobs
+
+
+def _phase(status: SweepStatus) -> SweepPhase:
+    """The phase whose transactions an open job in `status` waits for."""
+    return SweepPhase.GAS if status == SweepStatus.GAS_REQUESTED else SweepPhase.TRANSFER
 
 
 def _statuses(rpc: RpcClient, hashes: Sequence[str]) -> list[TransactionStatus]:

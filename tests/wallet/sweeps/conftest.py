@@ -2,6 +2,7 @@
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -41,12 +42,13 @@ class SweepingChain:
     def token(self) -> str:
         return self.chain.live.token
 
-    def run(self) -> SweepReport:
+    def run(self, *, bump_after: timedelta = timedelta(minutes=1)) -> SweepReport:
         rules = SweepRules(
             thresholds={self.native: ETH // 10, self.token: 10 * USDC},
             ceilings={self.native: 50 * ETH, self.token: 40 * USDC},
             cold_addresses={self.chain.live.name: COLD},
             fee_policy=FeePolicy(max_fee_per_gas_cap=500 * 10**9),
+            bump_after=bump_after,
         )
         sessions = self.chain.factory.sessions
         engine = sessions.kw["bind"]

@@ -2,7 +2,9 @@
 final; the hot wallet's excess sent cold; user balances never touched; holdings reconciled."""
 
 import logging
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -105,6 +107,82 @@ def test_usdc_is_swept_only_after_its_gas_top_up_is_final(
     assert chain.posted("fees", chain.native) == -sweep["network_fee"]
     assert [h.difference for h in chain.holdings()] == [0, 0]
     assert not [r for r in caplog.records if r.levelno >= logging.CRITICAL]
+
+
+def one_sweep_started(
+    chain: SweepingChain, *, hot_wei: int, wei: int = 0, tokens: int = 0
+) -> tuple[str, dict[str, Any]]:
+    """A funded hot wallet, a deposit, and the sweep a run starts: its address and job."""
+    chain.fund_hot_wallet(wei=hot_wei)
+    address = chain.deposit(chain.chain.factory.wallet(), wei=wei, tokens=tokens)
+    chain.run()
+    (sweep,) = chain.sweeps()
+    return address, sweep
+
+
+def bumped(chain: SweepingChain, sweep_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A run that waits for nothing replaces the job's transaction: the two, each in the same
+    phase, from the same sender and nonce, the fee cap raised by 12.5 % at least."""
+    assert chain.run(bump_after=timedelta(0)).bumped == [sweep_id]
+    first, second = chain.transactions(sweep_id)
+    assert [first[k] for k in ("phase", "sender", "nonce")] == [
+        second[k] for k in ("phase", "sender", "nonce")
+    ]
+    assert second["max_fee_per_gas"] >= first["max_fee_per_gas"] * 9 / 8
+    return first, second
+
+
+def test_a_stuck_native_sweep_is_replaced_sending_less_and_mined_once(
+    sweeping_chain: SweepingChain,
+) -> None:
+    chain = sweeping_chain
+    rpc = chain.chain.dev.rpc
+    address, sweep = one_sweep_started(chain, hot_wei=ETH, wei=2 * ETH)
+
+    first, second = bumped(chain, sweep["id"])
+
+    assert first["sender"] == address
+    chain.mine(CONFIRMATIONS)
+    assert chain.run().confirmed == [sweep["id"]]
+    assert rpc.call("eth_getTransactionReceipt", first["tx_hash"]) is None
+    (sweep,) = chain.sweeps()
+    first, second = chain.transactions(sweep["id"])
+    assert (first["block_number"], second["succeeded"]) == (None, True)
+    assert native_balance(rpc, chain.custody.hot_address) == ETH + sweep["amount"]
+    assert native_balance(rpc, address) == 2 * ETH - sweep["amount"] - second["fee"]
+    assert chain.posted("fees", chain.native) == -second["fee"]
+    assert [h.difference for h in chain.holdings()] == [0, 0]
+
+
+def test_a_stuck_gas_top_up_is_replaced_and_holds_back_no_later_nonce(
+    sweeping_chain: SweepingChain, caplog: pytest.LogCaptureFixture
+) -> None:
+    chain = sweeping_chain
+    rpc = chain.chain.dev.rpc
+    address, sweep = one_sweep_started(chain, hot_wei=5 * ETH, tokens=500 * USDC)
+
+    first, second = bumped(chain, sweep["id"])
+
+    assert (first["phase"], first["sender"]) == ("gas", chain.custody.hot_address)
+    chain.mine(CONFIRMATIONS)
+    chain.run()  # the replacement is final: the transfer is signed
+    assert account_nonces(rpc, chain.custody.hot_address).latest == second["nonce"] + 1
+    assert rpc.call("eth_getTransactionReceipt", first["tx_hash"]) is None
+
+    # An address holding no more gas than its transfer's fee cap cannot pay a bump: it waits.
+    _, _, transfer = chain.transactions(sweep["id"])
+    fee_cap = int(transfer["gas"] * transfer["max_fee_per_gas"])
+    spare = native_balance(rpc, address) - fee_cap
+    rpc.call("anvil_setBalance", address, hex(fee_cap))
+    assert chain.run(bump_after=timedelta(0)).bumped == []
+    assert f"{address} cannot pay a fee bump" in caplog.text
+    chain.mine(CONFIRMATIONS)
+    assert chain.run().confirmed == [sweep["id"]]
+    sweep = chain.sweeps()[0]  # the next, a cold transfer of the USDC above the ceiling
+    _, top_up, transfer = chain.transactions(sweep["id"])
+    assert sweep["network_fee"] == top_up["fee"] + transfer["fee"]
+    assert chain.posted("fees", chain.native) == -sweep["network_fee"]
+    assert [h.difference for h in chain.holdings()] == [-spare, 0]
 
 
 def test_the_hot_wallets_excess_above_the_ceiling_goes_cold(sweeping_chain: SweepingChain) -> None:
