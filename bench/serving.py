@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 from sqlalchemy import text
 
+from wallet.api.main import KEEP_ALIVE_SECONDS
 from wallet.apikeys.models import Scope
 from wallet.apikeys.service import create_key
 from wallet.database import make_engine, make_session_factory, run_transaction
@@ -60,6 +61,7 @@ def api_server(
         **(settings or {}),
     }
     command = [sys.executable, "-m", "uvicorn", "wallet.api.main:build", "--factory"]
+    command += ["--timeout-keep-alive", str(KEEP_ALIVE_SECONDS)]
     command += ["--port", str(port), "--workers", str(workers)]
     command += ["--no-access-log", "--log-level", "warning"]
     process = subprocess.Popen(command, env=env)

@@ -26,6 +26,7 @@ from starlette.types import ASGIApp
 from chains.devnet import find_free_port
 from tests.factories import Factory
 from wallet.api.app import create_app
+from wallet.api.main import KEEP_ALIVE_SECONDS
 from wallet.apikeys.models import Scope
 from wallet.apikeys.service import create_key
 from wallet.assets.service import Catalogue
@@ -112,6 +113,7 @@ def running_api(
     port = free_port()
     env = {**os.environ, **api_environment(database_url, data_dir), **(extra_env or {})}
     command = [sys.executable, "-m", "uvicorn", "wallet.api.main:build", "--factory"]
+    command += ["--timeout-keep-alive", str(KEEP_ALIVE_SECONDS)]
     command += ["--host", "127.0.0.1", "--port", str(port), "--no-access-log"]
     log_path = data_dir / "uvicorn.log"
     with log_path.open("w") as log:

@@ -1,7 +1,11 @@
 """Assertions and request builders shared by the API tests."""
 
+import http.client
+import socket
+import time
 import uuid
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -38,3 +42,24 @@ def post_transfer(
 ) -> httpx.Response:
     headers = {"Idempotency-Key": key} if key else idempotency_key()
     return client.post("/v1/transfers", json=body, headers=headers)
+
+
+def assert_idle_connection_outlives(client_idle_seconds: float, base_url: str) -> None:
+    """A connection left idle after a request is still open when a client that keeps idle
+    connections for `client_idle_seconds` would use it again: the server never closes one
+    under a request in flight."""
+    address = urlsplit(base_url)
+    connection = http.client.HTTPConnection(address.hostname or "", address.port, timeout=5)
+    try:
+        connection.request("GET", "/no-such-page")
+        connection.getresponse().read()
+        time.sleep(client_idle_seconds + 1)
+        assert connection.sock is not None
+        connection.sock.setblocking(False)
+        try:
+            closed = connection.sock.recv(1, socket.MSG_PEEK) == b""
+        except BlockingIOError:
+            closed = False
+        assert not closed
+    finally:
+        connection.close()

@@ -272,6 +272,8 @@ def custody_status_command() -> None:
 @app.command()
 def serve() -> None:
     """Run the HTTP API under uvicorn."""
+    from wallet.api.main import KEEP_ALIVE_SECONDS  # noqa: PLC0415 - the app's imports, here only
+
     settings = load_settings()
     typer.echo(f"API listening on http://{settings.api_host}:{settings.api_port}")
     uvicorn.run(
@@ -280,6 +282,7 @@ def serve() -> None:
         host=settings.api_host,
         port=settings.api_port,
         workers=settings.api_workers,
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
         log_level="info",
     )
 

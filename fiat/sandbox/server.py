@@ -13,6 +13,10 @@ from fiat.sandbox.app import create_app
 from fiat.sandbox.bank import Timings
 from fiat.sandbox.settings import DEFAULT_API_KEY, Options
 
+# Seconds an idle connection stays open: longer than clients keep theirs (httpx 5 s), so
+# that no client sends a request on a connection the server is closing.
+KEEP_ALIVE_SECONDS = 75
+
 
 def serve(options: Options) -> None:
     """Serve the sandbox bank until SIGINT or SIGTERM."""
@@ -20,6 +24,7 @@ def serve(options: Options) -> None:
         create_app(options),
         host=options.host,
         port=options.port,
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
         log_level="warning",
         access_log=False,
     )

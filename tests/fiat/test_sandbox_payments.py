@@ -18,6 +18,7 @@ from fiat import (
     SandboxBankClient,
 )
 from fiat.sandbox import SandboxControl, SandboxProcess
+from tests.api_helpers import assert_idle_connection_outlives
 from tests.fiat.conftest import WEBHOOK_SECRET, Inbox
 from tests.webhook_fixtures import wait_until
 
@@ -186,6 +187,12 @@ def test_a_bad_payment_is_refused_definitely(
         bank.create_payout(request)
 
     assert refused.value.code == code
+
+
+def test_an_idle_connection_stays_open_longer_than_an_httpx_client_keeps_it(
+    sandbox: SandboxProcess,
+) -> None:
+    assert_idle_connection_outlives(5.0, sandbox.options.url)
 
 
 def test_a_wrong_api_key_is_refused(sandbox: SandboxProcess) -> None:
