@@ -33,7 +33,13 @@ from wallet.assets.service import Asset
 from wallet.bank_accounts.models import BankAccount
 from wallet.banking.errors import AmountBelowFee, UnsupportedCurrency
 from wallet.banking.models import EventOutcome
-from wallet.banking.repository import fees_account, ledger_side, provider_account
+from wallet.banking.repository import (
+    FEES_ACCOUNT,
+    bank_account_name,
+    fees_account,
+    ledger_side,
+    provider_account,
+)
 from wallet.database import run_transaction
 from wallet.ledger.reconcile import Check
 from wallet.payins.models import UNRESOLVED as PAYIN_UNRESOLVED
@@ -47,15 +53,19 @@ logger = logging.getLogger(__name__)
 # Besides its own functions, the ids of the accounts every payment shares, for the payins and
 # payouts areas.
 __all__ = [
+    "FEES_ACCOUNT",
     "FeeQuote",
     "FeeSchedule",
     "ProviderComparison",
     "Rail",
+    "alert_mismatch",
     "apply_snapshot",
+    "bank_account_name",
     "bank_for_a_command",
     "compare_with_provider",
     "fees_account",
     "known_payment",
+    "log_unmatched",
     "open_bank",
     "provider_account",
     "provider_check",
@@ -177,13 +187,30 @@ def known_payment(payment: P | None, provider: str, snapshot: Payment) -> TypeGu
     """Whether the payment found under a webhook's idempotency key is ours at `provider`."""
     if payment is not None and payment.provider == provider:
         return True
+    log_unmatched(provider, snapshot)
+    return False
+
+
+def log_unmatched(provider: str, snapshot: Payment) -> None:
+    """No payment of ours at `provider` has the snapshot's idempotency key."""
     logger.warning(
         "%s event for %s (key %s): no such payment of ours",
         provider,
         snapshot.id,
         snapshot.idempotency_key,
     )
-    return False
+
+
+def alert_mismatch(payment: Payin | Payout, snapshot: Payment) -> None:
+    """The provider reports another amount or currency than we asked for."""
+    logger.critical(
+        "ALERT %s: the provider reports %d %s, we asked for %d %s; not applied",
+        payment.id,
+        snapshot.amount,
+        snapshot.currency,
+        payment.amount,
+        payment.asset,
+    )
 
 
 def apply_snapshot(
@@ -218,14 +245,7 @@ def take_snapshot(payment: Payin | Payout, snapshot: Payment) -> EventOutcome:
     if snapshot.version <= payment.provider_version:
         return EventOutcome.STALE
     if snapshot.amount != payment.amount or snapshot.currency != payment.asset:
-        logger.critical(
-            "ALERT %s: the provider reports %d %s, we asked for %d %s; not applied",
-            payment.id,
-            snapshot.amount,
-            snapshot.currency,
-            payment.amount,
-            payment.asset,
-        )
+        alert_mismatch(payment, snapshot)
         return EventOutcome.UNMATCHED
     payment.status = snapshot.status.value
     payment.provider_version = snapshot.version

@@ -1,8 +1,11 @@
 """Queries of pay-ins."""
 
+import json
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import func, select, text, tuple_
 from sqlalchemy.orm import Session
 
 from wallet.payins.errors import UnknownPayin
@@ -57,3 +60,52 @@ def unresolved_payin_ids(session: Session, older_than: float, limit: int = 100) 
             .limit(limit)
         )
     )
+
+
+@dataclass(frozen=True)
+class PayinApplied:
+    """`payin_apply`'s answer: `unmatched`, `stale`, `mismatch` or `applied` (and whether the
+    status `changed`, whether the wallet was `restricted`); the pay-in as it now is."""
+
+    outcome: str
+    changed: bool
+    restricted: bool
+    payin: Payin | None
+
+
+_PAYIN_APPLY = text(
+    "SELECT payin_apply(:payin_id, :provider, CAST(:snapshot AS jsonb), :bank, :fees)"
+)
+
+
+def payin_apply(
+    session: Session,
+    payin_id: str,
+    provider: str,
+    snapshot: dict[str, Any],
+    *,
+    bank: str,
+    fees: str,
+) -> PayinApplied:
+    """Move the pay-in and its ledger entries to the provider's snapshot, in one statement."""
+    params = {
+        "payin_id": payin_id,
+        "provider": provider,
+        "snapshot": json.dumps(snapshot),
+        "bank": bank,
+        "fees": fees,
+    }
+    answer: dict[str, Any] = session.execute(_PAYIN_APPLY, params).scalar_one()
+    row = answer.get("payin")
+    return PayinApplied(
+        answer["outcome"],
+        answer.get("changed", False),
+        answer.get("restricted", False),
+        None if row is None else _detached(row),
+    )
+
+
+def _detached(row: dict[str, Any]) -> Payin:
+    """The pay-in of a row as JSON, outside the session."""
+    times = {name: datetime.fromisoformat(row[name]) for name in ("created_at", "updated_at")}
+    return Payin(**{**row, **times})

@@ -5,7 +5,7 @@ idempotency key at the provider; so a lost answer (`unknown`) or a crash is reso
 the provider by that key, and creating again under it is harmless. Every provider snapshot,
 from an answer or a webhook, is applied only if its version is newer than the last one
 applied, whatever order they come in; the ledger then moves from what the old status implies
-to what the new one does:
+to what the new one does (`payin_apply`, one statement in the database):
 
 - pending, processing: a hold from `bank:<provider>` to the wallet of the net amount (pending
   in, not spendable);
@@ -17,69 +17,36 @@ to what the new one does:
 """
 
 import logging
-from enum import IntEnum
 
-from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 import fiat
+from fiat.wire import encode_payment
 from wallet.assets.service import Catalogue
 from wallet.bank_accounts.service import payment_account
 from wallet.banking.models import EventOutcome
 from wallet.banking.service import (
+    FEES_ACCOUNT,
     FeeSchedule,
     Rail,
-    fees_account,
-    known_payment,
-    provider_account,
+    alert_mismatch,
+    bank_account_name,
+    log_unmatched,
     provider_request,
     record_unresolved,
     run_in_turn,
 )
-from wallet.banking.service import apply_snapshot as apply_provider_snapshot
 from wallet.database import run_transaction
 from wallet.events.service import Event, emit_many
 from wallet.ids import new_id
-from wallet.ledger import service as ledger
-from wallet.ledger.errors import InsufficientFunds
-from wallet.ledger.service import (
-    ExternalReference,
-    Posting,
-    Reason,
-    TransactionRequest,
-    user_account,
-)
 from wallet.payins.models import PAYIN_PREFIX, UNRESOLVED, Payin, PayinStatus
-from wallet.payins.repository import find_payin
+from wallet.payins.repository import find_payin, payin_apply
 from wallet.payins.schemas import PayinCreate, PayinOut
 from wallet.wallets.errors import WalletNotActive
 from wallet.wallets.models import WalletStatus
 from wallet.wallets.service import get_wallet
 
 logger = logging.getLogger(__name__)
-
-EXTERNAL_KIND = "payin"
-
-
-class _Stage(IntEnum):
-    """What the ledger holds for a pay-in in a status."""
-
-    NONE = 0
-    HELD = 1
-    CREDITED = 2
-    REVERSED = 3
-
-
-_STAGES = {
-    PayinStatus.CREATING: _Stage.NONE,
-    PayinStatus.UNKNOWN: _Stage.NONE,
-    PayinStatus.FAILED: _Stage.NONE,
-    PayinStatus.PENDING: _Stage.HELD,
-    PayinStatus.PROCESSING: _Stage.HELD,
-    PayinStatus.SUCCEEDED: _Stage.CREDITED,
-    PayinStatus.RETURNED: _Stage.REVERSED,
-    PayinStatus.CHARGED_BACK: _Stage.REVERSED,
-}
 
 
 def start_payin(
@@ -140,7 +107,7 @@ def submit_payin(
         code = refusal.code
         run_transaction(sessions, lambda s: _mark(s, payin_id, PayinStatus.FAILED, catalogue, code))
     else:
-        run_in_turn(sessions, lambda s: apply_snapshot(s, payin_id, snapshot, catalogue))
+        run_in_turn(sessions, lambda s: apply_snapshot(s, bank.name, payin_id, snapshot, catalogue))
 
 
 def resolve_payin(
@@ -155,7 +122,7 @@ def resolve_payin(
     except fiat.OutcomeUnknown as error:
         logger.warning("pay-in %s is still unknown: %s", payin_id, error)
     else:
-        run_in_turn(sessions, lambda s: apply_snapshot(s, payin_id, snapshot, catalogue))
+        run_in_turn(sessions, lambda s: apply_snapshot(s, bank.name, payin_id, snapshot, catalogue))
 
 
 def _provider_request(session: Session, payin_id: str) -> fiat.PayinRequest | None:
@@ -187,98 +154,43 @@ def apply_provider_payin(
     session: Session, provider: str, snapshot: fiat.Payin, catalogue: Catalogue
 ) -> EventOutcome:
     """Apply a pay-in snapshot from the provider's webhook (our key is its idempotency key)."""
-    payin = find_payin(session, snapshot.idempotency_key, lock=True)
-    if not known_payment(payin, provider, snapshot):
-        return EventOutcome.UNMATCHED
-    return _apply(session, payin, snapshot, catalogue)
+    return apply_snapshot(session, provider, snapshot.idempotency_key, snapshot, catalogue)
 
 
 def apply_snapshot(
-    session: Session, payin_id: str, snapshot: fiat.Payin, catalogue: Catalogue
+    session: Session, provider: str, payin_id: str, snapshot: fiat.Payin, catalogue: Catalogue
 ) -> EventOutcome:
-    """Move the pay-in to the snapshot's status if the snapshot is newer than the last applied."""
-    payin = find_payin(session, payin_id, lock=True)
-    if payin is None:
-        return EventOutcome.UNMATCHED
-    return _apply(session, payin, snapshot, catalogue)
-
-
-def _apply(
-    session: Session, payin: Payin, snapshot: fiat.Payin, catalogue: Catalogue
-) -> EventOutcome:
-    """Apply the snapshot to the locked pay-in."""
-    return apply_provider_snapshot(
+    """Move the pay-in to the snapshot's status if the snapshot is newer than the last applied,
+    with its ledger entries (`payin_apply`, one statement), and announce the change."""
+    answer = payin_apply(
         session,
-        payin,
-        snapshot,
-        book=lambda old, new: _book(
-            session, payin, _STAGES[PayinStatus(old)], _STAGES[PayinStatus(new)]
-        ),
-        announce=lambda: _announce(session, payin, catalogue),
+        payin_id,
+        provider,
+        encode_payment(snapshot),
+        bank=bank_account_name(provider),
+        fees=FEES_ACCOUNT,
     )
-
-
-def _book(session: Session, payin: Payin, old: _Stage, new: _Stage) -> None:
-    """Move the pay-in's ledger entries from stage `old` to `new` (a later stage only)."""
-    if new <= old and not (old == _Stage.HELD and new == _Stage.NONE):
-        return
-    bank = provider_account(session, payin.provider, payin.asset)
-    fees = fees_account(session, payin.asset)
-    wallet = user_account(session, payin.wallet_id, payin.asset)
-    metadata = {"payin_id": payin.id}
-    if new == _Stage.HELD:
-        hold = ledger.place_hold(
-            session, bank, wallet, payin.net_amount, Reason.PAYIN, metadata=metadata
+    if answer.outcome == "unmatched":
+        log_unmatched(provider, snapshot)
+        return EventOutcome.UNMATCHED
+    if answer.outcome == "stale":
+        return EventOutcome.STALE
+    assert answer.payin is not None
+    if answer.outcome == "mismatch":
+        alert_mismatch(answer.payin, snapshot)
+        return EventOutcome.UNMATCHED
+    if answer.restricted:
+        logger.critical(
+            "ALERT pay-in %s of %d %s reversed after the wallet %s spent it: balance negative, "
+            "wallet restricted",
+            answer.payin.id,
+            answer.payin.amount,
+            answer.payin.asset,
+            answer.payin.wallet_id,
         )
-        payin.hold_id = hold.id
-    # The credit comes before the hold is voided: it locks all of the pay-in's accounts at
-    # once, in the ledger's order, and each later call locks some of them again; so no lock
-    # is taken out of order, and none needs taking ahead (the shared bank account's least of
-    # all). The hold only reserves the wallet's pending in, never the money credited.
-    if new >= _Stage.CREDITED and payin.credit_transaction_id is None:
-        postings = [Posting(bank, -payin.amount), Posting(wallet, payin.net_amount)]
-        if payin.fee:
-            postings.append(Posting(fees, payin.fee))
-        payin.credit_transaction_id = ledger.post(
-            session,
-            TransactionRequest(
-                reason=Reason.PAYIN,
-                postings=postings,
-                metadata=metadata,
-                external=ExternalReference(EXTERNAL_KIND, payin.id),
-            ),
-        )
-    if old == _Stage.HELD and payin.hold_id is not None:
-        ledger.void_hold(session, payin.hold_id)
-    if new == _Stage.REVERSED and payin.reversal_transaction_id is None:
-        payin.reversal_transaction_id = _reverse(session, payin, wallet)
-
-
-def _reverse(session: Session, payin: Payin, wallet_account: int) -> int:
-    """Reverse the credit; if the wallet has spent it, its balance goes negative and the wallet
-    is restricted (nothing may leave it) until an operator looks."""
-    assert payin.credit_transaction_id is not None
-    metadata = {"payin_id": payin.id}
-    try:
-        return ledger.reverse(session, payin.credit_transaction_id, metadata)
-    except InsufficientFunds:
-        pass
-    session.execute(
-        text("UPDATE accounts SET allow_negative = true WHERE id = :id"), {"id": wallet_account}
-    )
-    session.execute(
-        text("UPDATE wallets SET status = 'restricted' WHERE id = :id AND status = 'active'"),
-        {"id": payin.wallet_id},
-    )
-    logger.critical(
-        "ALERT pay-in %s of %d %s reversed after the wallet %s spent it: balance negative, "
-        "wallet restricted",
-        payin.id,
-        payin.amount,
-        payin.asset,
-        payin.wallet_id,
-    )
-    return ledger.reverse(session, payin.credit_transaction_id, metadata)
+    if answer.changed:
+        _announce(session, answer.payin, catalogue)
+    return EventOutcome.APPLIED
 
 
 def _announce(session: Session, payin: Payin, catalogue: Catalogue) -> None:

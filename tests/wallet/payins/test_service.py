@@ -16,6 +16,8 @@ from fiat import (
 )
 from tests.fake_bank import SECRET, FakeBankWallet
 from wallet.banking.models import EventOutcome
+from wallet.database import unit_of_work
+from wallet.ledger.models import LedgerTransaction
 from wallet.payins.tasks import resolve_unresolved_payins
 from wallet.transfers.service import TransferRequest
 
@@ -30,8 +32,13 @@ def test_pending_in_then_credited_less_the_fee(fake_wallet: FakeBankWallet) -> N
     succeeded = fake_wallet.move(payin, PayinStatus.SUCCEEDED)
     assert fake_wallet.deliver(processing) is EventOutcome.APPLIED
     assert fake_wallet.deliver(succeeded) is EventOutcome.APPLIED
-    assert fake_wallet.get(payin.id).status == "succeeded"
+    credited = fake_wallet.get(payin.id)
+    assert credited.status == "succeeded"
     assert fake_wallet.balance() == (9925, 0, 9925)
+    with unit_of_work(fake_wallet.sessions) as session:
+        credit = session.get_one(LedgerTransaction, credited.credit_transaction_id)
+        assert (credit.external_kind, credit.external_ref) == ("payin", payin.id)
+        assert credit.metadata_["payin_id"] == payin.id
 
 
 def test_a_newer_event_first_and_the_older_one_changes_nothing(fake_wallet: FakeBankWallet) -> None:
