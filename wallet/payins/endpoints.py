@@ -6,6 +6,7 @@ from fastapi import APIRouter, Depends, Path
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
+from fiat import PayinRequest
 from wallet.api.auth import Reader, Transferer
 from wallet.api.dependencies import (
     BankDep,
@@ -32,10 +33,10 @@ from wallet.api.pagination import (
 from wallet.api.problems import problem_response, problem_responses
 from wallet.banking.service import FeeSchedule, run_in_turn
 from wallet.idempotency.service import Outcome, run_once
-from wallet.payins.models import PAYIN_PREFIX
+from wallet.payins.models import PAYIN_PREFIX, Payin
 from wallet.payins.repository import get_payin, list_payins
 from wallet.payins.schemas import PayinCreate, PayinOut
-from wallet.payins.service import start_payin, submit_payin
+from wallet.payins.service import payin_request, send_payin, start_payin, submit_payin
 
 router = APIRouter(
     dependencies=[Depends(known_query_parameters)],
@@ -72,7 +73,9 @@ def create(
     fees = FeeSchedule(runtime.settings.fiat_fees)
     key = request_key(principal, idempotency_key, "create_payin", body)
 
-    def start(session: Session) -> Outcome:
+    def start(session: Session) -> tuple[Outcome, PayinRequest | None]:
+        made: list[PayinRequest] = []
+
         def record() -> dict[str, str]:
             payin = start_payin(
                 session,
@@ -82,19 +85,24 @@ def create(
                 fees=fees,
                 catalogue=runtime.catalogue,
             )
+            made.append(payin_request(session, payin))
             return {"payin_id": payin.id}
 
-        return run_once(session, key, record)
+        return run_once(session, key, record), (made[0] if made else None)
 
     # The pay-in and its key commit before the bank is asked: a crash after that leaves a
     # pay-in to resolve by asking the bank, never a payment at the bank we do not know of.
-    outcome = run_in_turn(runtime.sessions, start)
+    outcome, request = run_in_turn(runtime.sessions, start)
     headers = {REPLAYED_HEADER: "true" if outcome.replayed else "false"}
     if outcome.problem is not None:
         return problem_response(outcome.problem, headers)
     payin_id = outcome.unwrap()["payin_id"]
-    submit_payin(runtime.sessions, bank, payin_id, runtime.catalogue)
-    payin = run_in_turn(runtime.sessions, lambda s: get_payin(s, principal.tenant_id, payin_id))
+    if request is not None:
+        payin: Payin | None = send_payin(runtime.sessions, bank, request, runtime.catalogue)
+    else:  # a retry: the provider may not have been asked yet
+        payin = submit_payin(runtime.sessions, bank, payin_id, runtime.catalogue)
+    if payin is None:
+        payin = run_in_turn(runtime.sessions, lambda s: get_payin(s, principal.tenant_id, payin_id))
     answer = PayinOut.of(payin, runtime.catalogue.asset(payin.asset))
     return JSONResponse(answer.model_dump(mode="json"), status_code=201, headers=headers)
 

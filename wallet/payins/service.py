@@ -92,22 +92,42 @@ def start_payin(
 
 def submit_payin(
     sessions: sessionmaker[Session], bank: fiat.BankProvider, payin_id: str, catalogue: Catalogue
-) -> None:
-    """Ask the provider to create the pay-in (again, under the same key, if it may never have
-    reached it) and record the answer: its snapshot, `unknown`, or a definite refusal."""
+) -> Payin | None:
+    """Ask the provider to create the pay-in again, under the same key, if it may never have
+    reached it (`creating`, `unknown`): `send_payin`. None if it is past that."""
     request = run_in_turn(sessions, lambda s: _provider_request(s, payin_id))
-    if request is None:
-        return
+    return None if request is None else send_payin(sessions, bank, request, catalogue)
+
+
+def send_payin(
+    sessions: sessionmaker[Session],
+    bank: fiat.BankProvider,
+    request: fiat.PayinRequest,
+    catalogue: Catalogue,
+) -> Payin:
+    """Ask the provider to create the pay-in and record the answer: its snapshot, `unknown`,
+    or a definite refusal; the pay-in as it then is."""
+    payin_id = request.idempotency_key
     try:
         snapshot = bank.create_payin(request)
     except fiat.OutcomeUnknown as error:
         logger.warning("pay-in %s: the provider's answer was lost: %s", payin_id, error)
-        run_transaction(sessions, lambda s: _mark(s, payin_id, PayinStatus.UNKNOWN, catalogue))
+        return run_transaction(
+            sessions, lambda s: _mark(s, payin_id, PayinStatus.UNKNOWN, catalogue)
+        )
     except fiat.ProviderRejected as refusal:
         code = refusal.code
-        run_transaction(sessions, lambda s: _mark(s, payin_id, PayinStatus.FAILED, catalogue, code))
-    else:
-        run_in_turn(sessions, lambda s: apply_snapshot(s, bank.name, payin_id, snapshot, catalogue))
+        return run_transaction(
+            sessions, lambda s: _mark(s, payin_id, PayinStatus.FAILED, catalogue, code)
+        )
+    _, payin = run_in_turn(sessions, lambda s: _apply(s, bank.name, payin_id, snapshot, catalogue))
+    assert payin is not None  # recorded before the provider was asked
+    return payin
+
+
+def payin_request(session: Session, payin: Payin) -> fiat.PayinRequest:
+    """The provider request creating `payin`, under its id as the idempotency key."""
+    return provider_request(session, payin, fiat.PayinRequest)
 
 
 def resolve_payin(
@@ -129,7 +149,7 @@ def _provider_request(session: Session, payin_id: str) -> fiat.PayinRequest | No
     payin = find_payin(session, payin_id)
     if payin is None or payin.status not in UNRESOLVED:
         return None
-    return provider_request(session, payin, fiat.PayinRequest)
+    return payin_request(session, payin)
 
 
 def _mark(
@@ -138,16 +158,19 @@ def _mark(
     status: PayinStatus,
     catalogue: Catalogue,
     failure_code: str | None = None,
-) -> None:
+) -> Payin:
+    payin = find_payin(session, payin_id, lock=True)
+    assert payin is not None  # recorded before the provider was asked
     record_unresolved(
         session,
-        find_payin(session, payin_id, lock=True),
+        payin,
         status,
         failure_code,
         unresolved=UNRESOLVED,
         book=lambda _: None,
         announce=lambda payin: _announce(session, payin, catalogue),
     )
+    return payin
 
 
 def apply_provider_payin(
@@ -162,6 +185,14 @@ def apply_snapshot(
 ) -> EventOutcome:
     """Move the pay-in to the snapshot's status if the snapshot is newer than the last applied,
     with its ledger entries (`payin_apply`, one statement), and announce the change."""
+    outcome, _ = _apply(session, provider, payin_id, snapshot, catalogue)
+    return outcome
+
+
+def _apply(
+    session: Session, provider: str, payin_id: str, snapshot: fiat.Payin, catalogue: Catalogue
+) -> tuple[EventOutcome, Payin | None]:
+    """`apply_snapshot`, and the pay-in as it now is (None if there is no such pay-in)."""
     answer = payin_apply(
         session,
         payin_id,
@@ -170,15 +201,14 @@ def apply_snapshot(
         bank=bank_account_name(provider),
         fees=FEES_ACCOUNT,
     )
-    if answer.outcome == "unmatched":
+    if answer.payin is None:
         log_unmatched(provider, snapshot)
-        return EventOutcome.UNMATCHED
+        return EventOutcome.UNMATCHED, None
     if answer.outcome == "stale":
-        return EventOutcome.STALE
-    assert answer.payin is not None
+        return EventOutcome.STALE, answer.payin
     if answer.outcome == "mismatch":
         alert_mismatch(answer.payin, snapshot)
-        return EventOutcome.UNMATCHED
+        return EventOutcome.UNMATCHED, answer.payin
     if answer.restricted:
         logger.critical(
             "ALERT pay-in %s of %d %s reversed after the wallet %s spent it: balance negative, "
@@ -190,7 +220,7 @@ def apply_snapshot(
         )
     if answer.changed:
         _announce(session, answer.payin, catalogue)
-    return EventOutcome.APPLIED
+    return EventOutcome.APPLIED, answer.payin
 
 
 def _announce(session: Session, payin: Payin, catalogue: Catalogue) -> None:

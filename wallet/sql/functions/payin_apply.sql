@@ -9,9 +9,9 @@
 -- restricted. The credit comes before the hold is voided: it locks all of the pay-in's
 -- accounts at once, in the ledger's order, and each later call locks some of them again.
 -- The answer: {"outcome": "unmatched"} (no such pay-in at the provider), {"outcome":
--- "stale"}, {"outcome": "mismatch", "payin"} (the snapshot's amount or currency is not ours:
--- nothing applied), or {"outcome": "applied", "changed", "restricted", "payin"}, "payin" being
--- the row after the change.
+-- "stale", "payin"}, {"outcome": "mismatch", "payin"} (the snapshot's amount or currency is
+-- not ours: nothing applied), or {"outcome": "applied", "changed", "restricted", "payin"},
+-- "payin" being the row as it now is.
 CREATE FUNCTION public.payin_apply(p_payin_id text, p_provider text, p_snapshot jsonb, p_bank text, p_fees text)
 RETURNS jsonb LANGUAGE plpgsql
 SET plan_cache_mode = force_generic_plan
@@ -37,7 +37,7 @@ BEGIN
         RETURN jsonb_build_object('outcome', 'unmatched');
     END IF;
     IF (p_snapshot ->> 'version')::bigint <= p.provider_version THEN
-        RETURN jsonb_build_object('outcome', 'stale');
+        RETURN jsonb_build_object('outcome', 'stale', 'payin', to_jsonb(p));
     END IF;
     IF (p_snapshot ->> 'amount')::numeric <> p.amount OR p_snapshot ->> 'currency' <> p.asset THEN
         RETURN jsonb_build_object('outcome', 'mismatch', 'payin', to_jsonb(p));
