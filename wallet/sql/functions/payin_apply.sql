@@ -82,7 +82,7 @@ BEGIN
             applied := ledger_apply(jsonb_build_array(jsonb_build_object(
                 'reason', 'reversal', 'metadata', metadata, 'postings', postings,
                 'reverses', p.credit_transaction_id)), true);
-            IF applied -> 'results' -> -1 ->> 'error' = 'insufficient_funds' THEN
+            IF applied -> 'results' -> -1 @> jsonb_build_object('error', 'insufficient_funds') THEN
                 -- The wallet spent the credit: its balance goes negative, nothing may leave it.
                 restricted := true;
                 UPDATE accounts SET allow_negative = true WHERE id = wallet;
