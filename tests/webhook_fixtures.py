@@ -78,6 +78,7 @@ class WebhookReceiver:
         self._lock = threading.Lock()
         self._received: list[ReceivedRequest] = []
         self._answers: dict[str, list[int]] = defaultdict(list)
+        self._slow: dict[bytes, float] = {}
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -88,6 +89,7 @@ class WebhookReceiver:
                         self.path, {k.lower(): v for k, v in self.headers.items()}, body
                     )
                 )
+                time.sleep(receiver._delay(body))
                 self.send_response(status)
                 self.send_header("content-length", "0")
                 self.end_headers()
@@ -108,6 +110,15 @@ class WebhookReceiver:
         """Answer the next requests to `path` with these statuses, then with 200."""
         with self._lock:
             self._answers["/" + path].extend(statuses)
+
+    def slow(self, marker: bytes, seconds: float) -> None:
+        """Answer each request whose body holds `marker` only after `seconds`."""
+        with self._lock:
+            self._slow[marker] = seconds
+
+    def _delay(self, body: bytes) -> float:
+        with self._lock:
+            return max((s for m, s in self._slow.items() if m in body), default=0.0)
 
     def received(self, path: str | None = None) -> list[ReceivedRequest]:
         with self._lock:

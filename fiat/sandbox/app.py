@@ -102,6 +102,7 @@ def create_app(options: Options, clock: Callable[[], float] = time.time) -> Fast
                 for task in tasks:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
+                await sender.stop()
                 db.close()
 
     app = FastAPI(title="Sandbox bank", lifespan=lifespan)

@@ -1,10 +1,12 @@
 """Sending the sandbox bank's events to the webhook URL, signed with Standard Webhooks.
 
-Events of one payment are sent one after the other, in order. Each is retried with
-exponential backoff until a 2xx (or `webhook_max_attempts`), signed afresh at every attempt.
-On request each event is sent twice (`duplicate_webhooks`); events wait until the oldest
-has waited `webhook_hold` s, then all that are due go at once; `reverse_webhooks` sends them
-newest first.
+Events of one payment are sent one after the other, in order; payments in parallel, up to
+`_IN_FLIGHT` at a time, each sent as soon as it is due, as a real provider's deliveries go:
+what is due waits for no other payment's delivery to end. Each is retried with exponential
+backoff until a 2xx (or `webhook_max_attempts`), signed afresh at every attempt. On request
+each event is sent twice (`duplicate_webhooks`); events wait until the oldest has waited
+`webhook_hold` s, then all that are due go at once; `reverse_webhooks` sends them newest
+first.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import asyncio
 import logging
 import sqlite3
 from collections.abc import Callable
+from functools import partial
 
 import httpx
 
@@ -22,6 +25,8 @@ from fiat.webhooks import sign_body
 log = logging.getLogger(__name__)
 
 _BATCH = 200
+# Payments whose events are being sent at once (the HTTP client's pool holds 100 connections).
+_IN_FLIGHT = 64
 
 
 class WebhookSender:
@@ -38,9 +43,11 @@ class WebhookSender:
         self.switches = switches
         self.http = http
         self.clock = clock
+        self._sending: dict[str, asyncio.Task[None]] = {}
 
     async def deliver_due(self) -> int:
-        """Attempt every event that is due; returns how many were attempted."""
+        """Start sending every event that is due, of payments with no event being sent;
+        returns how many were started. A reversed delivery is awaited whole."""
         url, secret = self.switches.webhook_url, self.options.webhook_secret
         if url is None or secret is None:
             return 0
@@ -58,15 +65,26 @@ class WebhookSender:
         ).fetchall()
         if self.switches.reverse_webhooks:
             await self._in_turn(url, secret, rows[::-1])
-        else:
-            # In order within a payment; payments in parallel.
-            by_payment: dict[str, list[sqlite3.Row]] = {}
-            for row in rows:
+            return len(rows)
+        by_payment: dict[str, list[sqlite3.Row]] = {}
+        for row in rows:
+            if row["payment_id"] not in self._sending:
                 by_payment.setdefault(row["payment_id"], []).append(row)
-            await asyncio.gather(
-                *(self._in_turn(url, secret, events) for events in by_payment.values())
-            )
-        return len(rows)
+        started = list(by_payment.items())[: _IN_FLIGHT - len(self._sending)]
+        for payment_id, events in started:
+            task = asyncio.create_task(self._in_turn(url, secret, events))
+            self._sending[payment_id] = task
+            task.add_done_callback(partial(self._sent, payment_id))
+        return sum(len(events) for _, events in started)
+
+    async def stop(self) -> None:
+        """Stop sending: what was being sent stays due, and goes again after a restart."""
+        for task in self._sending.values():
+            task.cancel()
+        await asyncio.gather(*self._sending.values(), return_exceptions=True)
+
+    def _sent(self, payment_id: str, _: asyncio.Task[None]) -> None:
+        del self._sending[payment_id]
 
     async def _in_turn(self, url: str, secret: str, rows: list[sqlite3.Row]) -> None:
         for row in rows:

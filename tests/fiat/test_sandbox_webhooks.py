@@ -121,3 +121,16 @@ def test_a_refused_delivery_is_retried_until_it_is_accepted(
     assert len(inbox.requests(payout_id)) == 3 + 3
     attempts = [e["attempts"] for e in control.events() if e["id"] in {x.id for x in events}]
     assert sum(attempts) == 6
+
+
+def test_a_slow_delivery_holds_back_no_other_payments_events(
+    bank: SandboxBankClient, inbox: Inbox, hooks: WebhookReceiver
+) -> None:
+    hooks.slow(b'"amount":7373', 3.0)
+    slow = payout(bank, amount=7_373)
+    wait_until(lambda: bool(inbox.requests(slow)), timeout=5)  # being delivered
+    fast = payout(bank)
+
+    inbox.wait_for(fast, "payout.paid")
+
+    assert len(inbox.requests(slow)) == 1  # its first delivery is not answered yet
