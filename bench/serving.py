@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 from sqlalchemy import text
 
-from wallet.api.main import KEEP_ALIVE_SECONDS
+from wallet.api import KEEP_ALIVE_SECONDS
 from wallet.apikeys.models import Scope
 from wallet.apikeys.service import create_key
 from wallet.database import make_engine, make_session_factory, run_transaction

@@ -25,8 +25,8 @@ from starlette.types import ASGIApp
 
 from chains.devnet import find_free_port
 from tests.factories import Factory
+from wallet.api import KEEP_ALIVE_SECONDS
 from wallet.api.app import create_app
-from wallet.api.main import KEEP_ALIVE_SECONDS
 from wallet.apikeys.models import Scope
 from wallet.apikeys.service import create_key
 from wallet.assets.service import Catalogue

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 import fiat.sandbox
 from chains import RpcClient, RpcError, TraceMode
 from chains.devnet import DEV_MNEMONIC, DevnetError
+from wallet.api import KEEP_ALIVE_SECONDS
 from wallet.apikeys.models import Scope
 from wallet.apikeys.service import create_key_for_tenant, list_keys, revoke_key
 from wallet.assets.service import Catalogue, Chain, load_catalogue, store_catalogue
@@ -272,8 +273,6 @@ def custody_status_command() -> None:
 @app.command()
 def serve() -> None:
     """Run the HTTP API under uvicorn."""
-    from wallet.api.main import KEEP_ALIVE_SECONDS  # noqa: PLC0415 - the app's imports, here only
-
     settings = load_settings()
     typer.echo(f"API listening on http://{settings.api_host}:{settings.api_port}")
     uvicorn.run(
