@@ -242,10 +242,11 @@ def fund(chain: DevChain, hot_wallet: str) -> None:
 
 @contextmanager
 def service(url: str, settings: Mapping[str, str], logs: Path) -> Iterator[None]:
-    """A Celery worker, beat and the chain's watcher, as `wallet` processes."""
+    """A Celery worker, beat and the chain's watcher, as `wallet` processes; the worker's
+    log at INFO, which says when it is ready."""
     env = {**os.environ, "WALLET_DATABASE_URL": url, "WALLET_DATA_DIR": str(logs), **settings}
     commands = {
-        "worker": ["worker", "--concurrency", "2", "--loglevel", "warning"],
+        "worker": ["worker", "--concurrency", "2", "--loglevel", "info"],
         "beat": ["beat", "--loglevel", "warning"],
         "watcher": ["watch", "--chain", CHAIN],
     }
@@ -262,12 +263,23 @@ def service(url: str, settings: Mapping[str, str], logs: Path) -> Iterator[None]
                 )
             )
         try:
+            # The requests start once the worker takes tasks, not while it starts up.
+            wait_until_logged(logs / "worker.log", "ready.", processes[0])
             yield
         finally:
             for process in processes:
                 process.terminate()
             for process in processes:
                 process.wait(timeout=30)
+
+
+def wait_until_logged(path: Path, text: str, process: subprocess.Popen[bytes]) -> None:
+    """Wait until the process has written `text` to its log."""
+    deadline = time.monotonic() + 60
+    while text not in path.read_text(errors="replace"):
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"{path.name} never said {text!r}")
+        time.sleep(0.1)
 
 
 # --- requests and confirmations ---------------------------------------------------------
