@@ -7,6 +7,7 @@ of the amount, per rail and currency, rounded up to the minor unit.
 
 import logging
 import threading
+from collections import deque
 from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -154,30 +155,38 @@ def run_in_turn(
 
 
 class _Turn:
-    """One holder at a time; an urgent caller goes before every other one waiting."""
+    """One holder at a time; an urgent caller goes before every other one waiting.
+
+    The holder hands the turn to the next waiter itself (urgent ones first, each kind in
+    order of arrival) and wakes only that one: waking every waiter to look again, dozens of
+    threads each time, cost the process more of its interpreter lock than the work in turn.
+    """
 
     def __init__(self) -> None:
-        self._changed = threading.Condition()
+        self._lock = threading.Lock()
         self._held = False
-        self._urgent_waiting = 0
+        self._urgent: deque[threading.Event] = deque()
+        self._others: deque[threading.Event] = deque()
 
     @contextmanager
     def taken(self, urgent: bool) -> Iterator[None]:
-        with self._changed:
-            self._urgent_waiting += urgent
-            try:
-                self._changed.wait_for(
-                    lambda: not self._held and (urgent or not self._urgent_waiting)
-                )
-            finally:
-                self._urgent_waiting -= urgent
+        with self._lock:
+            handed: threading.Event | None = None
+            if self._held:
+                handed = threading.Event()
+                (self._urgent if urgent else self._others).append(handed)
             self._held = True
+        if handed is not None:
+            handed.wait()
         try:
             yield
         finally:
-            with self._changed:
-                self._held = False
-                self._changed.notify_all()
+            with self._lock:
+                waiting = self._urgent or self._others
+                if waiting:
+                    waiting.popleft().set()
+                else:
+                    self._held = False
 
 
 _PAYMENTS_TURN = _Turn()

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from wallet.banking.service import run_in_turn
 
 
-def test_one_at_a_time_and_an_urgent_caller_goes_before_those_waiting_longer(
+def test_one_at_a_time_urgent_callers_first_each_kind_in_order_of_arrival(
     sessions: sessionmaker[Session],
 ) -> None:
     holding, release = threading.Event(), threading.Event()
@@ -42,15 +42,15 @@ def test_one_at_a_time_and_an_urgent_caller_goes_before_those_waiting_longer(
 
     threads = [start("holder", urgent=False, wait=release)]
     assert holding.wait(timeout=10)
-    threads += [start(f"request {n}", urgent=False) for n in range(3)]
-    time.sleep(0.2)  # the requests are waiting before the events come
-    threads += [start(f"event {n}", urgent=True) for n in range(2)]
-    time.sleep(0.2)
+    for n in range(3):
+        threads.append(start(f"request {n}", urgent=False))
+        time.sleep(0.1)  # each waiting before the next comes
+    for n in range(2):
+        threads.append(start(f"event {n}", urgent=True))
+        time.sleep(0.1)
     release.set()
     for thread in threads:
         thread.join(timeout=10)
 
-    assert ran[0] == "holder"
-    assert sorted(ran[1:3]) == ["event 0", "event 1"]
-    assert sorted(ran[3:]) == ["request 0", "request 1", "request 2"]
+    assert ran == ["holder", "event 0", "event 1", "request 0", "request 1", "request 2"]
     assert most_inside == 1
