@@ -52,6 +52,11 @@ BEGIN
     new_stage := coalesce((stages ->> p.status)::integer, 0);
 
     IF p.status <> before AND (new_stage > old_stage OR (old_stage = 1 AND new_stage = 0)) THEN
+        IF new_stage = 3 AND p.reversal_transaction_id IS NULL THEN
+            -- A reversal may restrict the wallet: its row is locked before any account, in
+            -- the one lock order (a transfer share-locks its wallets, then their accounts).
+            PERFORM 1 FROM wallets WHERE id = p.wallet_id FOR NO KEY UPDATE;
+        END IF;
         bank := ledger_account(NULL, p_bank, p.asset);
         fees := ledger_account(NULL, p_fees, p.asset);
         wallet := ledger_account(p.wallet_id, NULL, p.asset);
