@@ -391,6 +391,12 @@ def test_a_reorg_deeper_than_the_window_halts_one_chain_the_rest_works_and_a_res
             alice_address = deposit_address(alice, "devnet")
             bob_address = deposit_address(bob, "devnet-l2")
 
+            # The hot wallets were funded before the API was ready: the deposit goes at least
+            # five blocks above that, so that the reorg below replaces the deposit's blocks
+            # and not the funding's (the holdings would differ by the funding then).
+            funded_by = int(rpc(run.rpc_a, "eth_blockNumber"), 16)
+            while int(rpc(run.rpc_a, "eth_blockNumber"), 16) < funded_by + 5:
+                time.sleep(0.25)
             send(run.rpc_a, alice_address, "1ether")
             (credited,) = wait_credited(alice, 1)
             assert readiness() == {"status": "ok", "degraded": []}
@@ -398,6 +404,7 @@ def test_a_reorg_deeper_than_the_window_halts_one_chain_the_rest_works_and_a_res
             # Replace every block from the deposit's on: deeper than the 6 headers kept.
             head = int(rpc(run.rpc_a, "eth_blockNumber"), 16)
             depth = max(8, head - credited["block_number"] + 3)
+            assert head - depth + 1 > funded_by
             elsewhere = "0x" + "ab" * 20
             marker = {"from": dev_accounts()[1].address, "to": elsewhere, "value": "0x1"}
             rpc(run.rpc_a, "anvil_reorg", depth, [[marker, 0]])
