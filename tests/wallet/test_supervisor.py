@@ -117,13 +117,17 @@ member = '''
 import signal, sys, time
 from pathlib import Path
 name, work = sys.argv[1], Path(sys.argv[2])
+def note(what, text):
+    # Whole or not at all: the test may read the file the moment it exists.
+    (work / f"{name}.{what}.part").write_text(text)
+    (work / f"{name}.{what}.part").replace(work / f"{name}.{what}")
 def stop(signum, frame):
-    (work / f"{name}.stopped").write_text(f"{time.monotonic()} {signal.Signals(signum).name}")
+    note("stopped", f"{time.monotonic()} {signal.Signals(signum).name}")
     sys.exit(0)
 signal.signal(signal.SIGINT, stop)
 signal.signal(signal.SIGTERM, stop)
 time.sleep(1 if name == "database" else 0)
-(work / f"{name}.started").write_text(str(time.monotonic()))
+note("started", str(time.monotonic()))
 while True:
     time.sleep(0.05)
 '''
