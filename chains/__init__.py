@@ -3,6 +3,7 @@ tracks transactions. Never imports `wallet`."""
 
 from chains.abi import encode_call, erc20_transfer_data
 from chains.broadcast import (
+    UNDERPRICED_SENDS,
     SendOutcome,
     SendResult,
     classify_send_error,
@@ -78,6 +79,7 @@ __all__ = [
     "ETH_TRANSFER_GAS",
     "TOP_LEVEL_INDEX",
     "TRANSFER_TOPIC",
+    "UNDERPRICED_SENDS",
     "AccountNonces",
     "AddressSet",
     "Advance",

@@ -6,6 +6,7 @@ import enum
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Final
 
 from eth_utils.crypto import keccak
 
@@ -36,6 +37,12 @@ class SendOutcome(enum.Enum):
     """No answer, or an answer about the node's own state: outcome unknown, send again later."""
     REJECTED = "rejected"
     """Any other refusal: the transaction as signed will never be accepted by this node."""
+
+
+# The outcomes, as stored, that only a replacement with higher fees gets past.
+UNDERPRICED_SENDS: Final = frozenset(
+    {SendOutcome.UNDERPRICED.value, SendOutcome.REPLACEMENT_UNDERPRICED.value}
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -125,9 +125,8 @@ def serve_embedded_postgres(data_dir: Path) -> NoReturn:
         os.setgid(user.pw_gid)
         os.initgroups(_SERVER_USER, user.pw_gid)
         os.setuid(user.pw_uid)
-    stop_with_parent(
-        signal.SIGINT, parent
-    )  # fast shutdown; after the change of user, which clears it
+    # Fast shutdown; set after the change of user, which clears it.
+    stop_with_parent(signal.SIGINT, parent)
     os.dup2(log, 1)
     os.dup2(log, 2)
     arguments = ["-D", str(server.pgdata), "-k", str(socket_dir), "-h", ""]

@@ -170,14 +170,15 @@ class _Turn:
 
     @contextmanager
     def taken(self, urgent: bool) -> Iterator[None]:
+        handed: threading.Event | None = None
         with self._lock:
-            handed: threading.Event | None = None
             if self._held:
                 handed = threading.Event()
                 (self._urgent if urgent else self._others).append(handed)
-            self._held = True
+            else:
+                self._held = True
         if handed is not None:
-            handed.wait()
+            handed.wait()  # the holder hands the turn over: it stays held
         try:
             yield
         finally:

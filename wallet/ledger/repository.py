@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, TextClause, text
+from sqlalchemy import Row, text
 from sqlalchemy.orm import Session
 
 from wallet.ledger.errors import UnknownAccount
@@ -28,39 +28,23 @@ class Balance:
         return self.posted - self.pending_out
 
 
-# Both statements are race-free: concurrent first uses insert once and all read the same row.
-_USER_ACCOUNT = text(
-    """
-    WITH created AS (
-        INSERT INTO accounts (wallet_id, asset) VALUES (:wallet, :asset)
-        ON CONFLICT (wallet_id, asset) DO NOTHING RETURNING id
-    )
-    SELECT id FROM created UNION ALL
-    SELECT id FROM accounts WHERE wallet_id = :wallet AND asset = :asset
-    """
-)
-_SYSTEM_ACCOUNT = text(
-    """
-    WITH created AS (
-        INSERT INTO accounts (system_name, asset, allow_negative)
-        VALUES (:name, :asset, :allow_negative)
-        ON CONFLICT (system_name, asset) DO NOTHING RETURNING id
-    )
-    SELECT id FROM created UNION ALL
-    SELECT id FROM accounts WHERE system_name = :name AND asset = :asset
-    """
-)
+# Opened on first use by the database function, the one the pay-ins' function calls too:
+# concurrent first uses insert once and all read the same row.
+_ACCOUNT = text("SELECT ledger_account(:wallet, :name, :asset)")
 
 
 def user_account(session: Session, wallet_id: str, asset: str) -> int:
     """The wallet's account for `asset`, created on first use."""
-    return _get_or_create(session, _USER_ACCOUNT, {"wallet": wallet_id, "asset": asset})
+    params = {"wallet": wallet_id, "name": None, "asset": asset}
+    return int(session.execute(_ACCOUNT, params).scalar_one())
 
 
-def system_account(session: Session, name: str, asset: str, *, allow_negative: bool = True) -> int:
-    """A house or outside-world account such as `chain:devnet` or `fees`, created on first use."""
-    params = {"name": name, "asset": asset, "allow_negative": allow_negative}
-    return _get_or_create(session, _SYSTEM_ACCOUNT, params)
+def system_account(session: Session, name: str, asset: str) -> int:
+    """A house or outside-world account such as `chain:devnet` or `fees` (it may go negative),
+    created on first use."""
+    return int(
+        session.execute(_ACCOUNT, {"wallet": None, "name": name, "asset": asset}).scalar_one()
+    )
 
 
 def lock_accounts(session: Session, account_ids: Iterable[int]) -> None:
@@ -71,15 +55,6 @@ def lock_accounts(session: Session, account_ids: Iterable[int]) -> None:
 
 
 _LOCK_ACCOUNTS = text("SELECT 1 FROM accounts WHERE id = ANY(:ids) ORDER BY id FOR UPDATE")
-
-
-def _get_or_create(session: Session, statement: TextClause, params: dict[str, Any]) -> int:
-    found = session.execute(statement, params).scalar()
-    if found is None:
-        # A concurrent first use inserted the row after this statement's snapshot was taken:
-        # the insert saw the conflict, the select could not see the row; the next one can.
-        found = session.execute(statement, params).scalar_one()
-    return int(found)
 
 
 # Many wallets' accounts in one statement. Only the pairs the statement's snapshot lacks are
@@ -113,7 +88,7 @@ def user_accounts(session: Session, keys: Iterable[tuple[str, str]]) -> dict[tup
     """The accounts of many (wallet, asset) pairs, those missing created, in one statement."""
     wanted = sorted(set(keys))
     found: dict[tuple[str, str], int] = {}
-    # As in `_get_or_create`: a pair a concurrent first use inserted after the first
+    # As in `ledger_account`: a pair a concurrent first use inserted after the first
     # statement's snapshot was taken is missing from its answer, and visible to the second.
     for _ in range(2):
         missing = [key for key in wanted if key not in found]

@@ -33,12 +33,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from chains import (
     ETH_TRANSFER_GAS,
+    UNDERPRICED_SENDS,
     FeeCapReached,
     FeeQuote,
     Receipt,
     RpcClient,
     RpcError,
-    SendOutcome,
     TransactionRequest,
     TransactionState,
     TransactionStatus,
@@ -76,7 +76,6 @@ from wallet.withdrawals.service import (
 logger = logging.getLogger(__name__)
 
 SWEEP: Final = "wallet.sweeps.sweep"
-_UNDERPRICED = (SendOutcome.UNDERPRICED.value, SendOutcome.REPLACEMENT_UNDERPRICED.value)
 
 
 @dataclass(frozen=True)
@@ -198,7 +197,7 @@ class Sweeper:
         wallet's transaction stuck here would hold back every withdrawal after its nonce."""
         latest = job.attempts[-1]
         waited = datetime.now(UTC) - latest.signed_at
-        if latest.send_outcome in _UNDERPRICED or (
+        if latest.send_outcome in UNDERPRICED_SENDS or (
             states != {TransactionState.NOT_FOUND} and waited > self._rules.bump_after
         ):
             replacement = run_transaction(

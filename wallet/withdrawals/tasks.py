@@ -34,6 +34,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from chains import (
+    UNDERPRICED_SENDS,
     FeeCapReached,
     FeePolicy,
     FeeQuote,
@@ -83,7 +84,6 @@ BROADCAST_WITHDRAWALS: Final = "wallet.withdrawals.broadcast"
 
 _SIGNABLE = (WithdrawalStatus.QUEUED, WithdrawalStatus.WAITING_LIQUIDITY)
 _UNCONFIRMED_SEND = (WithdrawalStatus.SIGNED, WithdrawalStatus.UNKNOWN)
-_UNDERPRICED = (SendOutcome.UNDERPRICED.value, SendOutcome.REPLACEMENT_UNDERPRICED.value)
 
 
 @dataclass(frozen=True)
@@ -440,7 +440,7 @@ class WithdrawalBroadcaster:
             latest = attempts[-1]
             known = {states[a.tx_hash] for a in attempts}
             if latest.status == WithdrawalStatus.SIGNED:
-                stuck = latest.send_outcome in _UNDERPRICED
+                stuck = latest.send_outcome in UNDERPRICED_SENDS
             elif TransactionState.MINED in known:
                 continue  # the watcher records it
             elif known == {TransactionState.NOT_FOUND}:
