@@ -307,6 +307,15 @@ class Settings(BaseSettings):
     bank_timeout: float = Field(
         default=10.0, gt=0, description="Seconds before a bank call's outcome is unknown."
     )
+    payin_requests_at_once: int = Field(
+        default=1,
+        ge=1,
+        description=(
+            "Pay-in requests one API process takes to the bank at once; the others wait in "
+            "order of arrival. The bank's events (money it has already moved) then come before "
+            "new pay-ins when the process is busy; raise it for a bank whose calls take long."
+        ),
+    )
     bank_resolve_interval: float = Field(
         default=5.0, gt=0, description="Seconds between passes resolving unknown bank outcomes."
     )

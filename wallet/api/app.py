@@ -1,5 +1,6 @@
 """The FastAPI application, built from a runtime by `create_app`."""
 
+import asyncio
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -76,6 +77,8 @@ def create_app(runtime: Runtime) -> FastAPI:
         # What exists once the app is built lives as long as the process: the garbage
         # collector's full passes skip it, rather than stall every request for ~40 ms.
         gc.freeze()
+        # Made on the serving event loop, which its waiters use.
+        app.state.payin_admission = asyncio.Semaphore(settings.payin_requests_at_once)
         statements.open()
         for batcher in batchers:
             batcher.start()

@@ -1,5 +1,6 @@
 """Per-request dependencies: the runtime's parts and the request's unit of work."""
 
+import asyncio
 from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Annotated, TypeVar, cast
@@ -66,6 +67,11 @@ def bank_of(request: Request) -> BankProvider:
     return provider
 
 
+async def payin_admission(request: Request) -> asyncio.Semaphore:
+    """The turns of the process's pay-in requests (`payin_requests_at_once`)."""
+    return cast(asyncio.Semaphore, request.app.state.payin_admission)
+
+
 # Scope "function": the commit happens before the response is sent, so a client that has
 # its answer can read what the request wrote, and a failed commit is answered as a failure.
 DbSession = Annotated[Session, Depends(unit_of_work, scope="function")]
@@ -76,6 +82,7 @@ TransferBatches = Annotated[
 CatalogueDep = Annotated[Catalogue, Depends(catalogue)]
 RuntimeDep = Annotated[Runtime, Depends(current_runtime)]
 BankDep = Annotated[BankProvider, Depends(bank)]
+PayinAdmission = Annotated[asyncio.Semaphore, Depends(payin_admission)]
 
 
 async def known_query_parameters(request: Request) -> None:

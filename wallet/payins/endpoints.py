@@ -5,13 +5,15 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
-from fiat import PayinRequest
-from wallet.api.auth import Reader, Transferer
+from fiat import BankProvider, PayinRequest
+from wallet.api.auth import Principal, Reader, Transferer
 from wallet.api.dependencies import (
     BankDep,
     CatalogueDep,
     DbSession,
+    PayinAdmission,
     RuntimeDep,
     known_query_parameters,
 )
@@ -59,17 +61,31 @@ PayinIdPath = Annotated[
         **problem_responses(404, 409, 503),
     },
 )
-def create(
+async def create(
     body: PayinCreate,
     idempotency_key: RequiredIdempotencyKey,
     principal: Transferer,
+    *,
     runtime: RuntimeDep,
     bank: BankDep,
+    admission: PayinAdmission,
 ) -> JSONResponse:
     """The pay-in is created at the bank and shows in the wallet as pending in until the bank
     says it `succeeded`; then the wallet is credited `net_amount`. If the bank does not answer
     in time the status is `unknown` until the service has asked the bank again: never a guess.
     A retry with the same `Idempotency-Key` answers with the same pay-in, as it is now."""
+    # Waiting for its turn holds no thread: the bank's webhooks are still answered.
+    async with admission:
+        return await run_in_threadpool(_create, body, idempotency_key, principal, runtime, bank)
+
+
+def _create(
+    body: PayinCreate,
+    idempotency_key: str,
+    principal: Principal,
+    runtime: RuntimeDep,
+    bank: BankProvider,
+) -> JSONResponse:
     fees = FeeSchedule(runtime.settings.fiat_fees)
     key = request_key(principal, idempotency_key, "create_payin", body)
 
