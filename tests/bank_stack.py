@@ -34,6 +34,7 @@ def bank_environment(sandbox_port: int) -> dict[str, str]:
         "WALLET_BANK_API_KEY": BANK_KEY,
         "WALLET_BANK_WEBHOOK_SECRET": BANK_SECRET,
         "WALLET_BANK_TIMEOUT": "1",
+        "WALLET_PAYIN_TURN_WAIT": "0.5",
         "WALLET_BANK_RESOLVE_INTERVAL": "0.3",
         "WALLET_BANK_RESOLVE_AFTER": "0.5",
         "WALLET_FIAT_FEES": json.dumps(

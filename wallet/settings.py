@@ -316,6 +316,14 @@ class Settings(BaseSettings):
             "new pay-ins when the process is busy; raise it for a bank whose calls take long."
         ),
     )
+    payin_turn_wait: float = Field(
+        default=5.0,
+        gt=0,
+        description=(
+            "Seconds a pay-in request waits for its turn to reach the bank; then it is answered "
+            "503 `bank-unavailable` with nothing started."
+        ),
+    )
     bank_resolve_interval: float = Field(
         default=5.0, gt=0, description="Seconds between passes resolving unknown bank outcomes."
     )

@@ -1,5 +1,6 @@
 """Pay-ins over HTTP: start one, get one, list them."""
 
+import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path
@@ -33,6 +34,7 @@ from wallet.api.pagination import (
     resume_after,
 )
 from wallet.api.problems import problem_response, problem_responses
+from wallet.banking.errors import BankUnavailable
 from wallet.banking.service import FeeSchedule, run_in_turn
 from wallet.idempotency.service import Outcome, run_once
 from wallet.payins.models import PAYIN_PREFIX, Payin
@@ -73,10 +75,23 @@ async def create(
     """The pay-in is created at the bank and shows in the wallet as pending in until the bank
     says it `succeeded`; then the wallet is credited `net_amount`. If the bank does not answer
     in time the status is `unknown` until the service has asked the bank again: never a guess.
-    A retry with the same `Idempotency-Key` answers with the same pay-in, as it is now."""
-    # Waiting for its turn holds no thread: the bank's webhooks are still answered.
-    async with admission:
+    A retry with the same `Idempotency-Key` answers with the same pay-in, as it is now.
+
+    Pay-in requests take turns to reach the bank (`WALLET_PAYIN_REQUESTS_AT_ONCE` at a time
+    per API process); one that waits longer than `WALLET_PAYIN_TURN_WAIT` is answered 503
+    `bank-unavailable` with nothing started."""
+    # Waiting for its turn holds no thread: the bank's webhooks are still answered meanwhile.
+    try:
+        await asyncio.wait_for(admission.acquire(), runtime.settings.payin_turn_wait)
+    except TimeoutError:
+        raise BankUnavailable(
+            "the pay-ins ahead of this one are still waiting for the bank; nothing was "
+            "started: retry with the same Idempotency-Key"
+        ) from None
+    try:
         return await run_in_threadpool(_create, body, idempotency_key, principal, runtime, bank)
+    finally:
+        admission.release()
 
 
 def _create(

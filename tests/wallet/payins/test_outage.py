@@ -1,19 +1,18 @@
 """The bank does not answer: the pay-in is `unknown`, then resolved by the worker's periodic
-job asking the bank by our key, exactly once, and never guessed."""
+job asking the bank by our key, exactly once, and never guessed. Meanwhile the pay-in requests
+take turns to reach it."""
 
-import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import Row, text
 
-from fiat import Payin, PayinStatus, ProviderEvent, SandboxBankClient
-from fiat.webhooks import sign_event
+from fiat import SandboxBankClient
+from tests.api_helpers import assert_problem
 from tests.bank_stack import BANK_KEY, BANK_SECRET, FiatTenant
-from tests.webhook_fixtures import NOWHERE, CeleryProcesses, wait_until
+from tests.webhook_fixtures import NOWHERE, CeleryProcesses
 from wallet.database import unit_of_work
 
 
@@ -60,41 +59,61 @@ def test_an_unknown_outcome_is_resolved_once_when_the_bank_is_back(
     assert fiat_tenant.events(payin["id"]) == ["payin.unknown", "payin.pending"]
 
 
-def test_pay_in_requests_go_to_a_slow_bank_one_at_a_time_and_webhooks_are_still_answered(
+def test_pay_in_requests_take_turns_at_a_slow_bank(fiat_tenant: FiatTenant) -> None:
+    """The API process takes one pay-in request to the bank at a time (the default of
+    `payin_requests_at_once`); the next one waits its turn."""
+    body = _payin_body(fiat_tenant)
+    # The bank answers 504 after 0.1 s, within our timeout (1 s) and before the next request
+    # would give up waiting (0.5 s): each pay-in ends `unknown`.
+    fiat_tenant.stack.control.configure(webhook_url=NOWHERE, outage="timeout", outage_delay=0.1)
+    answers = _at_once(fiat_tenant, body, ["turns-1", "turns-2"])
+    assert [answer.json()["status"] for answer in answers] == ["unknown"] * 2
+
+    first, second = _payins(fiat_tenant)
+    # The second was recorded only once the first had its outcome.
+    assert second.created_at >= first.updated_at
+
+
+def test_a_pay_in_request_waiting_longer_than_a_bank_call_starts_nothing(
     fiat_tenant: FiatTenant,
 ) -> None:
-    """The API process takes one pay-in request to the bank at a time (the default of
-    `payin_requests_at_once`); the next one waits without holding a thread."""
-    control = fiat_tenant.stack.control
-    body = {
-        "wallet_id": fiat_tenant.wallet,
-        "bank_account_id": fiat_tenant.link(),
+    body = _payin_body(fiat_tenant)
+    # The bank does not answer: the first request holds the turn for our whole timeout (1 s),
+    # longer than the next one waits for it (0.5 s).
+    fiat_tenant.stack.control.configure(webhook_url=NOWHERE, outage="timeout", outage_delay=5.0)
+    answers = _at_once(fiat_tenant, body, ["waits-1", "waits-2"])
+    # Whichever came first waited for the bank and is `unknown`; the other gave up its turn.
+    (started,) = [answer for answer in answers if answer.status_code == 201]
+    (refused,) = [answer for answer in answers if answer.status_code != 201]
+    assert started.json()["status"] == "unknown"
+    assert_problem(refused, 503, "bank-unavailable")
+    assert len(_payins(fiat_tenant)) == 1
+
+    fiat_tenant.stack.control.configure(outage="none")
+    key = "waits-2" if answers[0] is started else "waits-1"
+    retried = fiat_tenant.client.post("/v1/payins", json=body, headers={"Idempotency-Key": key})
+    assert (retried.status_code, retried.json()["status"]) == (201, "pending")
+
+
+def _payin_body(tenant: FiatTenant) -> dict[str, str]:
+    return {
+        "wallet_id": tenant.wallet,
+        "bank_account_id": tenant.link(),
         "asset": "USD",
         "amount": "12.00",
     }
-    # Each call to the bank goes unanswered until our timeout (1 s): it ends `unknown`.
-    control.configure(webhook_url=NOWHERE, outage="timeout", outage_delay=5.0)
-    client = fiat_tenant.client
+
+
+def _at_once(tenant: FiatTenant, body: dict[str, str], keys: list[str]) -> list[httpx.Response]:
+    """The pay-in request under each key, all sent at once."""
+    client = tenant.client
 
     def request(key: str) -> httpx.Response:
         with httpx.Client(base_url=client.base_url, headers=client.headers) as own:
             return own.post("/v1/payins", json=body, headers={"Idempotency-Key": key})
 
-    with ThreadPoolExecutor(2) as pool:
-        answers = [pool.submit(request, f"one-at-a-time-{n}") for n in (1, 2)]
-        wait_until(lambda: len(_payins(fiat_tenant)) == 1, timeout=10)
-        event = sign_event(BANK_SECRET, _pending_event("pin_while_waiting"))
-        webhook = httpx.post(
-            fiat_tenant.stack.webhook_url, content=event.body, headers=event.headers
-        )
-        assert webhook.status_code == 200, webhook.text
-        assert not all(answer.done() for answer in answers)
-        assert [answer.result().json()["status"] for answer in answers] == ["unknown"] * 2
-
-    first, second = _payins(fiat_tenant)
-    # The second was recorded only once the first had its outcome.
-    assert second.created_at >= first.updated_at
-    control.configure(outage="none")
+    with ThreadPoolExecutor(len(keys)) as pool:
+        return list(pool.map(request, keys))
 
 
 def _payins(tenant: FiatTenant) -> list[Row[Any]]:
@@ -108,11 +127,3 @@ def _payins(tenant: FiatTenant) -> list[Row[Any]]:
                 {"wallet": tenant.wallet},
             )
         )
-
-
-def _pending_event(key: str) -> ProviderEvent:
-    now = datetime.now(UTC)
-    payment = Payin(
-        f"pi_{uuid.uuid4().hex}", key, "ba_x", 500, "USD", PayinStatus.PENDING, 1, now, now
-    )
-    return ProviderEvent(f"evt_{uuid.uuid4().hex}", "payin.pending", now, payment)
