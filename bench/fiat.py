@@ -217,7 +217,8 @@ async def post_all(port: int, secret: str, path: str, bodies: list[bytes], clien
             body = todo.pop()
             head = post_head(port, path, secret, body)
             started = time.perf_counter()
-            # A 503 (no database connection came free in time) is retried under the same key.
+            # A 503 (no database connection, or no turn at the bank, came free in time) is
+            # retried under the same key.
             while (answered := await connection.post(head, body))[0] == 503:
                 sent.unavailable += 1
                 await asyncio.sleep(0.05)
