@@ -40,7 +40,7 @@ test: lint
 # against the API; not a gate.
 fuzz: deps
 	WALLET_FUZZ=1 $(BIN)/pytest -m hypothesis tests -p no:cacheprovider
-	WALLET_FUZZ=1 $(BIN)/pytest tests/wallet/api/test_schemathesis.py -p no:cacheprovider -s --timeout 3600
+	WALLET_FUZZ=1 $(BIN)/pytest tests/wallet/api/test_schemathesis.py -p no:cacheprovider -s
 
 bench: deps
 	$(BIN)/python bench/ledger.py

@@ -57,8 +57,9 @@ def funded_key(sessions: sessionmaker[Session], catalogue: Catalogue) -> tuple[s
     return key, source, factory.wallet()
 
 
-# 100 examples of every operation and phase against a server traced by coverage: minutes.
-@pytest.mark.timeout(1200)
+# 100 examples of every operation and phase against a server traced by coverage: minutes;
+# `make fuzz`'s 1,000 take longer.
+@pytest.mark.timeout(7200 if FUZZING else 1200)
 def test_the_api_keeps_to_its_schema(
     api_url: str, funded_key: tuple[str, str, str], tmp_path: Path
 ) -> None:
