@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import httpx
 
@@ -84,7 +85,9 @@ class SandboxBankClient:
         return _decoded(decode_bank_account, answer)
 
     def get_bank_account(self, token: str) -> LinkedBankAccount:
-        return _decoded(decode_bank_account, self._send("GET", f"/v1/bank_accounts/{token}"))
+        return _decoded(
+            decode_bank_account, self._send("GET", f"/v1/bank_accounts/{quote(token, safe='')}")
+        )
 
     def create_payin(self, request: PayinRequest) -> Payin:
         return _expect(Payin, self._create("/v1/payins", request))

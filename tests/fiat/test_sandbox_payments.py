@@ -80,6 +80,13 @@ def test_an_unknown_token_is_not_found(bank: SandboxBankClient) -> None:
         bank.get_bank_account("ba_unknown")
 
 
+def test_a_token_is_one_path_segment_whatever_it_holds(bank: SandboxBankClient) -> None:
+    account = link(bank)
+    for token in (f"../bank_accounts/{account.token}", f"{account.token}?x=1", "ba\x0c", "%2e%2e"):
+        with pytest.raises(NotFound):
+            bank.get_bank_account(token)
+
+
 @pytest.mark.parametrize(
     ("amount", "statuses"),
     [

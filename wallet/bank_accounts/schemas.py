@@ -10,6 +10,9 @@ from wallet.api.fields import WalletId, storable
 from wallet.bank_accounts.models import BankAccount
 
 Text = Annotated[str, StringConstraints(min_length=1, max_length=200), storable]
+# A provider's token is an opaque identifier: letters, digits, `_`, `-`, `.`.
+TOKEN_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,199}$"  # noqa: S105 (a pattern, not a secret)
+Token = Annotated[str, StringConstraints(pattern=TOKEN_PATTERN)]
 
 
 # The two forms of a request, as the schema states them (`_one_form` enforces them).
@@ -17,7 +20,7 @@ _DETAILS: list[JsonValue] = ["holder_name", "account_number", "currency", "count
 _STRING: JsonDict = {"type": "string"}
 _BY_TOKEN: JsonDict = {
     "required": ["token"],
-    "properties": {"token": _STRING},
+    "properties": {"token": {"type": "string", "pattern": TOKEN_PATTERN}},
     "not": {"anyOf": [{"required": [field]} for field in _DETAILS]},
 }
 _BY_DETAILS: JsonDict = {
@@ -34,7 +37,7 @@ class BankAccountCreate(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"oneOf": [_BY_TOKEN, _BY_DETAILS]})
 
     wallet_id: WalletId
-    token: Text | None = None
+    token: Token | None = None
     holder_name: Text | None = None
     account_number: (
         Annotated[str, StringConstraints(min_length=4, max_length=34, pattern=r"^[0-9A-Z]+$")]

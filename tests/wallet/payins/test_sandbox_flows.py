@@ -54,6 +54,11 @@ def test_bank_accounts_are_linked_listed_and_unlinked(fiat_tenant: FiatTenant) -
         "/v1/bank-accounts", json={"wallet_id": fiat_tenant.wallet, "token": "ba_nothing"}
     )
     assert_problem(unknown, 422, "bank-account-refused")
+    for token in ("../payins", "ba_\x0c", "ba_x?y=1"):
+        malformed = client.post(
+            "/v1/bank-accounts", json={"wallet_id": body["wallet_id"], "token": token}
+        )
+        assert_problem(malformed, 422, "invalid-request")
     both = client.post("/v1/bank-accounts", json={**body, "token": "ba_x"})
     assert_problem(both, 422, "invalid-request")
 
