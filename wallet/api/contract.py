@@ -14,7 +14,7 @@ from fastapi.routing import APIRoute
 from pydantic.json_schema import models_json_schema
 
 from wallet.api.problems import Problem, problem_responses
-from wallet.assets.service import Catalogue
+from wallet.assets.service import AssetKind, Catalogue
 from wallet.errors import DatabaseUnavailable
 
 CATALOGUE_MARKER = "x-catalogue"
@@ -54,7 +54,13 @@ def install_openapi(app: FastAPI, catalogue: Catalogue) -> None:
             )
             schemas = document.setdefault("components", {}).setdefault("schemas", {})
             schemas.update(definitions["$defs"])
-            values = {"assets": list(catalogue.assets), "chains": list(catalogue.chains)}
+            values = {
+                "assets": list(catalogue.assets),
+                "chains": list(catalogue.chains),
+                "fiat_assets": [
+                    code for code, asset in catalogue.assets.items() if asset.kind is AssetKind.FIAT
+                ],
+            }
             for schema in _schemas(document):
                 if CATALOGUE_MARKER in schema:
                     schema["enum"] = values[schema.pop(CATALOGUE_MARKER)]

@@ -72,6 +72,7 @@ _STORABLE: dict[str, Any] = {"pattern": STORABLE_PATTERN}
 # Where the catalogue fixes the values, `wallet.api.contract` lists them in the schema.
 CATALOGUE_ASSETS: dict[str, Any] = {CATALOGUE_MARKER: "assets"}
 CATALOGUE_CHAINS: dict[str, Any] = {CATALOGUE_MARKER: "chains"}
+CATALOGUE_FIAT_ASSETS: dict[str, Any] = {CATALOGUE_MARKER: "fiat_assets"}
 
 WalletId = Annotated[str, Field(pattern=id_pattern("wal"))]
 BankAccountId = Annotated[str, Field(pattern=id_pattern("bac"))]
@@ -110,6 +111,9 @@ Metadata = Annotated[
     ),
 ]
 AssetCode = Annotated[str, Field(examples=["USD", "USDC"], json_schema_extra=CATALOGUE_ASSETS)]
+FiatAssetCode = Annotated[
+    str, Field(examples=["USD", "EUR"], json_schema_extra=CATALOGUE_FIAT_ASSETS)
+]
 ChainName = Annotated[str, Field(examples=["devnet"], json_schema_extra=CATALOGUE_CHAINS)]
 # The pattern is documentation: `wallet.money.parse_amount` enforces it with its own problem
 # types (`invalid-amount`, `amount-not-positive`, ...).

@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 from fiat import Payin, WebhookRejected
 from wallet.api.auth import Reader
 from wallet.api.dependencies import BankDep, CatalogueDep, RuntimeDep, known_query_parameters
-from wallet.api.fields import Amount, AssetCode
+from wallet.api.fields import Amount, FiatAssetCode
 from wallet.api.problems import problem_responses
 from wallet.banking.errors import UnknownProvider, WebhookRefused
 from wallet.banking.repository import claim_event, set_event_outcome
@@ -75,7 +75,7 @@ def quote_fee(
     runtime: RuntimeDep,
     catalogue: CatalogueDep,
     rail: Annotated[Rail, Query()],
-    asset: Annotated[AssetCode, Query()],
+    asset: Annotated[FiatAssetCode, Query()],
     amount: Annotated[Amount, Query()],
 ) -> FeeQuoteOut:
     """The fee is a fixed amount plus basis points of the amount, per rail and currency."""

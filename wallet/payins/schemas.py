@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from wallet.api.fields import Amount, AssetCode, BankAccountId, WalletId
+from wallet.api.fields import Amount, BankAccountId, FiatAssetCode, WalletId
 from wallet.assets.service import Asset
 from wallet.payins.models import Payin, PayinStatus
 
@@ -14,7 +14,7 @@ class PayinCreate(BaseModel):
 
     wallet_id: WalletId
     bank_account_id: BankAccountId
-    asset: AssetCode = Field(examples=["USD", "EUR"])
+    asset: FiatAssetCode
     amount: Amount
 
 

@@ -58,6 +58,14 @@ def test_the_catalogue_and_the_event_registry_are_enums(
     schemas = document["components"]["schemas"]
     assert schemas["DepositAddressCreate"]["properties"]["chain"]["enum"] == list(catalogue.chains)
     assert schemas["TransferCreate"]["properties"]["asset"]["enum"] == list(catalogue.assets)
+    # The bank's rails move only the catalogue's fiat currencies.
+    assert schemas["PayinCreate"]["properties"]["asset"]["enum"] == ["USD", "EUR"]
+    (fee_asset,) = [
+        parameter
+        for parameter in document["paths"]["/v1/fiat/fees"]["get"]["parameters"]
+        if parameter["name"] == "asset"
+    ]
+    assert fee_asset["schema"]["enum"] == ["USD", "EUR"]
     event_types = schemas["WebhookEndpointCreate"]["properties"]["event_types"]["items"]
     assert event_types["enum"] == list(subscriptions())
 
