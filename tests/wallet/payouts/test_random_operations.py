@@ -80,7 +80,7 @@ class Client:
                 "asset": "USD",
                 "amount": amount,
             }
-            payin = self.http.post("/v1/payins", json=body, headers=key).json()
+            payin = self.payin(body, key)
             self.payins.append(payin["id"])
             self.stack.control.pay(self.provider_payment_id(payin))
         elif kind == "payout":
@@ -102,6 +102,17 @@ class Client:
             }
             answer = self.http.post("/v1/transfers", json=body, headers=key)
             self.record(answer, lambda _: self.transfers.append((self.wallet, to, cents(amount))))
+
+    def payin(self, body: dict[str, str], key: dict[str, str]) -> dict[str, Any]:
+        """The pay-in, asked for again under the same key while its request is answered 503:
+        the pay-ins ahead of it kept the bank busy longer than it may wait for its turn."""
+        deadline = time.monotonic() + 60
+        while (answer := self.http.post("/v1/payins", json=body, headers=key)).status_code == 503:
+            assert time.monotonic() < deadline, answer.text
+            time.sleep(0.1)
+        assert answer.status_code == 201, answer.text
+        found: dict[str, Any] = answer.json()
+        return found
 
     def provider_payment_id(self, payin: dict[str, Any]) -> str:
         """The bank's id of the pay-in; a bank call that timed out (a loaded machine) left the
