@@ -32,7 +32,7 @@ from fiat.model import (
     net_effect,
 )
 from fiat.provider import BankProvider
-from fiat.webhooks import SignedDelivery, WebhookVerifier, sign_event
+from fiat.webhooks import SignedDelivery, WebhookVerifier, sign_events
 
 __all__ = [
     "BalanceReport",
@@ -62,5 +62,5 @@ __all__ = [
     "WebhookVerifier",
     "may_follow",
     "net_effect",
-    "sign_event",
+    "sign_events",
 ]

@@ -105,7 +105,7 @@ class SandboxBankClient:
         answer = self._send("GET", "/v1/reports/balances")
         return tuple(_decoded(decode_report, report) for report in _list(answer))
 
-    def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> ProviderEvent:
+    def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> tuple[ProviderEvent, ...]:
         return self._verifier.verify(body, headers)
 
     def _create(self, path: str, request: PaymentRequest) -> Payment:

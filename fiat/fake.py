@@ -32,7 +32,7 @@ from fiat.model import (
     may_follow,
     net_effect,
 )
-from fiat.webhooks import SignedDelivery, WebhookVerifier, sign_event
+from fiat.webhooks import SignedDelivery, WebhookVerifier, sign_events
 from fiat.wire import PaymentFields, event_type_of
 
 T = TypeVar("T")
@@ -89,7 +89,7 @@ class InMemoryBankProvider:
         else:
             moved = replace(payment, status=PayoutStatus(status), version=version, updated_at=now)
         self._record(moved)
-        return sign_event(self._secret, self.events[-1])
+        return sign_events(self._secret, self.events[-1:])
 
     def link_bank_account(self, details: BankAccountDetails) -> LinkedBankAccount:
         def link() -> LinkedBankAccount:
@@ -175,7 +175,7 @@ class InMemoryBankProvider:
 
         return self._call(reports)
 
-    def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> ProviderEvent:
+    def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> tuple[ProviderEvent, ...]:
         return self._verifier.verify(body, headers)
 
     def _call(self, action: Callable[[], T]) -> T:

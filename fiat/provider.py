@@ -54,6 +54,7 @@ class BankProvider(Protocol):
         """Our balance at the provider, one report per currency, with the payments behind it."""
         ...
 
-    def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> ProviderEvent:
-        """Verify signature and timestamp, then parse; `WebhookRejected` if either fails."""
+    def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> tuple[ProviderEvent, ...]:
+        """The events of one delivery: signature and timestamp verified, then parsed;
+        `WebhookRejected` if either fails."""
         ...

@@ -194,6 +194,16 @@ def decode_event(document: Mapping[str, Any]) -> ProviderEvent:
     )
 
 
+def decode_delivery(document: object) -> tuple[ProviderEvent, ...]:
+    """The events of one webhook delivery, `{"events": [event, ...]}`: at least one."""
+    if not isinstance(document, Mapping):
+        raise ValueError("expected a JSON object")
+    events = document.get("events")
+    if not isinstance(events, list) or not events:
+        raise ValueError("a delivery carries a non-empty list of events")
+    return tuple(decode_event(event) for event in events)
+
+
 def event_type_of(payment: Payment) -> str:
     """`payin.<status>` or `payout.<status>`: the event announcing the payment's status."""
     kind = PaymentKind.PAYIN if isinstance(payment, Payin) else PaymentKind.PAYOUT

@@ -62,6 +62,7 @@ class FiatStack:
             duplicate_webhooks=False,
             reverse_webhooks=False,
             webhook_hold=0.0,
+            webhook_batch=Options().webhook_batch,
         )
 
 

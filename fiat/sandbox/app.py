@@ -61,6 +61,7 @@ class SwitchesIn(_Strict):
     duplicate_webhooks: bool | None = None
     reverse_webhooks: bool | None = None
     webhook_hold: float | None = Field(default=None, ge=0)
+    webhook_batch: int | None = Field(default=None, ge=1, le=1000)
 
 
 def _error(code: str, message: str, status_code: int) -> JSONResponse:
@@ -69,7 +70,7 @@ def _error(code: str, message: str, status_code: int) -> JSONResponse:
 
 def create_app(options: Options, clock: Callable[[], float] = time.time) -> FastAPI:
     """The sandbox bank as an ASGI app; its database opens when the app starts."""
-    switches = Switches(webhook_url=options.webhook_url)
+    switches = Switches(webhook_url=options.webhook_url, webhook_batch=options.webhook_batch)
     state: dict[str, Any] = {}
 
     def bank() -> SandboxBank:

@@ -62,9 +62,17 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
     parser.add_argument("--webhook-retry-base", type=float, default=defaults.webhook_retry_base)
     parser.add_argument("--webhook-retry-max", type=float, default=defaults.webhook_retry_max)
     parser.add_argument("--webhook-max-attempts", type=int, default=defaults.webhook_max_attempts)
+    parser.add_argument(
+        "--webhook-batch",
+        type=int,
+        default=defaults.webhook_batch,
+        help="at most this many events in one webhook delivery",
+    )
     args = parser.parse_args(argv)
     if args.webhook_url and not args.webhook_secret:
         parser.error("--webhook-url needs --webhook-secret")
+    if args.webhook_batch < 1:
+        parser.error("--webhook-batch must be at least 1")
     return Options(
         data_path=args.data,
         host=args.host,
@@ -84,6 +92,7 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
         webhook_retry_base=args.webhook_retry_base,
         webhook_retry_max=args.webhook_retry_max,
         webhook_max_attempts=args.webhook_max_attempts,
+        webhook_batch=args.webhook_batch,
     )
 
 

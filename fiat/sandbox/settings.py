@@ -31,6 +31,7 @@ class Switches:
     duplicate_webhooks: bool = False
     reverse_webhooks: bool = False
     webhook_hold: float = 0.0
+    webhook_batch: int = 50
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,7 @@ class Options:
     webhook_retry_base: float = 1.0
     webhook_retry_max: float = 300.0
     webhook_max_attempts: int = 12
+    webhook_batch: int = 50
 
     @property
     def url(self) -> str:
@@ -74,6 +76,7 @@ class Options:
             "--webhook-retry-base": self.webhook_retry_base,
             "--webhook-retry-max": self.webhook_retry_max,
             "--webhook-max-attempts": self.webhook_max_attempts,
+            "--webhook-batch": self.webhook_batch,
         }
         for flag, value in delays.items():
             if value is not None:

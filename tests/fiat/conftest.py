@@ -80,7 +80,13 @@ class Inbox:
         ]
 
     def events(self, payment_id: str) -> list[ProviderEvent]:
-        return [self.verifier.verify(r.body, r.headers) for r in self.requests(payment_id)]
+        """The payment's events in the order they were received, a redelivery again."""
+        return [
+            event
+            for request in self.requests(payment_id)
+            for event in self.verifier.verify(request.body, request.headers)
+            if event.data.id == payment_id
+        ]
 
     def wait_for(self, payment_id: str, event_type: str) -> list[ProviderEvent]:
         """Every event of the payment received once one of type `event_type` has arrived."""
@@ -97,6 +103,7 @@ def inbox(control: SandboxControl, hooks: WebhookReceiver) -> Iterator[Inbox]:
         "duplicate_webhooks": False,
         "reverse_webhooks": False,
         "webhook_hold": 0.0,
+        "webhook_batch": Options().webhook_batch,
     }
     control.configure(webhook_url=hooks.url(path), **normal)
     yield Inbox(hooks, path, WebhookVerifier(WEBHOOK_SECRET))

@@ -38,7 +38,7 @@ def test_a_payin_moves_along_its_lifecycle_and_each_move_is_a_verifiable_webhook
 
     for status in (PayinStatus.PROCESSING, PayinStatus.SUCCEEDED, PayinStatus.CHARGED_BACK):
         delivery = fake.move(payin.id, status)
-        event = fake.parse_webhook(delivery.body, delivery.headers)
+        (event,) = fake.parse_webhook(delivery.body, delivery.headers)
         assert (event.type, event.data.status) == (f"payin.{status}", status)
     assert fake.get_payin("in-1").version == 4
     assert [e.type for e in fake.events] == [

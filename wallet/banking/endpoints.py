@@ -1,18 +1,19 @@
 """The bank's side over HTTP: the provider's webhooks, and fee quotes for the app."""
 
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from sqlalchemy.orm import Session
 
-from fiat import Payin, WebhookRejected
+from fiat import Payin, ProviderEvent, WebhookRejected
 from wallet.api.auth import Reader
 from wallet.api.dependencies import BankDep, CatalogueDep, RuntimeDep, known_query_parameters
 from wallet.api.fields import Amount, FiatAssetCode
 from wallet.api.problems import problem_responses
 from wallet.banking.errors import UnknownProvider, WebhookRefused
 from wallet.banking.repository import claim_event, set_event_outcome
-from wallet.banking.schemas import FeeQuoteOut, WebhookReceipt
+from wallet.banking.schemas import FeeQuoteOut, WebhookReceipt, WebhookReceipts
 from wallet.banking.service import FeeSchedule, Rail, run_in_turn
 from wallet.payins.service import apply_provider_payin
 from wallet.payouts.service import apply_provider_payout
@@ -39,19 +40,20 @@ def receive_webhook(
     body: Annotated[bytes, Depends(raw_body)],
     runtime: RuntimeDep,
     bank: BankDep,
-) -> WebhookReceipt:
+) -> WebhookReceipts:
     """Called by the provider, not the app. The signature and timestamp (Standard Webhooks)
-    are checked on the raw bytes before anything is parsed or stored: 401 otherwise. Each
-    event is stored once by its id; a redelivery is acknowledged and not applied again. Events
+    are checked on the raw bytes before anything is parsed or stored: 401 otherwise. A
+    delivery's events are applied in its order, each in a transaction of its own; each event is
+    stored once by its id, and a redelivery is acknowledged and not applied again. Events
     apply by the payment's version, so their order of arrival does not matter."""
     if provider != bank.name:
         raise UnknownProvider(f"no bank provider {provider!r}")
     try:
-        event = bank.parse_webhook(body, request.headers)
+        events = bank.parse_webhook(body, request.headers)
     except WebhookRejected as error:
         raise WebhookRefused(str(error)) from None
 
-    def receive(session: Session) -> WebhookReceipt:
+    def receive(session: Session, event: ProviderEvent) -> WebhookReceipt:
         if not claim_event(session, bank.name, event):
             return WebhookReceipt(event_id=event.id, duplicate=True)
         if isinstance(event.data, Payin):
@@ -61,7 +63,12 @@ def receive_webhook(
         set_event_outcome(session, bank.name, event.id, outcome)
         return WebhookReceipt(event_id=event.id, duplicate=False, outcome=outcome)
 
-    return run_in_turn(runtime.sessions, receive, urgent=True)
+    return WebhookReceipts(
+        events=[
+            run_in_turn(runtime.sessions, partial(receive, event=event), urgent=True)
+            for event in events
+        ]
+    )
 
 
 @router.get(

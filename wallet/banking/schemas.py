@@ -23,3 +23,9 @@ class WebhookReceipt(BaseModel):
     event_id: str
     duplicate: bool
     outcome: EventOutcome | None = None
+
+
+class WebhookReceipts(BaseModel):
+    """One receipt per event of the delivery, in its order."""
+
+    events: list[WebhookReceipt]

@@ -5,10 +5,11 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import httpx
+import pytest
 from sqlalchemy import text
 
 from fiat import Payin, PayinStatus, ProviderEvent
-from fiat.webhooks import sign_body, sign_event
+from fiat.webhooks import delivery_body, sign_body, sign_events
 from tests.api_helpers import assert_problem
 from tests.bank_stack import BANK_SECRET, FiatTenant
 from tests.webhook_fixtures import wait_until
@@ -198,9 +199,9 @@ def test_duplicated_webhooks_are_acknowledged_and_applied_once(fiat_tenant: Fiat
             ),
             {"id": payin["id"], "type": "payin.succeeded"},
         ).one()
-    again = sign_body(BANK_SECRET, event_id, json.dumps(payload).encode())
+    again = sign_body(BANK_SECRET, "msg_again", delivery_body([json.dumps(payload).encode()]))
     answer = httpx.post(fiat_tenant.stack.webhook_url, content=again.body, headers=again.headers)
-    assert answer.json() == {"event_id": event_id, "duplicate": True, "outcome": None}
+    assert answer.json() == {"events": [{"event_id": event_id, "duplicate": True, "outcome": None}]}
     assert fiat_tenant.balance()["posted"] == "7.71"
     assert fiat_tenant.events(payin["id"]) == [
         "payin.pending",
@@ -209,8 +210,13 @@ def test_duplicated_webhooks_are_acknowledged_and_applied_once(fiat_tenant: Fiat
     ]
 
 
-def test_webhooks_out_of_order_end_in_the_newest_status(fiat_tenant: FiatTenant) -> None:
-    fiat_tenant.stack.control.configure(reverse_webhooks=True, webhook_hold=1.0)
+@pytest.mark.parametrize("batch", [1, 50], ids=["a delivery each", "in one delivery"])
+def test_webhooks_out_of_order_end_in_the_newest_status(
+    fiat_tenant: FiatTenant, batch: int
+) -> None:
+    fiat_tenant.stack.control.configure(
+        reverse_webhooks=True, webhook_hold=1.0, webhook_batch=batch
+    )
     response = fiat_tenant.payin("9.00")
     payin = response.json()
     fiat_tenant.stack.control.pay(payin["provider_payment_id"])
@@ -234,17 +240,17 @@ def test_forged_and_stale_webhooks_are_refused_and_nothing_is_stored(
     fiat_tenant: FiatTenant,
 ) -> None:
     url = fiat_tenant.stack.webhook_url
-    forged = sign_event("whsec_" + "A" * 43 + "=", _payin_event("pin_forged"))
+    forged = sign_events("whsec_" + "A" * 43 + "=", [_payin_event("pin_forged")])
     assert_problem(
         httpx.post(url, content=forged.body, headers=forged.headers), 401, "webhook-refused"
     )
-    stale = sign_event(
-        BANK_SECRET, _payin_event("pin_stale"), at=datetime.now(UTC) - timedelta(minutes=10)
+    stale = sign_events(
+        BANK_SECRET, [_payin_event("pin_stale")], at=datetime.now(UTC) - timedelta(minutes=10)
     )
     assert_problem(
         httpx.post(url, content=stale.body, headers=stale.headers), 401, "webhook-refused"
     )
-    tampered = sign_event(BANK_SECRET, _payin_event("pin_tampered"))
+    tampered = sign_events(BANK_SECRET, [_payin_event("pin_tampered")])
     body = tampered.body.replace(b"500", b"900")
     assert_problem(httpx.post(url, content=body, headers=tampered.headers), 401, "webhook-refused")
     for key in ("pin_forged", "pin_stale", "pin_tampered"):
@@ -254,17 +260,16 @@ def test_forged_and_stale_webhooks_are_refused_and_nothing_is_stored(
 def test_an_event_for_an_unknown_payment_is_kept_and_acknowledged(
     fiat_tenant: FiatTenant,
 ) -> None:
-    event = sign_event(BANK_SECRET, _payin_event("pin_nobody"))
+    unknown = _payin_event("pin_nobody")
+    event = sign_events(BANK_SECRET, [unknown])
     url = fiat_tenant.stack.webhook_url
     first = httpx.post(url, content=event.body, headers=event.headers)
     assert first.status_code == 200, first.text
     assert first.json() == {
-        "event_id": event.headers["webhook-id"],
-        "duplicate": False,
-        "outcome": "unmatched",
+        "events": [{"event_id": unknown.id, "duplicate": False, "outcome": "unmatched"}]
     }
     again = httpx.post(url, content=event.body, headers=event.headers)
-    assert again.json()["duplicate"] is True
+    assert again.json()["events"][0]["duplicate"] is True
     assert stored_events(fiat_tenant, "pin_nobody") == [("payin.pending", "unmatched")]
     wrong_provider = httpx.post(
         url.replace("/sandbox", "/other"), content=event.body, headers=event.headers
