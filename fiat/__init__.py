@@ -31,10 +31,11 @@ from fiat.model import (
     may_follow,
     net_effect,
 )
-from fiat.provider import BankProvider
+from fiat.provider import MAX_PAYINS_PER_CALL, BankProvider
 from fiat.webhooks import SignedDelivery, WebhookVerifier, sign_events
 
 __all__ = [
+    "MAX_PAYINS_PER_CALL",
     "BalanceReport",
     "BankAccountDetails",
     "BankProvider",

@@ -7,7 +7,7 @@ whose body is not the expected document is `OutcomeUnknown`; another 4xx is a de
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -89,8 +89,14 @@ class SandboxBankClient:
             decode_bank_account, self._send("GET", f"/v1/bank_accounts/{quote(token, safe='')}")
         )
 
-    def create_payin(self, request: PayinRequest) -> Payin:
-        return _expect(Payin, self._create("/v1/payins", request))
+    def create_payins(
+        self, requests: Sequence[PayinRequest]
+    ) -> tuple[Payin | ProviderRejected, ...]:
+        items = [{"idempotency_key": r.idempotency_key, **_payment_body(r)} for r in requests]
+        answers = _list(self._send("POST", "/v1/payin_batches", {"payins": items}))
+        if len(answers) != len(requests):
+            raise OutcomeUnknown(f"{len(answers)} answers to {len(requests)} pay-ins")
+        return tuple(_payin_or_refusal(answer) for answer in answers)
 
     def create_payout(self, request: PayoutRequest) -> Payout:
         return _expect(Payout, self._create("/v1/payouts", request))
@@ -109,12 +115,8 @@ class SandboxBankClient:
         return self._verifier.verify(body, headers)
 
     def _create(self, path: str, request: PaymentRequest) -> Payment:
-        body = {
-            "bank_account": request.bank_account_token,
-            "amount": request.amount,
-            "currency": request.currency,
-        }
-        return _decoded(decode_payment, self._send("POST", path, body, request.idempotency_key))
+        answer = self._send("POST", path, _payment_body(request), request.idempotency_key)
+        return _decoded(decode_payment, answer)
 
     def _by_key(self, path: str, idempotency_key: str) -> Payment:
         found = _list(self._send("GET", path, params={"idempotency_key": idempotency_key}))
@@ -150,6 +152,23 @@ class SandboxBankClient:
         if code == "idempotency_conflict":
             raise IdempotencyConflict(message)
         raise ProviderRejected(code, message)
+
+
+def _payment_body(request: PaymentRequest) -> Json:
+    return {
+        "bank_account": request.bank_account_token,
+        "amount": request.amount,
+        "currency": request.currency,
+    }
+
+
+def _payin_or_refusal(answer: object) -> Payin | ProviderRejected:
+    if isinstance(answer, dict) and "error" in answer:
+        code, message = _refusal(answer, 400)
+        if code == "idempotency_conflict":
+            return IdempotencyConflict(message)
+        return ProviderRejected(code, message)
+    return _expect(Payin, _decoded(decode_payment, answer))
 
 
 def _refusal(document: object, status: int) -> tuple[str, str]:

@@ -8,7 +8,7 @@ next call raise, before or after it takes effect (a timeout after the provider a
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TypeVar
@@ -117,17 +117,22 @@ class InMemoryBankProvider:
 
         return self._call(get)
 
-    def create_payin(self, request: PayinRequest) -> Payin:
-        def create() -> Payin:
+    def create_payins(
+        self, requests: Sequence[PayinRequest]
+    ) -> tuple[Payin | ProviderRejected, ...]:
+        def create(request: PayinRequest) -> Payin | ProviderRejected:
             known = self._payins.get(request.idempotency_key)
-            if known is not None:
-                return _replayed(known, request)
-            payin = Payin(status=PayinStatus.PENDING, **self._new_payment(request, "pi"))
+            try:
+                if known is not None:
+                    return _replayed(known, request)
+                payin = Payin(status=PayinStatus.PENDING, **self._new_payment(request, "pi"))
+            except ProviderRejected as refusal:
+                return refusal
             self._payins[request.idempotency_key] = (request, payin)
             self._record(payin)
             return payin
 
-        return self._call(create)
+        return self._call(lambda: tuple(create(request) for request in requests))
 
     def create_payout(self, request: PayoutRequest) -> Payout:
         def create() -> Payout:

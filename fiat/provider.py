@@ -9,9 +9,10 @@ never took it, and the create may be sent again under the same key. Implementati
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
+from fiat.errors import ProviderRejected
 from fiat.model import (
     BalanceReport,
     BankAccountDetails,
@@ -22,6 +23,9 @@ from fiat.model import (
     PayoutRequest,
     ProviderEvent,
 )
+
+# Pay-ins one `create_payins` call may carry.
+MAX_PAYINS_PER_CALL = 100
 
 
 class BankProvider(Protocol):
@@ -38,7 +42,13 @@ class BankProvider(Protocol):
         """The account behind a token the provider issued (e.g. by its own hosted form)."""
         ...
 
-    def create_payin(self, request: PayinRequest) -> Payin: ...
+    def create_payins(
+        self, requests: Sequence[PayinRequest]
+    ) -> tuple[Payin | ProviderRejected, ...]:
+        """Create up to `MAX_PAYINS_PER_CALL` pay-ins in one call, each under its own key: one
+        answer per request, in order, the pay-in or the provider's refusal of that one.
+        `OutcomeUnknown` if the call got no answer: any of them may have been created."""
+        ...
 
     def create_payout(self, request: PayoutRequest) -> Payout: ...
 

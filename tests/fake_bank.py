@@ -18,10 +18,12 @@ from wallet.bank_accounts.service import ask_provider, record_link
 from wallet.banking.models import EventOutcome
 from wallet.banking.service import FeeSchedule
 from wallet.database import unit_of_work
+from wallet.errors import WalletError
+from wallet.idempotency.service import IdempotencyKey
 from wallet.ledger.repository import balance, user_account
 from wallet.payins.models import Payin
 from wallet.payins.schemas import PayinCreate
-from wallet.payins.service import apply_provider_payin, start_payin, submit_payin
+from wallet.payins.service import KeyedPayin, MadePayin, apply_provider_payin, make_payins
 from wallet.payouts.models import Payout
 from wallet.payouts.service import apply_provider_payout, request_payout
 from wallet.payouts.tasks import send_and_resolve_payouts
@@ -73,23 +75,27 @@ class FakeBankWallet:
         return self.accounts[currency]
 
     def create(self, amount: str, currency: str = "USD") -> Payin:
-        request = PayinCreate(
+        (made,) = self.make([self.request(amount, currency)])
+        assert isinstance(made, MadePayin) and made.payin is not None, made
+        return made.payin
+
+    def request(self, amount: str, currency: str = "USD", key: str | None = None) -> KeyedPayin:
+        """A pay-in request into the wallet, as the API makes it, under `key` (a new one)."""
+        body = PayinCreate(
             wallet_id=self.wallet,
             bank_account_id=self.account(currency),
             asset=currency,
             amount=amount,
         )
-        with unit_of_work(self.sessions) as session:
-            payin_id = start_payin(
-                session,
-                self.factory.tenant_id,
-                request,
-                provider=self.bank.name,
-                fees=FEES,
-                catalogue=self.catalogue,
-            ).id
-        submit_payin(self.sessions, self.bank, payin_id, self.catalogue)
-        return self.get(payin_id)
+        tenant = self.factory.tenant_id
+        idempotency_key = IdempotencyKey.for_request(
+            tenant, key or os.urandom(8).hex(), body.model_dump(mode="json")
+        )
+        return KeyedPayin(tenant, body, idempotency_key)
+
+    def make(self, requests: list[KeyedPayin]) -> list[MadePayin | WalletError]:
+        """The requests made together, as one API process makes concurrent ones."""
+        return make_payins(self.sessions, self.bank, requests, fees=FEES, catalogue=self.catalogue)
 
     def get(self, payin_id: str) -> Payin:
         with unit_of_work(self.sessions) as session:

@@ -9,12 +9,17 @@ A statement that waits too long for a row lock (the pool's `lock_timeout`) must 
 the requests behind it: its items are tried again alone, and one that still waits is sent
 again, with no time limit on its lock waits, from a second thread, where such items wait in
 turn while the first thread goes on with the others.
+
+`OneBatchAtATime` batches work that is not one statement (pay-in requests: their records,
+one call to the bank for all of them, its answers): one batch at a time per process, each
+on a worker thread, the items that come meanwhile going together in the next.
 """
 
 import asyncio
 import logging
 import queue
 import threading
+from collections import deque
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -204,6 +209,77 @@ class Batcher(Generic[Item, Answer]):
             connection.execute("SET LOCAL lock_timeout = 0")
             (answer,) = self._statement(connection, [item])
         return answer
+
+
+class OneBatchAtATime(Generic[Item, Answer]):
+    """Runs `work` on a worker thread for the items of one process's requests, one batch at a
+    time: the items that come while a batch runs wait, and go together in the next (up to
+    `max_batch`, in order of arrival). An item still waiting after `max_wait` s is refused
+    with the error `expired()` makes, its work not started. `work` answers each item, in
+    order, with its answer or the error to raise for it; an error raised by `work` itself is
+    every item's of the batch. Used on one event loop.
+    """
+
+    def __init__(
+        self,
+        work: Callable[[list[Item]], Sequence[Answer | Exception]],
+        *,
+        max_batch: int,
+        max_wait: float,
+        expired: Callable[[], Exception],
+    ) -> None:
+        self._work = work
+        self._max_batch = max_batch
+        self._max_wait = max_wait
+        self._expired = expired
+        self._waiting: deque[tuple[Item, asyncio.Future[Answer]]] = deque()
+        self._draining: asyncio.Task[None] | None = None
+
+    async def submit(self, item: Item) -> Answer:
+        """The item's answer, once its batch has run; raises the item's error."""
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[Answer] = loop.create_future()
+        entry = (item, answer)
+        self._waiting.append(entry)
+        timer = loop.call_later(self._max_wait, self._expire, entry)
+        if self._draining is None:
+            self._draining = loop.create_task(self._drain())
+        try:
+            return await answer
+        finally:
+            timer.cancel()
+
+    def _expire(self, entry: tuple[Item, "asyncio.Future[Answer]"]) -> None:
+        if entry in self._waiting:
+            self._waiting.remove(entry)
+            entry[1].set_exception(self._expired())
+
+    async def _drain(self) -> None:
+        try:
+            while self._waiting:
+                batch: list[tuple[Item, asyncio.Future[Answer]]] = []
+                while self._waiting and len(batch) < self._max_batch:
+                    entry = self._waiting.popleft()
+                    if not entry[1].done():  # not given up on by its request
+                        batch.append(entry)
+                if batch:
+                    await self._run(batch)
+        finally:
+            self._draining = None
+
+    async def _run(self, batch: list[tuple[Item, "asyncio.Future[Answer]"]]) -> None:
+        try:
+            answers = await asyncio.to_thread(self._work, [item for item, _ in batch])
+        except Exception as error:
+            logger.exception("a batch failed")
+            answers = [error] * len(batch)
+        for (_, future), answer in zip(batch, answers, strict=True):
+            if future.done():
+                continue
+            if isinstance(answer, Exception):
+                future.set_exception(answer)
+            else:
+                future.set_result(answer)
 
 
 def _answer(future: "asyncio.Future[Answer]", answer: Answer) -> None:

@@ -307,21 +307,21 @@ class Settings(BaseSettings):
     bank_timeout: float = Field(
         default=10.0, gt=0, description="Seconds before a bank call's outcome is unknown."
     )
-    payin_requests_at_once: int = Field(
-        default=1,
+    payin_batch: int = Field(
+        default=100,
         ge=1,
+        le=100,
         description=(
-            "Pay-in requests one API process takes to the bank at once; the others wait in "
-            "order of arrival. The bank's events (money it has already moved) then come before "
-            "new pay-ins when the process is busy; raise it for a bank whose calls take long."
+            "Pay-in requests one API process takes to the bank in one call; those that come "
+            "while a call is under way wait and go together in the next."
         ),
     )
     payin_turn_wait: float = Field(
         default=5.0,
         gt=0,
         description=(
-            "Seconds a pay-in request waits for its turn to reach the bank; then it is answered "
-            "503 `bank-unavailable` with nothing started."
+            "Seconds a pay-in request waits for its call to the bank to start; then it is "
+            "answered 503 `bank-unavailable` with nothing started."
         ),
     )
     bank_resolve_interval: float = Field(

@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict
+from functools import partial
 from typing import Annotated, Any
 
 import httpx
@@ -21,6 +22,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from fiat.model import PayinStatus, PaymentKind, PayoutStatus
+from fiat.provider import MAX_PAYINS_PER_CALL
 from fiat.sandbox.bank import Refused, SandboxBank
 from fiat.sandbox.delivery import WebhookSender
 from fiat.sandbox.settings import Options, Outage, Switches
@@ -47,6 +49,14 @@ class PaymentIn(_Strict):
     bank_account: str = Field(min_length=1, max_length=100)
     amount: StrictInt
     currency: str = Field(pattern=r"^[A-Z]{3}$")
+
+
+class BatchedPayinIn(PaymentIn):
+    idempotency_key: str = Field(min_length=1, max_length=255)
+
+
+class PayinBatchIn(_Strict):
+    payins: list[BatchedPayinIn] = Field(min_length=1, max_length=MAX_PAYINS_PER_CALL)
 
 
 class AmendIn(_Strict):
@@ -190,9 +200,26 @@ def _provider_api(options: Options, bank: Callable[[], SandboxBank]) -> APIRoute
             raise Refused("not_found", "no such payment", 404)
         return encode_payment(payment)
 
-    @router.post("/v1/payins", dependencies=v1)
-    async def create_payin(body: PaymentIn, key: IdempotencyKey) -> JSONResponse:
-        return create(PaymentKind.PAYIN, body, key)
+    @router.post("/v1/payin_batches", dependencies=v1)
+    async def create_payins(body: PayinBatchIn) -> dict[str, Any]:
+        """Pay-ins, each under its own idempotency key, in one transaction: one answer per
+        pay-in, in order, the pay-in or its refusal (`{"error": ...}`)."""
+        calls = [
+            (
+                payin.idempotency_key,
+                payin.model_dump(exclude={"idempotency_key"}),
+                partial(
+                    bank().create,
+                    PaymentKind.PAYIN,
+                    payin.idempotency_key,
+                    payin.bank_account,
+                    payin.amount,
+                    payin.currency,
+                ),
+            )
+            for payin in body.payins
+        ]
+        return {"data": [answer for _, answer in bank().once_each(PaymentKind.PAYIN, calls)]}
 
     @router.post("/v1/payouts", dependencies=v1)
     async def create_payout(body: PaymentIn, key: IdempotencyKey) -> JSONResponse:

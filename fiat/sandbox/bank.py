@@ -12,7 +12,7 @@ import json
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -151,31 +151,51 @@ class SandboxBank:
     ) -> tuple[int, Json]:
         """Run `action` once per (scope, key): a repeat with the same request replays the
         stored answer (a refusal included), with another request it is refused."""
-        digest = request_hash(request)
         with transaction(self.db):
-            row = self.db.execute(
-                "SELECT request_hash, status_code, body FROM idempotency"
-                " WHERE scope = ? AND key = ?",
-                (scope, key),
-            ).fetchone()
-            if row is not None:
-                if row["request_hash"] != digest:
-                    raise Refused(
-                        "idempotency_conflict",
-                        "this idempotency key was used with another request",
-                        409,
-                    )
-                return row["status_code"], json.loads(row["body"])
-            try:
-                status_code, body = 201, action()
-            except Refused as refusal:
-                status_code, body = refusal.status_code, refusal.body()
-            self.db.execute(
-                "INSERT INTO idempotency (scope, key, request_hash, status_code, body)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (scope, key, digest, status_code, json.dumps(body)),
-            )
-            return status_code, body
+            return self._once(scope, key, request, action)
+
+    def once_each(
+        self, scope: str, calls: Sequence[tuple[str, Json, Callable[[], Json]]]
+    ) -> list[tuple[int, Json]]:
+        """`once` for each (key, request, action), all in one transaction; a key reused with
+        another request is that call's refusal."""
+        with transaction(self.db):
+            return [self._answer_once(scope, *call) for call in calls]
+
+    def _answer_once(
+        self, scope: str, key: str, request: Json, action: Callable[[], Json]
+    ) -> tuple[int, Json]:
+        try:
+            return self._once(scope, key, request, action)
+        except Refused as refusal:
+            return refusal.status_code, refusal.body()
+
+    def _once(
+        self, scope: str, key: str, request: Json, action: Callable[[], Json]
+    ) -> tuple[int, Json]:
+        digest = request_hash(request)
+        row = self.db.execute(
+            "SELECT request_hash, status_code, body FROM idempotency WHERE scope = ? AND key = ?",
+            (scope, key),
+        ).fetchone()
+        if row is not None:
+            if row["request_hash"] != digest:
+                raise Refused(
+                    "idempotency_conflict",
+                    "this idempotency key was used with another request",
+                    409,
+                )
+            return row["status_code"], json.loads(row["body"])
+        try:
+            status_code, body = 201, action()
+        except Refused as refusal:
+            status_code, body = refusal.status_code, refusal.body()
+        self.db.execute(
+            "INSERT INTO idempotency (scope, key, request_hash, status_code, body)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (scope, key, digest, status_code, json.dumps(body)),
+        )
+        return status_code, body
 
     def link(self, holder_name: str, account_number: str, currency: str, country: str) -> Json:
         """Tokenize an account; in a transaction (see `once`)."""

@@ -31,7 +31,7 @@ class Switches:
     duplicate_webhooks: bool = False
     reverse_webhooks: bool = False
     webhook_hold: float = 0.0
-    webhook_batch: int = 50
+    webhook_batch: int = 20
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ class Options:
     webhook_retry_base: float = 1.0
     webhook_retry_max: float = 300.0
     webhook_max_attempts: int = 12
-    webhook_batch: int = 50
+    webhook_batch: int = 20
 
     @property
     def url(self) -> str:

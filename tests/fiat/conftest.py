@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from fiat import ProviderEvent, SandboxBankClient, WebhookVerifier
+from fiat import (
+    BankProvider,
+    Payin,
+    PayinRequest,
+    ProviderEvent,
+    SandboxBankClient,
+    WebhookVerifier,
+)
 from fiat.sandbox import Options, SandboxControl, SandboxProcess, Timings, start_sandbox
 from tests.webhook_fixtures import ReceivedRequest, WebhookReceiver, free_port, wait_until
 
@@ -62,6 +69,13 @@ def control(sandbox: SandboxProcess) -> Iterator[SandboxControl]:
 def bank(sandbox: SandboxProcess) -> Iterator[SandboxBankClient]:
     with SandboxBankClient(sandbox.options.url, API_KEY, WEBHOOK_SECRET, timeout=5.0) as client:
         yield client
+
+
+def payin_created(bank: BankProvider, request: PayinRequest) -> Payin:
+    """The pay-in `bank` created for `request` (a refusal fails the test)."""
+    (payin,) = bank.create_payins([request])
+    assert isinstance(payin, Payin), payin
+    return payin
 
 
 @dataclass

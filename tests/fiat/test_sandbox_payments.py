@@ -19,7 +19,7 @@ from fiat import (
 )
 from fiat.sandbox import SandboxControl, SandboxProcess
 from tests.api_helpers import assert_idle_connection_outlives
-from tests.fiat.conftest import WEBHOOK_SECRET, Inbox
+from tests.fiat.conftest import WEBHOOK_SECRET, Inbox, payin_created
 from tests.webhook_fixtures import wait_until
 
 
@@ -106,7 +106,7 @@ def test_a_payin_waits_for_the_customer_then_ends_by_its_cents(
     account = link(bank, "EUR")
     request = PayinRequest(key(), account.token, amount, "EUR")
 
-    payin = bank.create_payin(request)
+    payin = payin_created(bank, request)
     assert (payin.status, payin.version, payin.amount, payin.currency) == (
         PayinStatus.PENDING,
         1,
@@ -150,7 +150,7 @@ def test_a_payout_ends_by_its_cents(
 def test_a_pay_in_that_is_not_pending_cannot_be_paid(
     bank: SandboxBankClient, control: SandboxControl
 ) -> None:
-    payin = bank.create_payin(PayinRequest(key(), link(bank).token, 100, "USD"))
+    payin = payin_created(bank, PayinRequest(key(), link(bank).token, 100, "USD"))
     control.pay(payin.id)
 
     with pytest.raises(Exception, match="409"):
@@ -174,9 +174,9 @@ def test_a_refusal_is_replayed_under_its_key(bank: SandboxBankClient) -> None:
     request = PayinRequest(key(), link(bank, "USD").token, 100, "EUR")
 
     for _ in range(2):
-        with pytest.raises(ProviderRejected) as refused:
-            bank.create_payin(request)
-        assert refused.value.code == "currency_mismatch"
+        (refused,) = bank.create_payins([request])
+        assert isinstance(refused, ProviderRejected)
+        assert refused.code == "currency_mismatch"
     with pytest.raises(NotFound):
         bank.get_payin(request.idempotency_key)
 
@@ -214,7 +214,7 @@ def test_the_balance_report_lists_the_payments_behind_it_and_shows_a_planted_dif
     bank: SandboxBankClient, control: SandboxControl
 ) -> None:
     account = link(bank, "EUR")
-    payin = bank.create_payin(PayinRequest(key(), account.token, 50_000, "EUR"))
+    payin = payin_created(bank, PayinRequest(key(), account.token, 50_000, "EUR"))
     control.pay(payin.id)
     payout = bank.create_payout(PayoutRequest(key(), account.token, 20_000, "EUR"))
     wait_until(lambda: bank.get_payin(payin.idempotency_key).status == "succeeded")

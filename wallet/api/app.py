@@ -1,6 +1,5 @@
 """The FastAPI application, built from a runtime by `create_app`."""
 
-import asyncio
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -8,6 +7,7 @@ from functools import partial
 
 from fastapi import FastAPI
 
+from fiat import BankProvider
 from wallet.api import health
 from wallet.api.auth import AuthenticateFirst
 from wallet.api.bodies import BodyLimit
@@ -17,11 +17,13 @@ from wallet.apikeys.service import find_active_keys
 from wallet.assets import endpoints as assets
 from wallet.bank_accounts import endpoints as bank_accounts
 from wallet.banking import endpoints as banking
-from wallet.banking.service import open_bank
-from wallet.batching import Batcher
+from wallet.banking.errors import BankUnavailable
+from wallet.banking.service import FeeSchedule, open_bank
+from wallet.batching import Batcher, OneBatchAtATime
 from wallet.database import statement_pool
 from wallet.deposits import endpoints as deposits
 from wallet.payins import endpoints as payins
+from wallet.payins.service import KeyedPayin, MadePayin, make_payins
 from wallet.payouts import endpoints as payouts
 from wallet.ports import address_issuer
 from wallet.runtime import Runtime
@@ -77,8 +79,6 @@ def create_app(runtime: Runtime) -> FastAPI:
         # What exists once the app is built lives as long as the process: the garbage
         # collector's full passes skip it, rather than stall every request for ~40 ms.
         gc.freeze()
-        # Made on the serving event loop, which its waiters use.
-        app.state.payin_admission = asyncio.Semaphore(settings.payin_requests_at_once)
         statements.open()
         for batcher in batchers:
             batcher.start()
@@ -103,6 +103,8 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.state.address_issuer = address_issuer(runtime.settings, runtime.catalogue)
     app.state.secret_box = SecretBox.from_settings(runtime.settings)
     app.state.bank = open_bank(runtime.settings)
+    if app.state.bank is not None:
+        app.state.payin_batches = payin_batches(runtime, app.state.bank)
     app.state.withdrawal_rules = WithdrawalRules.from_settings(runtime.settings)
     app.state.withdrawal_fees = fee_quoter
     app.state.withdrawal_batches = withdrawal_batches
@@ -127,3 +129,23 @@ def create_app(runtime: Runtime) -> FastAPI:
     for router in routers:
         app.include_router(router)
     return app
+
+
+def payin_batches(runtime: Runtime, bank: BankProvider) -> OneBatchAtATime[KeyedPayin, MadePayin]:
+    """The process's pay-in requests in batches, one call to the bank at a time."""
+    settings = runtime.settings
+    return OneBatchAtATime(
+        partial(
+            make_payins,
+            runtime.sessions,
+            bank,
+            fees=FeeSchedule(settings.fiat_fees),
+            catalogue=runtime.catalogue,
+        ),
+        max_batch=settings.payin_batch,
+        max_wait=settings.payin_turn_wait,
+        expired=lambda: BankUnavailable(
+            "the pay-ins ahead of this one are still waiting for the bank; nothing was "
+            "started: retry with the same Idempotency-Key"
+        ),
+    )

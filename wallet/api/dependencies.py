@@ -1,6 +1,5 @@
 """Per-request dependencies: the runtime's parts and the request's unit of work."""
 
-import asyncio
 from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Annotated, TypeVar, cast
@@ -14,10 +13,11 @@ from fiat import BankProvider
 from wallet.apikeys.service import ActiveKey
 from wallet.assets.service import Catalogue
 from wallet.banking.errors import BankNotConfigured
-from wallet.batching import Batcher
+from wallet.batching import Batcher, OneBatchAtATime
 from wallet.database import retrying
 from wallet.errors import InvalidRequest, WalletError
 from wallet.idempotency.service import Outcome
+from wallet.payins.service import KeyedPayin, MadePayin
 from wallet.runtime import Runtime
 from wallet.transfers.service import KeyedTransfer
 
@@ -67,9 +67,10 @@ def bank_of(request: Request) -> BankProvider:
     return provider
 
 
-async def payin_admission(request: Request) -> asyncio.Semaphore:
-    """The turns of the process's pay-in requests (`payin_requests_at_once`)."""
-    return cast(asyncio.Semaphore, request.app.state.payin_admission)
+async def payin_batches(request: Request) -> OneBatchAtATime[KeyedPayin, MadePayin]:
+    """The process's pay-in requests, taken to the bank in batches (`make_payins`)."""
+    bank_of(request)  # none configured: 503
+    return cast(OneBatchAtATime[KeyedPayin, MadePayin], request.app.state.payin_batches)
 
 
 # Scope "function": the commit happens before the response is sent, so a client that has
@@ -82,7 +83,7 @@ TransferBatches = Annotated[
 CatalogueDep = Annotated[Catalogue, Depends(catalogue)]
 RuntimeDep = Annotated[Runtime, Depends(current_runtime)]
 BankDep = Annotated[BankProvider, Depends(bank)]
-PayinAdmission = Annotated[asyncio.Semaphore, Depends(payin_admission)]
+PayinBatches = Annotated[OneBatchAtATime[KeyedPayin, MadePayin], Depends(payin_batches)]
 
 
 async def known_query_parameters(request: Request) -> None:

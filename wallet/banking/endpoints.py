@@ -14,7 +14,7 @@ from wallet.api.problems import problem_responses
 from wallet.banking.errors import UnknownProvider, WebhookRefused
 from wallet.banking.repository import claim_event, set_event_outcome
 from wallet.banking.schemas import FeeQuoteOut, WebhookReceipt, WebhookReceipts
-from wallet.banking.service import FeeSchedule, Rail, run_in_turn
+from wallet.banking.service import FeeSchedule, Rail, run_each_in_turn
 from wallet.payins.service import apply_provider_payin
 from wallet.payouts.service import apply_provider_payout
 
@@ -43,7 +43,7 @@ def receive_webhook(
 ) -> WebhookReceipts:
     """Called by the provider, not the app. The signature and timestamp (Standard Webhooks)
     are checked on the raw bytes before anything is parsed or stored: 401 otherwise. A
-    delivery's events are applied in its order, each in a transaction of its own; each event is
+    delivery.s events are applied in its order, each in a transaction of its own; each event is
     stored once by its id, and a redelivery is acknowledged and not applied again. Events
     apply by the payment's version, so their order of arrival does not matter."""
     if provider != bank.name:
@@ -63,12 +63,8 @@ def receive_webhook(
         set_event_outcome(session, bank.name, event.id, outcome)
         return WebhookReceipt(event_id=event.id, duplicate=False, outcome=outcome)
 
-    return WebhookReceipts(
-        events=[
-            run_in_turn(runtime.sessions, partial(receive, event=event), urgent=True)
-            for event in events
-        ]
-    )
+    works = [partial(receive, event=event) for event in events]
+    return WebhookReceipts(events=run_each_in_turn(runtime.sessions, works, urgent=True))
 
 
 @router.get(

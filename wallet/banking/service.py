@@ -8,7 +8,7 @@ of the amount, per rail and currency, rounded up to the minor unit.
 import logging
 import threading
 from collections import deque
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -152,6 +152,22 @@ def run_in_turn(
     """
     with _PAYMENTS_TURN.taken(urgent):
         return run_transaction(sessions, work)
+
+
+def run_each_in_turn(
+    sessions: sessionmaker[Session],
+    works: Iterable[Callable[[Session], T]],
+    *,
+    urgent: bool = False,
+) -> list[T]:
+    """`run_in_turn` for each of `works`, each in a transaction of its own, all in one turn.
+
+    Not one transaction for all: several payments' rows and the accounts they share, locked
+    one payment after another, would be locked in no one order, and two processes doing so
+    deadlock.
+    """
+    with _PAYMENTS_TURN.taken(urgent):
+        return [run_transaction(sessions, work) for work in works]
 
 
 class _Turn:

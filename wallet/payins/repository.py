@@ -1,6 +1,7 @@
 """Queries of pay-ins."""
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -28,6 +29,10 @@ def find_payin(session: Session, payin_id: str, *, lock: bool = False) -> Payin 
         # Refresh a copy already in the session: it may predate the lock's wait.
         query = query.with_for_update().execution_options(populate_existing=True)
     return session.scalars(query).one_or_none()
+
+
+def find_payins(session: Session, payin_ids: Sequence[str]) -> list[Payin]:
+    return list(session.scalars(select(Payin).where(Payin.id.in_(payin_ids))))
 
 
 def list_payins(

@@ -17,6 +17,9 @@ to what the new one does (`payin_apply`, one statement in the database):
 """
 
 import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import partial
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -37,10 +40,12 @@ from wallet.banking.service import (
     run_in_turn,
 )
 from wallet.database import run_transaction
+from wallet.errors import WalletError
 from wallet.events.service import Event, emit_many
+from wallet.idempotency.service import IdempotencyKey, Outcome, run_once
 from wallet.ids import new_id
 from wallet.payins.models import PAYIN_PREFIX, UNRESOLVED, Payin, PayinStatus
-from wallet.payins.repository import find_payin, payin_apply
+from wallet.payins.repository import find_payin, find_payins, payin_apply
 from wallet.payins.schemas import PayinCreate, PayinOut
 from wallet.wallets.errors import WalletNotActive
 from wallet.wallets.models import WalletStatus
@@ -90,37 +95,144 @@ def start_payin(
     return payin
 
 
-def submit_payin(
-    sessions: sessionmaker[Session], bank: fiat.BankProvider, payin_id: str, catalogue: Catalogue
-) -> Payin | None:
-    """Ask the provider to create the pay-in again, under the same key, if it may never have
-    reached it (`creating`, `unknown`): `send_payin`. None if it is past that."""
-    request = run_in_turn(sessions, lambda s: _provider_request(s, payin_id))
-    return None if request is None else send_payin(sessions, bank, request, catalogue)
+@dataclass(frozen=True)
+class KeyedPayin:
+    """A pay-in request of the API under its idempotency key."""
+
+    tenant_id: str
+    body: PayinCreate
+    key: IdempotencyKey
 
 
-def send_payin(
+@dataclass(frozen=True)
+class MadePayin:
+    """What a pay-in request made: the outcome under its key (a refusal is one) and, unless
+    refused, the pay-in as it now is."""
+
+    outcome: Outcome
+    payin: Payin | None
+
+
+def make_payins(
     sessions: sessionmaker[Session],
     bank: fiat.BankProvider,
-    request: fiat.PayinRequest,
+    requests: Sequence[KeyedPayin],
+    *,
+    fees: FeeSchedule,
     catalogue: Catalogue,
-) -> Payin:
-    """Ask the provider to create the pay-in and record the answer: its snapshot, `unknown`,
-    or a definite refusal; the pay-in as it then is."""
-    payin_id = request.idempotency_key
+) -> list[MadePayin | WalletError]:
+    """Make pay-in requests together: their records and keys in one transaction, then one
+    call to the provider for the pay-ins it may not have (those just recorded, and a retry's
+    still `creating` or `unknown`), then its answers (`send_payins`). A request answers with
+    what it made, or the error its key raised (an `IdempotencyConflict`, say).
+
+    The records commit before the provider is asked: a crash after that leaves pay-ins to
+    resolve by asking the provider, never a payment at the provider we do not know of.
+    """
+
+    def record(session: Session) -> tuple[list[Outcome | WalletError], list[fiat.PayinRequest]]:
+        outcomes = [
+            _record(session, keyed, provider=bank.name, fees=fees, catalogue=catalogue)
+            for keyed in requests
+        ]
+        ids = dict.fromkeys(_payin_id(outcome) for outcome in outcomes)
+        unsent = (_provider_request(session, payin_id) for payin_id in ids if payin_id)
+        return outcomes, [request for request in unsent if request is not None]
+
+    # No turn: nothing here books against the accounts payments share.
+    outcomes, unsent = run_transaction(sessions, record)
+    payins = send_payins(sessions, bank, unsent, catalogue) if unsent else {}
+    unread = [payin_id for o in outcomes if (payin_id := _payin_id(o)) and payin_id not in payins]
+    if unread:
+        payins |= run_in_turn(sessions, lambda s: {p.id: p for p in find_payins(s, unread)})
+    return [
+        outcome
+        if isinstance(outcome, WalletError)
+        else MadePayin(outcome, payins.get(_payin_id(outcome) or ""))
+        for outcome in outcomes
+    ]
+
+
+def _record(
+    session: Session,
+    keyed: KeyedPayin,
+    *,
+    provider: str,
+    fees: FeeSchedule,
+    catalogue: Catalogue,
+) -> Outcome | WalletError:
+    def start() -> dict[str, str]:
+        payin = start_payin(
+            session, keyed.tenant_id, keyed.body, provider=provider, fees=fees, catalogue=catalogue
+        )
+        return {"payin_id": payin.id}
+
     try:
-        snapshot = bank.create_payin(request)
-    except fiat.OutcomeUnknown as error:
-        logger.warning("pay-in %s: the provider's answer was lost: %s", payin_id, error)
-        return run_transaction(
-            sessions, lambda s: _mark(s, payin_id, PayinStatus.UNKNOWN, catalogue)
-        )
-    except fiat.ProviderRejected as refusal:
-        code = refusal.code
-        return run_transaction(
-            sessions, lambda s: _mark(s, payin_id, PayinStatus.FAILED, catalogue, code)
-        )
-    _, payin = run_in_turn(sessions, lambda s: _apply(s, bank.name, payin_id, snapshot, catalogue))
+        # Its own savepoint: a request that fails leaves the others' records and keys whole.
+        with session.begin_nested():
+            return run_once(session, keyed.key, start)
+    except WalletError as error:
+        return error
+
+
+def _payin_id(outcome: Outcome | WalletError) -> str | None:
+    if isinstance(outcome, WalletError) or outcome.problem is not None:
+        return None
+    return str(outcome.unwrap()["payin_id"])
+
+
+def submit_payin(
+    sessions: sessionmaker[Session], bank: fiat.BankProvider, payin_id: str, catalogue: Catalogue
+) -> None:
+    """Ask the provider to create the pay-in again, under the same key, if it may never have
+    reached it (`creating`, `unknown`): `send_payins`."""
+    request = run_in_turn(sessions, lambda s: _provider_request(s, payin_id))
+    if request is not None:
+        send_payins(sessions, bank, [request], catalogue)
+
+
+def send_payins(
+    sessions: sessionmaker[Session],
+    bank: fiat.BankProvider,
+    requests: Sequence[fiat.PayinRequest],
+    catalogue: Catalogue,
+) -> dict[str, Payin]:
+    """Ask the provider to create the pay-ins, in calls of up to `MAX_PAYINS_PER_CALL`, and
+    record its answers (each one's snapshot or definite refusal; `unknown` for all of a call
+    that got no answer): the pay-ins as they then are, by id."""
+    payins: dict[str, Payin] = {}
+    for start in range(0, len(requests), fiat.MAX_PAYINS_PER_CALL):
+        part = requests[start : start + fiat.MAX_PAYINS_PER_CALL]
+        answers: Sequence[fiat.Payin | fiat.ProviderRejected | None]
+        try:
+            answers = bank.create_payins(part)
+        except fiat.OutcomeUnknown as error:
+            logger.warning("%d pay-ins: the provider's answer was lost: %s", len(part), error)
+            answers = [None] * len(part)
+        # Each in a turn of its own: the provider's events waiting for the turn go between.
+        recorded = [
+            run_in_turn(
+                sessions,
+                partial(_record_answer, bank.name, request.idempotency_key, answer, catalogue),
+            )
+            for request, answer in zip(part, answers, strict=True)
+        ]
+        payins |= {payin.id: payin for payin in recorded}
+    return payins
+
+
+def _record_answer(
+    provider: str,
+    payin_id: str,
+    answer: fiat.Payin | fiat.ProviderRejected | None,
+    catalogue: Catalogue,
+    session: Session,
+) -> Payin:
+    if answer is None:
+        return _mark(session, payin_id, PayinStatus.UNKNOWN, catalogue)
+    if isinstance(answer, fiat.ProviderRejected):
+        return _mark(session, payin_id, PayinStatus.FAILED, catalogue, answer.code)
+    _, payin = _apply(session, provider, payin_id, answer, catalogue)
     assert payin is not None  # recorded before the provider was asked
     return payin
 

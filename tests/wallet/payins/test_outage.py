@@ -1,6 +1,6 @@
 """The bank does not answer: the pay-in is `unknown`, then resolved by the worker's periodic
 job asking the bank by our key, exactly once, and never guessed. Meanwhile the pay-in requests
-take turns to reach it."""
+wait for the call under way, and go to the bank together in the next."""
 
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -12,7 +12,7 @@ from sqlalchemy import Row, text
 from fiat import SandboxBankClient
 from tests.api_helpers import assert_problem
 from tests.bank_stack import BANK_KEY, BANK_SECRET, FiatTenant
-from tests.webhook_fixtures import NOWHERE, CeleryProcesses
+from tests.webhook_fixtures import NOWHERE, CeleryProcesses, wait_until
 from wallet.database import unit_of_work
 
 
@@ -59,39 +59,45 @@ def test_an_unknown_outcome_is_resolved_once_when_the_bank_is_back(
     assert fiat_tenant.events(payin["id"]) == ["payin.unknown", "payin.pending"]
 
 
-def test_pay_in_requests_take_turns_at_a_slow_bank(fiat_tenant: FiatTenant) -> None:
-    """The API process takes one pay-in request to the bank at a time (the default of
-    `payin_requests_at_once`); the next one waits its turn."""
+def test_pay_in_requests_that_come_while_the_bank_is_asked_go_together_in_the_next_call(
+    fiat_tenant: FiatTenant,
+) -> None:
+    """An API process asks the bank about one batch of pay-in requests at a time; those that
+    come meanwhile wait, and their records, keys and call to the bank are one batch."""
     body = _payin_body(fiat_tenant)
-    # The bank answers 504 after 0.1 s, within our timeout (1 s): each pay-in ends `unknown`.
-    # A loaded machine may make the second give up waiting (0.5 s): it asks again.
-    fiat_tenant.stack.control.configure(webhook_url=NOWHERE, outage="timeout", outage_delay=0.1)
-    answers = _at_once(fiat_tenant, body, ["turns-1", "turns-2"], again_when_unavailable=True)
-    assert [answer.json()["status"] for answer in answers] == ["unknown"] * 2
+    # The bank answers 504 after 0.3 s, within our timeout (1 s): each pay-in ends `unknown`.
+    fiat_tenant.stack.control.configure(webhook_url=NOWHERE, outage="timeout", outage_delay=0.3)
+    with ThreadPoolExecutor(4) as pool:
+        first = pool.submit(_post, fiat_tenant, body, "together-0")
+        wait_until(lambda: len(_payins(fiat_tenant)) == 1)  # its call is under way
+        later = [pool.submit(_post, fiat_tenant, body, f"together-{n}") for n in (1, 2, 3)]
+        answers = [first.result(), *(answer.result() for answer in later)]
+    assert [answer.json()["status"] for answer in answers] == ["unknown"] * 4
 
-    first, second = _payins(fiat_tenant)
-    # The second was recorded only once the first had its outcome.
-    assert second.created_at >= first.updated_at
+    alone, *together = _payins(fiat_tenant)
+    # Recorded once the first had its outcome, in one transaction (one `now()`).
+    assert {payin.created_at for payin in together} == {together[0].created_at}
+    assert together[0].created_at >= alone.updated_at
 
 
 def test_a_pay_in_request_waiting_longer_than_a_bank_call_starts_nothing(
     fiat_tenant: FiatTenant,
 ) -> None:
     body = _payin_body(fiat_tenant)
-    # The bank does not answer: the first request holds the turn for our whole timeout (1 s),
-    # longer than the next one waits for it (0.5 s).
+    # The bank does not answer: the first request's call lasts our whole timeout (1 s),
+    # longer than the next one waits for it to end (0.5 s).
     fiat_tenant.stack.control.configure(webhook_url=NOWHERE, outage="timeout", outage_delay=5.0)
-    answers = _at_once(fiat_tenant, body, ["waits-1", "waits-2"])
-    # Whichever came first waited for the bank and is `unknown`; the other gave up its turn.
-    (started,) = [answer for answer in answers if answer.status_code == 201]
-    (refused,) = [answer for answer in answers if answer.status_code != 201]
+    with ThreadPoolExecutor(2) as pool:
+        first = pool.submit(_post, fiat_tenant, body, "waits-1")
+        wait_until(lambda: len(_payins(fiat_tenant)) == 1)
+        refused = _post(fiat_tenant, body, "waits-2")
+        started = first.result()
     assert started.json()["status"] == "unknown"
     assert_problem(refused, 503, "bank-unavailable")
     assert len(_payins(fiat_tenant)) == 1
 
     fiat_tenant.stack.control.configure(outage="none")
-    key = "waits-2" if answers[0] is started else "waits-1"
-    retried = fiat_tenant.client.post("/v1/payins", json=body, headers={"Idempotency-Key": key})
+    retried = _post(fiat_tenant, body, "waits-2")
     assert (retried.status_code, retried.json()["status"]) == (201, "pending")
 
 
@@ -104,26 +110,10 @@ def _payin_body(tenant: FiatTenant) -> dict[str, str]:
     }
 
 
-def _at_once(
-    tenant: FiatTenant,
-    body: dict[str, str],
-    keys: list[str],
-    *,
-    again_when_unavailable: bool = False,
-) -> list[httpx.Response]:
-    """The pay-in request under each key, all sent at once; asked again under the same key
-    while answered 503, if `again_when_unavailable`."""
+def _post(tenant: FiatTenant, body: dict[str, str], key: str) -> httpx.Response:
     client = tenant.client
-
-    def request(key: str) -> httpx.Response:
-        with httpx.Client(base_url=client.base_url, headers=client.headers) as own:
-            while True:
-                answer = own.post("/v1/payins", json=body, headers={"Idempotency-Key": key})
-                if answer.status_code != 503 or not again_when_unavailable:
-                    return answer
-
-    with ThreadPoolExecutor(len(keys)) as pool:
-        return list(pool.map(request, keys))
+    with httpx.Client(base_url=client.base_url, headers=client.headers) as own:
+        return own.post("/v1/payins", json=body, headers={"Idempotency-Key": key})
 
 
 def _payins(tenant: FiatTenant) -> list[Row[Any]]:

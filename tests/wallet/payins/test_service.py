@@ -4,6 +4,8 @@ The provider is the port's fake, driven by the test: each snapshot is applied as
 would apply it, in whatever order the test chooses.
 """
 
+from dataclasses import replace
+
 import pytest
 
 from fiat import (
@@ -15,9 +17,12 @@ from fiat import (
     ProviderEvent,
 )
 from tests.fake_bank import SECRET, FakeBankWallet
+from tests.fiat.conftest import payin_created
 from wallet.banking.models import EventOutcome
 from wallet.database import unit_of_work
+from wallet.idempotency.errors import IdempotencyConflict
 from wallet.ledger.models import LedgerTransaction
+from wallet.payins.service import MadePayin
 from wallet.payins.tasks import resolve_unresolved_payins
 from wallet.transfers.service import TransferRequest
 
@@ -144,6 +149,50 @@ def test_never_taken_by_the_provider_is_created_under_the_same_key(
 def test_an_event_for_a_payment_we_do_not_know_is_unmatched(fake_wallet: FakeBankWallet) -> None:
     other_bank = InMemoryBankProvider(SECRET)
     linked = other_bank.link_bank_account(BankAccountDetails("k", "Bob", "12345678", "USD", "US"))
-    stranger = other_bank.create_payin(PayinRequest("pin_nobody", linked.token, 500, "USD"))
+    stranger = payin_created(other_bank, PayinRequest("pin_nobody", linked.token, 500, "USD"))
     event = ProviderEvent("evt_x", "payin.pending", stranger.created_at, stranger)
     assert fake_wallet.deliver(event) is EventOutcome.UNMATCHED
+
+
+def test_requests_made_together_are_answered_each_as_if_alone(
+    fake_wallet: FakeBankWallet,
+) -> None:
+    first = fake_wallet.request("10.00", key="together")
+    again = fake_wallet.request("10.00", key="together")
+    conflicting = fake_wallet.request("11.00", key="together")
+    other = fake_wallet.request("12.00", "EUR")
+    unknown = fake_wallet.request("13.00")
+    unknown = replace(unknown, body=unknown.body.model_copy(update={"wallet_id": "wal_nobody"}))
+
+    made = fake_wallet.make([first, again, conflicting, other, unknown])
+
+    assert isinstance(made[0], MadePayin) and isinstance(made[1], MadePayin)
+    assert made[0].payin is not None and made[1].payin is not None
+    assert (made[0].outcome.replayed, made[1].outcome.replayed) == (False, True)
+    assert made[1].payin.id == made[0].payin.id
+    assert made[0].payin.status == "pending"
+    assert isinstance(made[2], IdempotencyConflict)
+    assert isinstance(made[3], MadePayin) and made[3].payin is not None
+    assert (made[3].payin.asset, made[3].payin.status) == ("EUR", "pending")
+    # Refused under its key, nothing made.
+    assert isinstance(made[4], MadePayin) and made[4].payin is None
+    assert made[4].outcome.problem is not None
+    assert made[4].outcome.problem["status"] == 404
+    assert [e.type for e in fake_wallet.bank.events] == ["payin.pending"] * 2
+
+
+def test_requests_made_together_are_all_unknown_when_their_call_gets_no_answer(
+    fake_wallet: FakeBankWallet,
+) -> None:
+    requests = [fake_wallet.request(amount) for amount in ("1.00", "2.00", "3.00")]
+    fake_wallet.bank.fail_next(OutcomeUnknown("timed out"), after_effect=True)
+
+    made = fake_wallet.make(requests)
+
+    payins = [m.payin for m in made if isinstance(m, MadePayin) and m.payin is not None]
+    assert [payin.status for payin in payins] == ["unknown"] * 3
+    resolve_unresolved_payins(
+        fake_wallet.sessions, fake_wallet.bank, fake_wallet.catalogue, older_than=0
+    )
+    assert [fake_wallet.get(payin.id).status for payin in payins] == ["pending"] * 3
+    assert len(fake_wallet.bank.events) == 3
