@@ -308,12 +308,14 @@ class Settings(BaseSettings):
         default=10.0, gt=0, description="Seconds before a bank call's outcome is unknown."
     )
     payin_batch: int = Field(
-        default=100,
+        default=4,
         ge=1,
         le=100,
         description=(
-            "Pay-in requests one API process takes to the bank in one call; those that come "
-            "while a call is under way wait and go together in the next."
+            "Pay-in requests one API process takes to the bank in one call, one call at a "
+            "time; those that come while a call is under way wait and go together in the next. "
+            "It bounds how fast new pay-ins enter against the bank's events for those before "
+            "them; raise it for a bank whose calls take long."
         ),
     )
     payin_turn_wait: float = Field(
