@@ -1,6 +1,8 @@
-"""The batcher: concurrent items share statements, keep their own answers and failures."""
+"""The batchers: concurrent items share statements (or a batch of work), keep their own
+answers and failures."""
 
 import asyncio
+import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -8,7 +10,7 @@ import psycopg
 import pytest
 from psycopg_pool import ConnectionPool
 
-from wallet.batching import Batcher
+from wallet.batching import Batcher, OneBatchAtATime
 
 
 @pytest.fixture
@@ -121,3 +123,79 @@ def test_an_item_waiting_for_a_lock_holds_up_no_other(database_url: str) -> None
     # threads may interleave).
     assert locker.batches[0] == [1, 13, 2]
     assert sorted(locker.batches[1:]) == [[1], [2], [13], [13]]
+
+
+class Gate:
+    """Work that records its batches and doubles each item; 13 is refused (its error is its
+    answer), and the first batch waits until `opened`."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[int]] = []
+        self.opened = threading.Event()
+
+    def __call__(self, items: list[int]) -> list[int | Exception]:
+        self.opened.wait(timeout=10)
+        self.batches.append(items)
+        if 0 in items:
+            raise RuntimeError("the work failed as a whole")
+        return [ValueError(n) if n == 13 else 2 * n for n in items]
+
+
+def batches_of(gate: Gate, **kwargs: Any) -> OneBatchAtATime[int, int]:
+    options: dict[str, Any] = {"max_batch": 100, "max_wait": 5.0, "expired": TimeoutError}
+    return OneBatchAtATime(gate, **{**options, **kwargs})
+
+
+async def _answers(futures: list["asyncio.Future[int]"]) -> list[int | BaseException]:
+    return list(await asyncio.gather(*futures, return_exceptions=True))
+
+
+def test_items_that_come_while_a_batch_runs_go_together_in_the_next() -> None:
+    gate = Gate()
+    batches = batches_of(gate, max_batch=3)
+
+    async def scenario() -> list[int | BaseException]:
+        first = asyncio.ensure_future(batches.submit(1))
+        await asyncio.sleep(0.05)  # its batch is running, held at the gate
+        rest = [asyncio.ensure_future(batches.submit(n)) for n in (2, 3, 13, 5)]
+        await asyncio.sleep(0.05)
+        gate.opened.set()
+        return await _answers([first, *rest])
+
+    answers = asyncio.run(scenario())
+    assert answers[:3] == [2, 4, 6]
+    assert isinstance(answers[3], ValueError)
+    assert answers[4] == 10
+    assert gate.batches == [[1], [2, 3, 13], [5]]
+
+
+def test_an_item_waiting_longer_than_its_limit_is_refused_and_never_run() -> None:
+    gate = Gate()
+    batches = batches_of(gate, max_wait=0.2)
+
+    async def scenario() -> list[int | BaseException]:
+        first = asyncio.ensure_future(batches.submit(1))
+        await asyncio.sleep(0.05)
+        late = asyncio.ensure_future(batches.submit(2))
+        await asyncio.sleep(0.4)  # longer than `late` may wait
+        gate.opened.set()
+        return await _answers([first, late])
+
+    first, late = asyncio.run(scenario())
+    assert first == 2
+    assert isinstance(late, TimeoutError)
+    assert gate.batches == [[1]]
+
+
+def test_work_that_fails_as_a_whole_fails_its_batch_only() -> None:
+    gate = Gate()
+    gate.opened.set()
+    batches = batches_of(gate)
+
+    async def scenario() -> list[int | BaseException]:
+        failed = await _answers([asyncio.ensure_future(batches.submit(n)) for n in (0, 1)])
+        return [*failed, await batches.submit(4)]
+
+    answers = asyncio.run(scenario())
+    assert [type(a) for a in answers[:2]] == [RuntimeError, RuntimeError]
+    assert answers[2] == 8
