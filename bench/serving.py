@@ -18,7 +18,6 @@ from typing import Any
 import httpx
 from sqlalchemy import text
 
-from wallet.api import KEEP_ALIVE_SECONDS
 from wallet.apikeys.models import Scope
 from wallet.apikeys.service import create_key
 from wallet.database import make_engine, make_session_factory, run_transaction
@@ -51,19 +50,19 @@ def free_port() -> int:
 def api_server(
     database_url: str, workers: int, settings: Mapping[str, str] | None = None
 ) -> Iterator[int]:
-    """`uvicorn wallet.api.main:build` with `workers` processes (and `settings`, more
-    `WALLET_*` variables); yields its port."""
+    """`wallet serve` with `workers` processes (and `settings`, more `WALLET_*` variables);
+    yields its port."""
     port = free_port()
     env = {
         **os.environ,
         "WALLET_DATABASE_URL": database_url,
         "WALLET_DATA_DIR": tempfile.mkdtemp(prefix="wallet-bench-api-"),
+        "WALLET_API_HOST": "127.0.0.1",
+        "WALLET_API_PORT": str(port),
+        "WALLET_API_WORKERS": str(workers),
         **(settings or {}),
     }
-    command = [sys.executable, "-m", "uvicorn", "wallet.api.main:build", "--factory"]
-    command += ["--timeout-keep-alive", str(KEEP_ALIVE_SECONDS)]
-    command += ["--port", str(port), "--workers", str(workers)]
-    command += ["--no-access-log", "--log-level", "warning"]
+    command = [sys.executable, "-m", "wallet", "serve", "--no-access-log", "--log-level", "warning"]
     process = subprocess.Popen(command, env=env)
     try:
         wait_until_ready(f"http://127.0.0.1:{port}")

@@ -4,6 +4,7 @@ import base64
 import getpass
 import os
 import signal
+import socket
 import sys
 import threading
 from collections.abc import Sequence
@@ -271,19 +272,62 @@ def custody_status_command() -> None:
 
 
 @app.command()
-def serve() -> None:
-    """Run the HTTP API under uvicorn."""
+def serve(
+    access_log: bool = typer.Option(True, help="Log each request."),
+    log_level: str = typer.Option("info", help="uvicorn's log level."),
+    reuse_port: bool = typer.Option(
+        False,
+        "--reuse-port",
+        help="Listen on a socket of this process's own that shares the port (SO_REUSEPORT): "
+        "one of the processes `wallet serve` starts when WALLET_API_WORKERS is more than 1.",
+    ),
+) -> None:
+    """Run the HTTP API under uvicorn, in WALLET_API_WORKERS processes.
+
+    Several processes each listen on a socket of their own on the same port (SO_REUSEPORT),
+    so the kernel spreads new connections over them; on one shared socket, the process that
+    wakes first takes every waiting connection, and a client's kept-alive connections can all
+    end up in one process while the others stay idle. A process that exits is started again.
+    """
     settings = load_settings()
-    typer.echo(f"API listening on http://{settings.api_host}:{settings.api_port}")
-    uvicorn.run(
+    options = ["--access-log" if access_log else "--no-access-log", "--log-level", log_level]
+    if settings.api_workers > 1 and not reuse_port:
+        typer.echo(
+            f"API listening on http://{settings.api_host}:{settings.api_port} "
+            f"({settings.api_workers} processes)"
+        )
+        processes = [
+            _wallet(f"api-{index}", "serve", "--reuse-port", *options)
+            for index in range(settings.api_workers)
+        ]
+        supervise(processes, {}, Backoff(first=1.0, longest=60.0), typer.echo)
+        return
+    config = uvicorn.Config(
         "wallet.api.main:build",
         factory=True,
         host=settings.api_host,
         port=settings.api_port,
-        workers=settings.api_workers,
         timeout_keep_alive=KEEP_ALIVE_SECONDS,
-        log_level="info",
+        log_level=log_level,
+        access_log=access_log,
     )
+    if not reuse_port:
+        typer.echo(f"API listening on http://{settings.api_host}:{settings.api_port}")
+    server = uvicorn.Server(config)
+    server.run(sockets=[_port_shared_socket(config)] if reuse_port else None)
+    if not server.started:
+        raise typer.Exit(3)
+
+
+def _port_shared_socket(config: uvicorn.Config) -> socket.socket:
+    """A listening socket on the configured address that other processes may share."""
+    family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((config.host, config.port))
+    sock.listen(config.backlog)
+    return sock
 
 
 @app.command()
