@@ -144,7 +144,7 @@ def make_payins(
     payins = send_payins(sessions, bank, unsent, catalogue) if unsent else {}
     unread = [payin_id for o in outcomes if (payin_id := _payin_id(o)) and payin_id not in payins]
     if unread:
-        payins |= run_in_turn(sessions, lambda s: {p.id: p for p in find_payins(s, unread)})
+        payins |= run_transaction(sessions, lambda s: {p.id: p for p in find_payins(s, unread)})
     return [
         outcome
         if isinstance(outcome, WalletError)
