@@ -18,7 +18,6 @@ from wallet.bank_accounts.service import ask_provider, record_link
 from wallet.banking.models import EventOutcome
 from wallet.banking.service import FeeSchedule
 from wallet.database import unit_of_work
-from wallet.errors import WalletError
 from wallet.idempotency.service import IdempotencyKey
 from wallet.ledger.repository import balance, user_account
 from wallet.payins.models import Payin
@@ -93,7 +92,7 @@ class FakeBankWallet:
         )
         return KeyedPayin(tenant, body, idempotency_key)
 
-    def make(self, requests: list[KeyedPayin]) -> list[MadePayin | WalletError]:
+    def make(self, requests: list[KeyedPayin]) -> list[MadePayin | Exception]:
         """The requests made together, as one API process makes concurrent ones."""
         return make_payins(self.sessions, self.bank, requests, fees=FEES, catalogue=self.catalogue)
 

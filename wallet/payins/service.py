@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 import fiat
@@ -39,7 +40,12 @@ from wallet.banking.service import (
     record_unresolved,
     run_in_turn,
 )
-from wallet.database import run_transaction
+from wallet.database import (
+    RETRYABLE_SQLSTATES,
+    database_unavailable,
+    run_transaction,
+    sqlstate,
+)
 from wallet.errors import WalletError
 from wallet.events.service import Event, emit_many
 from wallet.idempotency.service import IdempotencyKey, Outcome, run_once
@@ -120,17 +126,18 @@ def make_payins(
     *,
     fees: FeeSchedule,
     catalogue: Catalogue,
-) -> list[MadePayin | WalletError]:
+) -> list[MadePayin | Exception]:
     """Make pay-in requests together: their records and keys in one transaction, then one
     call to the provider for the pay-ins it may not have (those just recorded, and a retry's
     still `creating` or `unknown`), then its answers (`send_payins`). A request answers with
-    what it made, or the error its key raised (an `IdempotencyConflict`, say).
+    what it made, or its own error (its key's `IdempotencyConflict`, say): one request's
+    failure is never the others'.
 
     The records commit before the provider is asked: a crash after that leaves pay-ins to
     resolve by asking the provider, never a payment at the provider we do not know of.
     """
 
-    def record(session: Session) -> tuple[list[Outcome | WalletError], list[fiat.PayinRequest]]:
+    def record(session: Session) -> tuple[list[Outcome | Exception], list[fiat.PayinRequest]]:
         outcomes = [
             _record(session, keyed, provider=bank.name, fees=fees, catalogue=catalogue)
             for keyed in requests
@@ -147,7 +154,7 @@ def make_payins(
         payins |= run_transaction(sessions, lambda s: {p.id: p for p in find_payins(s, unread)})
     return [
         outcome
-        if isinstance(outcome, WalletError)
+        if isinstance(outcome, Exception)
         else MadePayin(outcome, payins.get(_payin_id(outcome) or ""))
         for outcome in outcomes
     ]
@@ -160,7 +167,7 @@ def _record(
     provider: str,
     fees: FeeSchedule,
     catalogue: Catalogue,
-) -> Outcome | WalletError:
+) -> Outcome | Exception:
     def start() -> dict[str, str]:
         payin = start_payin(
             session, keyed.tenant_id, keyed.body, provider=provider, fees=fees, catalogue=catalogue
@@ -173,10 +180,15 @@ def _record(
             return run_once(session, keyed.key, start)
     except WalletError as error:
         return error
+    except DBAPIError as error:
+        if _the_batchs(error):
+            raise
+        logger.exception("a pay-in request under key %r was refused by the database", keyed.key.key)
+        return error
 
 
-def _payin_id(outcome: Outcome | WalletError) -> str | None:
-    if isinstance(outcome, WalletError) or outcome.problem is not None:
+def _payin_id(outcome: Outcome | Exception) -> str | None:
+    if isinstance(outcome, Exception) or outcome.problem is not None:
         return None
     return str(outcome.unwrap()["payin_id"])
 
@@ -209,16 +221,27 @@ def send_payins(
         except fiat.OutcomeUnknown as error:
             logger.warning("%d pay-ins: the provider's answer was lost: %s", len(part), error)
             answers = [None] * len(part)
-        # Each in a turn of its own: the provider's events waiting for the turn go between.
-        recorded = [
-            run_in_turn(
-                sessions,
-                partial(_record_answer, bank.name, request.idempotency_key, answer, catalogue),
-            )
-            for request, answer in zip(part, answers, strict=True)
-        ]
-        payins |= {payin.id: payin for payin in recorded}
+        for request, answer in zip(part, answers, strict=True):
+            payin_id = request.idempotency_key
+            # Each in a turn of its own: the provider's events waiting for the turn go between.
+            record = partial(_record_answer, bank.name, payin_id, answer, catalogue)
+            try:
+                payins[payin_id] = run_in_turn(sessions, record)
+            except DBAPIError as error:
+                if _the_batchs(error):
+                    raise
+                logger.exception(
+                    "pay-in %s: the provider's answer could not be recorded; "
+                    "it stays unresolved, to ask the provider about",
+                    payin_id,
+                )
     return payins
+
+
+def _the_batchs(error: DBAPIError) -> bool:
+    """Whether a database error is the whole batch's (to retry, or the database is out of
+    reach) rather than one request's."""
+    return database_unavailable(error) or sqlstate(error) in RETRYABLE_SQLSTATES
 
 
 def _record_answer(

@@ -7,6 +7,7 @@ would apply it, in whatever order the test chooses.
 from dataclasses import replace
 
 import pytest
+from sqlalchemy.exc import DBAPIError
 
 from fiat import (
     BankAccountDetails,
@@ -196,3 +197,19 @@ def test_requests_made_together_are_all_unknown_when_their_call_gets_no_answer(
     )
     assert [fake_wallet.get(payin.id).status for payin in payins] == ["pending"] * 3
     assert len(fake_wallet.bank.events) == 3
+
+
+def test_a_request_the_database_refuses_fails_alone(fake_wallet: FakeBankWallet) -> None:
+    good = fake_wallet.request("4.00")
+    retried = fake_wallet.request("5.00")
+    # No text in PostgreSQL may hold a NUL: the database refuses the statement.
+    bad = replace(retried, body=retried.body.model_copy(update={"wallet_id": "wal_\x00"}))
+
+    made_good, made_bad = fake_wallet.make([good, bad])
+
+    assert isinstance(made_good, MadePayin) and made_good.payin is not None
+    assert made_good.payin.status == "pending"
+    assert isinstance(made_bad, DBAPIError)
+    # Its key was not kept: a request under it is made.
+    (made,) = fake_wallet.make([retried])
+    assert isinstance(made, MadePayin) and made.outcome.replayed is False
