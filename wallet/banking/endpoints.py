@@ -43,7 +43,7 @@ def receive_webhook(
 ) -> WebhookReceipts:
     """Called by the provider, not the app. The signature and timestamp (Standard Webhooks)
     are checked on the raw bytes before anything is parsed or stored: 401 otherwise. A
-    delivery.s events are applied in its order, each in a transaction of its own; each event is
+    delivery's events are applied in its order, each in a transaction of its own; each event is
     stored once by its id, and a redelivery is acknowledged and not applied again. Events
     apply by the payment's version, so their order of arrival does not matter."""
     if provider != bank.name:
