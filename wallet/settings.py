@@ -7,6 +7,7 @@ from typing import Literal, Self
 from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from fiat import MAX_PAYINS_PER_CALL
 from wallet.assets.service import load_catalogue
 
 # Anvil's and Hardhat's default chain id, and the second devnet's.
@@ -310,7 +311,7 @@ class Settings(BaseSettings):
     payin_batch: int = Field(
         default=4,
         ge=1,
-        le=100,
+        le=MAX_PAYINS_PER_CALL,
         description=(
             "Pay-in requests one API process takes to the bank in one call, one call at a "
             "time; those that come while a call is under way wait and go together in the next. "

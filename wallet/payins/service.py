@@ -138,13 +138,18 @@ def make_payins(
     """
 
     def record(session: Session) -> tuple[list[Outcome | Exception], list[fiat.PayinRequest]]:
-        outcomes = [
+        recorded = [
             _record(session, keyed, provider=bank.name, fees=fees, catalogue=catalogue)
             for keyed in requests
         ]
-        ids = dict.fromkeys(_payin_id(outcome) for outcome in outcomes)
-        unsent = (_provider_request(session, payin_id) for payin_id in ids if payin_id)
-        return outcomes, [request for request in unsent if request is not None]
+        outcomes = [outcome for outcome, _ in recorded]
+        unsent = {made.idempotency_key: made for _, made in recorded if made is not None}
+        for payin_id in filter(None, map(_payin_id, outcomes)):
+            if payin_id not in unsent:  # a retry: the provider may not have it yet
+                request = _provider_request(session, payin_id)
+                if request is not None:
+                    unsent[payin_id] = request
+        return outcomes, list(unsent.values())
 
     # No turn: nothing here books against the accounts payments share.
     outcomes, unsent = run_transaction(sessions, record)
@@ -167,24 +172,30 @@ def _record(
     provider: str,
     fees: FeeSchedule,
     catalogue: Catalogue,
-) -> Outcome | Exception:
+) -> tuple[Outcome | Exception, fiat.PayinRequest | None]:
+    """The request's outcome under its key and, if it recorded a new pay-in, the provider
+    request creating it."""
+    made: list[fiat.PayinRequest] = []
+
     def start() -> dict[str, str]:
         payin = start_payin(
             session, keyed.tenant_id, keyed.body, provider=provider, fees=fees, catalogue=catalogue
         )
+        made.append(payin_request(session, payin))
         return {"payin_id": payin.id}
 
     try:
         # Its own savepoint: a request that fails leaves the others' records and keys whole.
         with session.begin_nested():
-            return run_once(session, keyed.key, start)
+            outcome = run_once(session, keyed.key, start)
     except WalletError as error:
-        return error
+        return error, None
     except DBAPIError as error:
         if _the_batchs(error):
             raise
         logger.exception("a pay-in request under key %r was refused by the database", keyed.key.key)
-        return error
+        return error, None
+    return outcome, (made[0] if made else None)
 
 
 def _payin_id(outcome: Outcome | Exception) -> str | None:
