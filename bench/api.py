@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import repo_first  # noqa: F401 (first: the path to the service, see its docstring)
 from ledger import fresh_database, invariants_ok, prepare, run_clients
 from serving import Connection, api_key, api_server, database_server, post_head, progress
 

@@ -10,6 +10,8 @@ import resource
 import secrets
 import time
 
+import repo_first  # noqa: F401 (first: the path to the service, see its docstring)
+
 from chains import AddressSet, Advance, ChainFollower, TraceMode, fetch_header, next_window
 from chains.devnet import DevChain, start_dev_chain
 

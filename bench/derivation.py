@@ -7,6 +7,7 @@ import json
 import time
 from collections.abc import Callable
 
+import repo_first  # noqa: F401 (first: the path to the service, see its docstring)
 from eth_account import Account
 from eth_account.hdaccount import key_from_seed
 

@@ -16,15 +16,6 @@ them, not the bank's pretended delays.
   pay-in credited in our database (its `updated_at` once `succeeded`).
 """
 
-import sys
-from pathlib import Path
-
-# Run as `python bench/fiat.py`, this folder comes first on the path, and this file would be
-# imported as the `fiat` package: the repository comes first instead, this folder last.
-_HERE = Path(__file__).resolve().parent
-sys.path[0] = str(_HERE.parent)
-sys.path.append(str(_HERE))
-
 import argparse
 import asyncio
 import base64
@@ -38,9 +29,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
+import repo_first  # noqa: F401 (first: the path to the service, see its docstring)
 from ledger import fresh_database, invariants_ok, prepare
 from serving import (
     Connection,

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import repo_first  # noqa: F401 (first: the path to the service, see its docstring)
 from sqlalchemy import make_url, text
 from sqlalchemy.orm import Session
 

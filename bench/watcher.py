@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import repo_first  # noqa: F401 (first: the path to the service, see its docstring)
 from sqlalchemy import make_url, text
 
 from chains import AddressSet, RpcCall, RpcClient

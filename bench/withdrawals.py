@@ -38,6 +38,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import repo_first  # noqa: F401 (first: the path to the service, see its docstring)
 from ledger import fresh_database, invariants_ok
 from serving import (
     Connection,
