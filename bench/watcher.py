@@ -43,9 +43,9 @@ from wallet.deposits.addresses import DepositAddressBook
 from wallet.deposits.lease import ChainLease
 from wallet.deposits.watcher import (
     DepositWatcher,
-    WatcherOptions,
     chain_follower,
     freeze_startup_objects,
+    poll_interval_for,
 )
 from wallet.embedded_postgres import start_embedded_postgres
 
@@ -101,7 +101,7 @@ def main() -> None:
         figures["seen_latency_ms"] = {
             "p50": round(statistics.median(latencies), 1),
             "p99": round(statistics.quantiles(latencies, n=100)[98], 1),
-            "poll_interval_s": WatcherOptions().poll_interval,
+            "poll_interval_s": poll_interval_for(load_catalogue().chain(CHAIN)),
         }
 
         big_url = prepared_database(server, "wallet_bench_watch_big", addresses)

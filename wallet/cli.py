@@ -374,7 +374,11 @@ def watch(
     start_block: int | None = typer.Option(
         None, help="Where a chain with no cursor yet starts (default: the node's head)."
     ),
-    poll_interval: float = typer.Option(0.5, help="Seconds between polls once caught up."),
+    poll_interval: float | None = typer.Option(
+        None,
+        help="Seconds between polls once caught up (default: a fifth of the chain's block "
+        "time, between 0.1 and 0.5).",
+    ),
     batch_blocks: int = typer.Option(500, help="At most this many blocks per step."),
     traces: Annotated[
         TraceMode,

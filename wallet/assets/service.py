@@ -27,8 +27,9 @@ class Chain:
     chain_id: int
     rpc_url: str
     confirmations: int
-    # How `wallet devnet` mines a local chain: a block every `block_time` seconds, or with 0
-    # a block for each transaction as it arrives (Anvil's automine).
+    # Seconds between the chain's blocks: how `wallet devnet` mines a local chain (with 0, a
+    # block for each transaction as it arrives: Anvil's automine), and how often the watcher
+    # asks the node for its head (`poll_interval_for`).
     block_time: float = 1.0
     local: bool = False
     """A development chain (an Anvil devnet): `wallet run` starts it; production refuses it."""

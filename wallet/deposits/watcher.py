@@ -43,7 +43,7 @@ from chains import (
     WrongChain,
     next_window,
 )
-from wallet.assets.service import Catalogue
+from wallet.assets.service import Catalogue, Chain
 from wallet.database import run_transaction, unit_of_work
 from wallet.deposits import repository
 from wallet.deposits.arrivals import ChainAssets, DepositChanges
@@ -62,10 +62,22 @@ from wallet.withdrawals.service import hot_wallet_addresses
 logger = logging.getLogger(__name__)
 
 
+MAX_POLL_INTERVAL = 0.5
+MIN_POLL_INTERVAL = 0.1
+
+
+def poll_interval_for(chain: Chain) -> float:
+    """A fifth of the chain's block time, between 0.1 and 0.5 s: a block is seen at most a
+    fifth of a block after it is mined (half a second on slow chains), and a node is asked
+    for its head at most ten times a second."""
+    return min(MAX_POLL_INTERVAL, max(MIN_POLL_INTERVAL, chain.block_time / 5))
+
+
 @dataclass(frozen=True)
 class WatcherOptions:
-    poll_interval: float = 0.5
-    """Seconds between steps once caught up with the node's head."""
+    poll_interval: float | None = None
+    """Seconds between steps once caught up with the node's head; by default
+    `poll_interval_for` the chain."""
     batch_blocks: int = 500
     """At most this many blocks per step (one database transaction)."""
     window_size: int = 256
@@ -147,6 +159,7 @@ class DepositWatcher:
         self.assets = ChainAssets.of(catalogue, chain)
         if self.options.window_size <= self.assets.chain.confirmations:
             raise ValueError("the header window must be longer than the confirmations needed")
+        self._poll_interval = self.options.poll_interval or poll_interval_for(self.assets.chain)
         self._sessions = sessions
         self._source = source
         self._watched = AddressSet()
@@ -344,7 +357,7 @@ class DepositWatcher:
                 failures = 0
             _log_outcome(self.chain, outcome)
             if outcome.caught_up:
-                stop.wait(self.options.poll_interval)
+                stop.wait(self._poll_interval)
 
     def _record_halt(self, reason: str) -> None:
         if self.lease is not None:

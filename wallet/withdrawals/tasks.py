@@ -106,7 +106,7 @@ class BroadcastOptions:
     """How long a sent transaction may stay unmined before it is replaced with higher fees."""
     batch: int = 1_000
     """At most this many queued withdrawals are read per run (then it looks after those sent)."""
-    sign_batch: int = 50
+    sign_batch: int = 200
     """Withdrawals signed in one database transaction and sent in one JSON-RPC batch."""
 
     @classmethod

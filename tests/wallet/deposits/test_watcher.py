@@ -18,11 +18,11 @@ from tests.wallet.deposits.conftest import (
     external_refs,
     settle,
 )
-from wallet.assets.service import Catalogue
+from wallet.assets.service import Catalogue, Chain
 from wallet.database import unit_of_work
 from wallet.deposits.errors import StaleWindow
 from wallet.deposits.models import DepositStatus
-from wallet.deposits.watcher import DepositWatcher, chain_follower
+from wallet.deposits.watcher import DepositWatcher, chain_follower, poll_interval_for
 from wallet.ledger.reconcile import check_ledger
 from wallet.transfers.service import TransferRequest
 
@@ -481,3 +481,13 @@ def _cursor(chain: LiveChain) -> int:
             {"chain": chain.name},
         ).scalar_one()
     return number
+
+
+@pytest.mark.parametrize(
+    ("block_time", "poll_interval"), [(12.0, 0.5), (2.0, 0.4), (1.0, 0.2), (0.2, 0.1), (0.0, 0.1)]
+)
+def test_the_watcher_polls_a_fifth_of_the_block_time_between_a_tenth_and_half_a_second(
+    block_time: float, poll_interval: float
+) -> None:
+    chain = Chain("c", 1, "http://127.0.0.1:1", confirmations=1, block_time=block_time)
+    assert poll_interval_for(chain) == pytest.approx(poll_interval)
