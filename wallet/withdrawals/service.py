@@ -556,12 +556,14 @@ def track_blocks(
         .order_by(Withdrawal.block_number, Withdrawal.id)
         .with_for_update()
     ).all()
-    for withdrawal in mined:
-        assert withdrawal.block_number is not None
-        withdrawal.confirmations = tip.number - withdrawal.block_number + 1
-    due = [w for w in mined if w.confirmations >= chain.confirmations]
-    if due:
-        settle(session, catalogue, chain, due)
+    # Each row is written once: its confirmations with what settling changes.
+    with session.no_autoflush:
+        for withdrawal in mined:
+            assert withdrawal.block_number is not None
+            withdrawal.confirmations = tip.number - withdrawal.block_number + 1
+        due = [w for w in mined if w.confirmations >= chain.confirmations]
+        if due:
+            settle(session, catalogue, chain, due)
     for withdrawal, tx in mined_again:
         _settle_again(session, catalogue, chain, withdrawal, tx)
     session.flush()
