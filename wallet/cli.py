@@ -240,10 +240,7 @@ def custody_sweep(
     send the hot wallet's excess above its ceiling to the cold address."""
     with open_runtime(load_settings()) as runtime:
         for name, report in sweep_chains(sweep_context(runtime), chain).items():
-            typer.echo(
-                f"{name}: {len(report.started)} sweeps started, {len(report.confirmed)} "
-                f"confirmed, {len(report.failed)} failed, {len(report.cold)} cold transfers"
-            )
+            typer.echo(f"{name}: {report}")
 
 
 @custody.command("status")

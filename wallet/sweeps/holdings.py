@@ -139,7 +139,9 @@ def custody_status(
     top-ups in flight and the cold transfers (None where the node did not answer)."""
     assets = [a for a in catalogue.assets_on(chain) if a.kind is not AssetKind.FIAT]
     addresses = [a.address for a in deposit_addresses(session, chain)]
-    top_ups = sweeps_of(session, chain, SweepKind.SWEEP, [SweepStatus.GAS_REQUESTED])
+    top_ups = sweeps_of(
+        session, chain, SweepKind.SWEEP, [SweepStatus.GAS_REQUESTED, SweepStatus.REFUEL_REQUESTED]
+    )
     colds = sweeps_of(session, chain, SweepKind.COLD)
     report = []
     for asset in assets:

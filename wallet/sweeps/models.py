@@ -1,4 +1,5 @@
-"""Typed models of sweep jobs and their transactions (tables: migration 0012_sweeps)."""
+"""Typed models of sweep jobs and their transactions (tables: migrations 0012_sweeps and
+0016_sweep_refuel)."""
 
 from datetime import datetime
 from enum import StrEnum
@@ -29,13 +30,21 @@ class SweepStatus(StrEnum):
     """The top-up's receipt is final: the deposit address can pay for its transfer."""
     SWEEP_SENT = "sweep_sent"
     """The transfer is signed and stored (and sent), not yet final."""
+    REFUEL_REQUESTED = "refuel_requested"
+    """A token transfer is stuck and its address cannot pay a fee bump: more gas from the hot
+    wallet is signed (and sent), not yet final; then the transfer is bumped."""
     SWEEP_CONFIRMED = "sweep_confirmed"
     """The transfer's receipt is final (status 1): fees booked."""
     FAILED = "failed"
     """A transaction of the job was mined with status 0: fees booked, nothing moved."""
 
 
-OPEN_STATUSES = (SweepStatus.GAS_REQUESTED, SweepStatus.GAS_CONFIRMED, SweepStatus.SWEEP_SENT)
+OPEN_STATUSES = (
+    SweepStatus.GAS_REQUESTED,
+    SweepStatus.GAS_CONFIRMED,
+    SweepStatus.SWEEP_SENT,
+    SweepStatus.REFUEL_REQUESTED,
+)
 
 
 class SweepPhase(StrEnum):
@@ -50,7 +59,9 @@ class Sweep(Base):
             "sweeps_open",
             "chain",
             "source",
-            postgresql_where=text("status IN ('gas_requested', 'gas_confirmed', 'sweep_sent')"),
+            postgresql_where=text(
+                "status IN ('gas_requested', 'gas_confirmed', 'sweep_sent', 'refuel_requested')"
+            ),
         ),
     )
 

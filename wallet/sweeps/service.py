@@ -167,6 +167,8 @@ def record_final(
     if not receipt.succeeded:
         sweep.failure_reason = f"{stored.phase} transaction mined with status 0 (reverted)"
         move(sweep, SweepStatus.FAILED)
+    elif sweep.status == SweepStatus.REFUEL_REQUESTED:
+        move(sweep, SweepStatus.SWEEP_SENT)  # its stuck transfer can now be bumped
     elif stored.phase == SweepPhase.GAS:
         move(sweep, SweepStatus.GAS_CONFIRMED)
     else:

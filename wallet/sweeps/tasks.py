@@ -101,21 +101,38 @@ class SweepReport:
     failed: list[str] = field(default_factory=list)
     cold: list[str] = field(default_factory=list)
     bumped: list[str] = field(default_factory=list)
+    refuelled: list[str] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return any((self.started, self.confirmed, self.failed, self.cold, self.bumped))
+        return any(
+            (self.started, self.confirmed, self.failed, self.cold, self.bumped, self.refuelled)
+        )
+
+    def __str__(self) -> str:
+        return (
+            f"{len(self.started)} sweeps started, {len(self.confirmed)} confirmed, "
+            f"{len(self.failed)} failed, {len(self.cold)} cold transfers, {len(self.bumped)} "
+            f"bumped, {len(self.refuelled)} refuelled for a bump"
+        )
 
 
 @dataclass(frozen=True)
 class _Stored:
     tx_hash: str
+    phase: SweepPhase
     raw_transaction: bytes
     signed_at: datetime
     send_outcome: str | None
 
     @classmethod
     def of(cls, stored: SweepTransaction) -> "_Stored":
-        return cls(stored.tx_hash, stored.raw_transaction, stored.signed_at, stored.send_outcome)
+        return cls(
+            stored.tx_hash,
+            SweepPhase(stored.phase),
+            stored.raw_transaction,
+            stored.signed_at,
+            stored.send_outcome,
+        )
 
 
 class Sweeper:
@@ -187,7 +204,7 @@ class Sweeper:
                 report.failed.append(job.sweep_id)
             elif final is SweepStatus.GAS_CONFIRMED:
                 self._sign_transfer(job.sweep_id)
-            else:
+            elif final is SweepStatus.SWEEP_CONFIRMED:
                 report.confirmed.append(job.sweep_id)
 
     def _track_unmined(
@@ -204,15 +221,17 @@ class Sweeper:
                 self._sessions, partial(self._bump, sweep_id=job.sweep_id, status=job.status)
             )
             if replacement is not None:
-                report.bumped.append(job.sweep_id)
+                refuel = replacement.phase != _phase(job.status)
+                (report.refuelled if refuel else report.bumped).append(job.sweep_id)
                 self._send(replacement)
         elif states == {TransactionState.NOT_FOUND}:
             self._send(latest)  # never reached the node, dropped, or reorged out
 
     def _bump(self, session: Session, sweep_id: str, status: SweepStatus) -> "_Stored | None":
         """Sign a replacement of the phase's latest transaction: the same nonce, fees raised
-        (capped). A native sweep sends that much less; a token sweep's address must hold
-        the gas the higher fee needs, or the transaction waits for the fees to fall."""
+        (capped). A native sweep sends that much less. A token sweep's address must hold the
+        gas the higher fee needs: if it does not, the hot wallet sends it what is missing
+        first (`_refuel`), and a later run bumps the transfer once that is final."""
         sweep = locked_sweep(session, sweep_id, status)
         if sweep is None:
             return None
@@ -234,32 +253,46 @@ class Sweeper:
             )
             return None
         signer: Signer = self._custody.hot
-        replacement: TransactionRequest | None = previous.with_fees(fees)
+        replacement = previous.with_fees(fees)
         if latest.sender != self._custody.hot_address:
             signer = self._deposit_signer(derivation_index(session, sweep.chain, sweep.source))
-            replacement = self._paid_by_the_address(previous, fees, sweep.source)
-        if replacement is None:
-            logger.warning(
-                "%s: sweep %s is stuck at nonce %d and %s cannot pay a fee bump",
-                self._chain.name,
-                sweep_id,
-                previous.nonce,
-                sweep.source,
-            )
-            return None
+            if previous.data:
+                shortfall = replacement.max_cost() - native_balance(self._rpc, sweep.source)
+                if shortfall > 0:
+                    return self._refuel(session, sweep, previous.nonce, shortfall, fees)
+            else:
+                value = previous.max_cost() - fees.max_cost(previous.gas)
+                if value <= 0:
+                    logger.warning(
+                        "%s: sweep %s is stuck at nonce %d and %s cannot pay a fee bump",
+                        self._chain.name,
+                        sweep_id,
+                        previous.nonce,
+                        sweep.source,
+                    )
+                    return None
+                replacement = dataclasses.replace(replacement, value=value)
         move(sweep, status)
         return self._store(session, sweep, phase, replacement, signer)
 
-    def _paid_by_the_address(
-        self, previous: TransactionRequest, fees: FeeQuote, source: str
-    ) -> TransactionRequest | None:
-        """A deposit address's replacement: a native sweep sends less by the higher fee; a
-        token sweep's address must already hold the gas at the higher fee."""
-        replacement = previous.with_fees(fees)
-        if not previous.data:
-            value = previous.max_cost() - fees.max_cost(previous.gas)
-            return dataclasses.replace(replacement, value=value) if value > 0 else None
-        return replacement if native_balance(self._rpc, source) >= replacement.max_cost() else None
+    def _refuel(
+        self, session: Session, sweep: Sweep, nonce: int, shortfall: int, fees: FeeQuote
+    ) -> _Stored:
+        """The gas a stuck token transfer's address lacks for its fee bump, from the hot
+        wallet (a transaction of the gas phase again): the job waits for it to be final."""
+        logger.warning(
+            "%s: sweep %s is stuck at nonce %d and %s lacks %d wei of gas for a fee bump: "
+            "sent from the hot wallet first",
+            self._chain.name,
+            sweep.id,
+            nonce,
+            sweep.source,
+            shortfall,
+        )
+        native = native_asset(self._catalogue, sweep.chain)
+        request = self._from_hot(session, native, sweep.source, shortfall, fees)
+        move(sweep, SweepStatus.REFUEL_REQUESTED)
+        return self._store(session, sweep, SweepPhase.GAS, request, self._custody.hot)
 
     def _record_final(self, session: Session, sweep_id: str, receipt: Receipt) -> SweepStatus:
         return record_final(session, self._catalogue, session.get_one(Sweep, sweep_id), receipt)
@@ -510,7 +543,11 @@ def _open(session: Session, chain: str) -> list[_Open]:
         found = (
             []
             if status == SweepStatus.GAS_CONFIRMED
-            else [_Stored.of(a) for a in attempts(session, sweep.id, _phase(status))]
+            else [
+                _Stored.of(a)
+                for a in attempts(session, sweep.id, _phase(status))
+                if a.block_number is None  # a refuel's gas phase follows a final top-up
+            ]
         )
         jobs.append(_Open(sweep.id, status, found))
     return jobs
@@ -518,7 +555,8 @@ def _open(session: Session, chain: str) -> list[_Open]:
 
 def _phase(status: SweepStatus) -> SweepPhase:
     """The phase whose transactions an open job in `status` waits for."""
-    return SweepPhase.GAS if status == SweepStatus.GAS_REQUESTED else SweepPhase.TRANSFER
+    gas = (SweepStatus.GAS_REQUESTED, SweepStatus.REFUEL_REQUESTED)
+    return SweepPhase.GAS if status in gas else SweepPhase.TRANSFER
 
 
 def _statuses(rpc: RpcClient, hashes: Sequence[str]) -> list[TransactionStatus]:
@@ -579,13 +617,6 @@ def register_tasks(app: Celery, context: Callable[[], SweepContext]) -> None:
     def sweep_task() -> None:
         for chain, report in sweep_chains(context()).items():
             if report:
-                logger.info(
-                    "%s: %d sweeps started, %d confirmed, %d failed, %d cold transfers",
-                    chain,
-                    len(report.started),
-                    len(report.confirmed),
-                    len(report.failed),
-                    len(report.cold),
-                )
+                logger.info("%s: %s", chain, report)
 
     app.task(name=SWEEP, ignore_result=True, shared=False)(sweep_task)

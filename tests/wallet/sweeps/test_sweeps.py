@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from chains import RpcClient, account_nonces, native_balance, token_balance
+from chains import RpcClient, TransactionRequest, account_nonces, native_balance, token_balance
 from tests.api_fixtures import free_port
 from tests.wallet.deposits.conftest import CONFIRMATIONS, TEST_MNEMONIC, write_catalogue_file
 from tests.wallet.sweeps.conftest import COLD, SweepingChain
@@ -154,7 +154,7 @@ def test_a_stuck_native_sweep_is_replaced_sending_less_and_mined_once(
     assert [h.difference for h in chain.holdings()] == [0, 0]
 
 
-def test_a_stuck_gas_top_up_is_replaced_and_holds_back_no_later_nonce(
+def test_a_stuck_top_up_is_replaced_and_a_transfer_its_address_cannot_bump_gets_gas_first(
     sweeping_chain: SweepingChain, caplog: pytest.LogCaptureFixture
 ) -> None:
     chain = sweeping_chain
@@ -169,18 +169,38 @@ def test_a_stuck_gas_top_up_is_replaced_and_holds_back_no_later_nonce(
     assert account_nonces(rpc, chain.custody.hot_address).latest == second["nonce"] + 1
     assert rpc.call("eth_getTransactionReceipt", first["tx_hash"]) is None
 
-    # An address holding no more gas than its transfer's fee cap cannot pay a bump: it waits.
+    # An address holding no more gas than its transfer's fee cap cannot pay a bump: the hot
+    # wallet sends it what the higher fee lacks, and once that is final the transfer is
+    # replaced (without it, the bump would be refused as underpriced or unfunded for ever).
     _, _, transfer = chain.transactions(sweep["id"])
     fee_cap = int(transfer["gas"] * transfer["max_fee_per_gas"])
     spare = native_balance(rpc, address) - fee_cap
     rpc.call("anvil_setBalance", address, hex(fee_cap))
-    assert chain.run(bump_after=timedelta(0)).bumped == []
-    assert f"{address} cannot pay a fee bump" in caplog.text
+    assert chain.run(bump_after=timedelta(0)).refuelled == [sweep["id"]]
+    assert f"{address} lacks" in caplog.text
+    refuel = chain.transactions(sweep["id"])[-1]
+    assert (refuel["phase"], refuel["sender"]) == ("gas", chain.custody.hot_address)
+    assert chain.sweeps()[0]["status"] == "refuel_requested"
+    assert chain.run().bumped == []  # the transfer waits for its gas to be final
+    # Blocks with room for the refuel and not for the stuck transfer.
+    limit = rpc.call("eth_getBlockByNumber", "latest", False)["gasLimit"]
+    rpc.call("anvil_setBlockGasLimit", hex(int(transfer["gas"]) - 1))
+    chain.mine(CONFIRMATIONS)
+    rpc.call("anvil_setBlockGasLimit", limit)
+    assert not chain.run().confirmed  # the refuel is final: the job is back to its transfer
+    assert chain.sweeps()[0]["status"] == "sweep_sent"
+    shortfall = TransactionRequest.of_signed(bytes(refuel["raw_transaction"])).value
+    assert native_balance(rpc, address) == fee_cap + shortfall
+    assert chain.run(bump_after=timedelta(0)).bumped == [sweep["id"]]
     chain.mine(CONFIRMATIONS)
     assert chain.run().confirmed == [sweep["id"]]
+    assert rpc.call("eth_getTransactionReceipt", transfer["tx_hash"]) is None
     sweep = chain.sweeps()[0]  # the next, a cold transfer of the USDC above the ceiling
-    _, top_up, transfer = chain.transactions(sweep["id"])
-    assert sweep["network_fee"] == top_up["fee"] + transfer["fee"]
+    top_up, refuel, replacement = (
+        t for t in chain.transactions(sweep["id"]) if t["block_number"] is not None
+    )
+    assert [t["phase"] for t in (top_up, refuel, replacement)] == ["gas", "gas", "transfer"]
+    assert sweep["network_fee"] == top_up["fee"] + refuel["fee"] + replacement["fee"]
     assert chain.posted("fees", chain.native) == -sweep["network_fee"]
     assert [h.difference for h in chain.holdings()] == [-spare, 0]
 
