@@ -288,11 +288,13 @@ def serve(
     """
     settings = load_settings()
     options = ["--access-log" if access_log else "--no-access-log", "--log-level", log_level]
-    if settings.api_workers > 1 and not reuse_port:
+    supervising = settings.api_workers > 1 and not reuse_port
+    if not reuse_port:
+        processes_note = f" ({settings.api_workers} processes)" if supervising else ""
         typer.echo(
-            f"API listening on http://{settings.api_host}:{settings.api_port} "
-            f"({settings.api_workers} processes)"
+            f"API listening on http://{settings.api_host}:{settings.api_port}{processes_note}"
         )
+    if supervising:
         processes = [
             _wallet(f"api-{index}", "serve", "--reuse-port", *options)
             for index in range(settings.api_workers)
@@ -308,8 +310,6 @@ def serve(
         log_level=log_level,
         access_log=access_log,
     )
-    if not reuse_port:
-        typer.echo(f"API listening on http://{settings.api_host}:{settings.api_port}")
     server = uvicorn.Server(config)
     server.run(sockets=[_port_shared_socket(config)] if reuse_port else None)
     if not server.started:
