@@ -22,7 +22,7 @@ from wallet.idempotency.service import IdempotencyKey
 from wallet.ledger.repository import balance, user_account
 from wallet.payins.models import Payin
 from wallet.payins.schemas import PayinCreate
-from wallet.payins.service import KeyedPayin, MadePayin, apply_provider_payin, make_payins
+from wallet.payins.service import KeyedPayin, MadePayin, apply_provider_payins, make_payins
 from wallet.payouts.models import Payout
 from wallet.payouts.service import apply_provider_payout, request_payout
 from wallet.payouts.tasks import send_and_resolve_payouts
@@ -108,10 +108,12 @@ class FakeBankWallet:
         self.bank.move(payment.provider_payment_id, status)
         return self.bank.events[-1]
 
-    def deliver(self, event: ProviderEvent) -> EventOutcome:
+    def deliver(self, event: ProviderEvent) -> EventOutcome | None:
+        """The event applied as the webhook route applies it: None for one delivered before."""
         with unit_of_work(self.sessions) as session:
             if isinstance(event.data, ProviderPayin):
-                return apply_provider_payin(session, self.bank.name, event.data, self.catalogue)
+                [outcome] = apply_provider_payins(session, self.bank.name, [event], self.catalogue)
+                return outcome
             assert isinstance(event.data, ProviderPayout)
             return apply_provider_payout(session, self.bank.name, event.data, self.catalogue)
 

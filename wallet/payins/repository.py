@@ -35,6 +35,13 @@ def find_payins(session: Session, payin_ids: Sequence[str]) -> list[Payin]:
     return list(session.scalars(select(Payin).where(Payin.id.in_(payin_ids))))
 
 
+def lock_payins(session: Session, payin_ids: Sequence[str]) -> None:
+    """Lock the pay-ins' rows in id order, the order every path locks several in."""
+    session.execute(
+        select(Payin.id).where(Payin.id.in_(payin_ids)).order_by(Payin.id).with_for_update()
+    )
+
+
 def list_payins(
     session: Session,
     tenant_id: str,
@@ -69,8 +76,9 @@ def unresolved_payin_ids(session: Session, older_than: float, limit: int = 100) 
 
 @dataclass(frozen=True)
 class PayinApplied:
-    """`payin_apply`'s answer: `unmatched`, `stale`, `mismatch` or `applied` (and whether the
-    status `changed`, whether the wallet was `restricted`); the pay-in as it now is."""
+    """`payin_apply`'s answer to one snapshot: `unmatched`, `stale`, `mismatch` or `applied`
+    (and whether the status `changed`, whether the wallet was `restricted`); the pay-in as it
+    now is."""
 
     outcome: str
     changed: bool
@@ -78,29 +86,21 @@ class PayinApplied:
     payin: Payin | None
 
 
-_PAYIN_APPLY = text(
-    "SELECT payin_apply(:payin_id, :provider, CAST(:snapshot AS jsonb), :bank, :fees)"
-)
+_PAYINS_APPLY = text("SELECT payins_apply(:provider, CAST(:items AS jsonb), :bank, :fees)")
 
 
-def payin_apply(
-    session: Session,
-    payin_id: str,
-    provider: str,
-    snapshot: dict[str, Any],
-    *,
-    bank: str,
-    fees: str,
-) -> PayinApplied:
-    """Move the pay-in and its ledger entries to the provider's snapshot, in one statement."""
-    params = {
-        "payin_id": payin_id,
-        "provider": provider,
-        "snapshot": json.dumps(snapshot),
-        "bank": bank,
-        "fees": fees,
-    }
-    answer: dict[str, Any] = session.execute(_PAYIN_APPLY, params).scalar_one()
+def payins_apply(
+    session: Session, provider: str, items: Sequence[dict[str, Any]], *, bank: str, fees: str
+) -> list[PayinApplied | None]:
+    """Move the pay-ins and their ledger entries to the provider's snapshots, in order, in one
+    statement; events among the items stored once by id. One answer per item: None for an
+    event stored before."""
+    params = {"provider": provider, "items": json.dumps(items), "bank": bank, "fees": fees}
+    answers: list[dict[str, Any]] = session.execute(_PAYINS_APPLY, params).scalar_one()
+    return [None if answer.get("duplicate") else _applied(answer) for answer in answers]
+
+
+def _applied(answer: dict[str, Any]) -> PayinApplied:
     row = answer.get("payin")
     return PayinApplied(
         answer["outcome"],

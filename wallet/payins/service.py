@@ -20,12 +20,13 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 import fiat
-from fiat.wire import encode_payment
+from fiat.wire import encode_event, encode_payment
 from wallet.assets.service import Catalogue
 from wallet.bank_accounts.service import payment_account
 from wallet.banking.models import EventOutcome
@@ -51,7 +52,13 @@ from wallet.events.service import Event, emit_many
 from wallet.idempotency.service import IdempotencyKey, Outcome, run_once
 from wallet.ids import new_id
 from wallet.payins.models import PAYIN_PREFIX, UNRESOLVED, Payin, PayinStatus
-from wallet.payins.repository import find_payin, find_payins, payin_apply
+from wallet.payins.repository import (
+    PayinApplied,
+    find_payin,
+    find_payins,
+    lock_payins,
+    payins_apply,
+)
 from wallet.payins.schemas import PayinCreate, PayinOut
 from wallet.wallets.errors import WalletNotActive
 from wallet.wallets.models import WalletStatus
@@ -232,20 +239,39 @@ def send_payins(
         except fiat.OutcomeUnknown as error:
             logger.warning("%d pay-ins: the provider's answer was lost: %s", len(part), error)
             answers = [None] * len(part)
-        for request, answer in zip(part, answers, strict=True):
-            payin_id = request.idempotency_key
-            # Each in a turn of its own: the provider's events waiting for the turn go between.
-            record = partial(_record_answer, bank.name, payin_id, answer, catalogue)
-            try:
-                payins[payin_id] = run_in_turn(sessions, record)
-            except DBAPIError as error:
-                if _the_batchs(error):
-                    raise
-                logger.exception(
-                    "pay-in %s: the provider's answer could not be recorded; "
-                    "it stays unresolved, to ask the provider about",
-                    payin_id,
-                )
+        payins |= _record_answers(sessions, bank.name, part, answers, catalogue)
+    return payins
+
+
+def _record_answers(
+    sessions: sessionmaker[Session],
+    provider: str,
+    requests: Sequence[fiat.PayinRequest],
+    answers: Sequence[fiat.Payin | fiat.ProviderRejected | None],
+    catalogue: Catalogue,
+) -> dict[str, Payin]:
+    """Record the provider's answers to one call, all in one transaction; if that fails for one
+    answer's sake, each in one of its own, so that the others are recorded."""
+    keyed = [
+        (request.idempotency_key, answer) for request, answer in zip(requests, answers, strict=True)
+    ]
+    try:
+        return run_in_turn(sessions, partial(_record_all, provider, keyed, catalogue))
+    except DBAPIError as error:
+        if _the_batchs(error) or len(keyed) == 1:
+            raise
+    payins: dict[str, Payin] = {}
+    for one in keyed:
+        try:
+            payins |= run_in_turn(sessions, partial(_record_all, provider, [one], catalogue))
+        except DBAPIError as error:
+            if _the_batchs(error):
+                raise
+            logger.exception(
+                "pay-in %s: the provider's answer could not be recorded; "
+                "it stays unresolved, to ask the provider about",
+                one[0],
+            )
     return payins
 
 
@@ -255,20 +281,26 @@ def _the_batchs(error: DBAPIError) -> bool:
     return database_unavailable(error) or sqlstate(error) in RETRYABLE_SQLSTATES
 
 
-def _record_answer(
+def _record_all(
     provider: str,
-    payin_id: str,
-    answer: fiat.Payin | fiat.ProviderRejected | None,
+    answers: Sequence[tuple[str, fiat.Payin | fiat.ProviderRejected | None]],
     catalogue: Catalogue,
     session: Session,
-) -> Payin:
-    if answer is None:
-        return _mark(session, payin_id, PayinStatus.UNKNOWN, catalogue)
-    if isinstance(answer, fiat.ProviderRejected):
-        return _mark(session, payin_id, PayinStatus.FAILED, catalogue, answer.code)
-    _, payin = _apply(session, provider, payin_id, answer, catalogue)
-    assert payin is not None  # recorded before the provider was asked
-    return payin
+) -> dict[str, Payin]:
+    """The provider's answers for our pay-ins (by id) recorded: snapshots applied together,
+    a lost answer `unknown`, a refusal `failed`; the pay-ins as they now are."""
+    lock_payins(session, [payin_id for payin_id, _ in answers])
+    snapshots = [_Item(payin_id, a) for payin_id, a in answers if isinstance(a, fiat.Payin)]
+    payins = {}
+    for applied in _apply(session, provider, snapshots, catalogue) if snapshots else []:
+        assert applied is not None and applied[1] is not None  # recorded before the call
+        payins[applied[1].id] = applied[1]
+    for payin_id, answer in answers:
+        if answer is None:
+            payins[payin_id] = _mark(session, payin_id, PayinStatus.UNKNOWN, catalogue)
+        elif isinstance(answer, fiat.ProviderRejected):
+            payins[payin_id] = _mark(session, payin_id, PayinStatus.FAILED, catalogue, answer.code)
+    return payins
 
 
 def payin_request(session: Session, payin: Payin) -> fiat.PayinRequest:
@@ -314,39 +346,78 @@ def _mark(
         failure_code,
         unresolved=UNRESOLVED,
         book=lambda _: None,
-        announce=lambda payin: _announce(session, payin, catalogue),
+        announce=lambda payin: _announce(session, [payin], catalogue),
     )
     return payin
 
 
-def apply_provider_payin(
-    session: Session, provider: str, snapshot: fiat.Payin, catalogue: Catalogue
-) -> EventOutcome:
-    """Apply a pay-in snapshot from the provider's webhook (our key is its idempotency key)."""
-    return apply_snapshot(session, provider, snapshot.idempotency_key, snapshot, catalogue)
+def apply_provider_payins(
+    session: Session, provider: str, events: Sequence[fiat.ProviderEvent], catalogue: Catalogue
+) -> list[EventOutcome | None]:
+    """Store and apply the pay-in events of one webhook delivery, in its order, in one
+    statement (`payins_apply`): each event's outcome, or None for an event stored before (a
+    redelivery), which is not applied again. Our key is each snapshot's idempotency key."""
+    items = [
+        _Item(e.data.idempotency_key, e.data, e) for e in events if isinstance(e.data, fiat.Payin)
+    ]
+    assert len(items) == len(events), "pay-in events only"
+    return [
+        None if applied is None else applied[0]
+        for applied in _apply(session, provider, items, catalogue)
+    ]
 
 
 def apply_snapshot(
     session: Session, provider: str, payin_id: str, snapshot: fiat.Payin, catalogue: Catalogue
 ) -> EventOutcome:
     """Move the pay-in to the snapshot's status if the snapshot is newer than the last applied,
-    with its ledger entries (`payin_apply`, one statement), and announce the change."""
-    outcome, _ = _apply(session, provider, payin_id, snapshot, catalogue)
-    return outcome
+    with its ledger entries, and announce the change."""
+    [applied] = _apply(session, provider, [_Item(payin_id, snapshot)], catalogue)
+    assert applied is not None  # not an event: never a duplicate
+    return applied[0]
+
+
+@dataclass(frozen=True)
+class _Item:
+    """A snapshot of the provider's for our pay-in `payin_id`, from its `event` if any."""
+
+    payin_id: str
+    snapshot: fiat.Payin
+    event: fiat.ProviderEvent | None = None
+
+    def sent(self) -> dict[str, Any]:
+        item: dict[str, Any] = {"payin": self.payin_id, "snapshot": encode_payment(self.snapshot)}
+        if self.event is not None:
+            event = self.event
+            item["event"] = {"id": event.id, "type": event.type, "payload": encode_event(event)}
+        return item
 
 
 def _apply(
-    session: Session, provider: str, payin_id: str, snapshot: fiat.Payin, catalogue: Catalogue
-) -> tuple[EventOutcome, Payin | None]:
-    """`apply_snapshot`, and the pay-in as it now is (None if there is no such pay-in)."""
-    answer = payin_apply(
+    session: Session, provider: str, items: Sequence[_Item], catalogue: Catalogue
+) -> list[tuple[EventOutcome, Payin | None] | None]:
+    """Apply the snapshots in order, with their ledger entries, in one statement
+    (`payins_apply`), and announce the changes: for each, its outcome and the pay-in as it now
+    is (None if there is no such pay-in), or None for an event stored before."""
+    answers = payins_apply(
         session,
-        payin_id,
         provider,
-        encode_payment(snapshot),
+        [item.sent() for item in items],
         bank=bank_account_name(provider),
         fees=FEES_ACCOUNT,
     )
+    results = [
+        None if answer is None else _outcome(provider, item.snapshot, answer)
+        for item, answer in zip(items, answers, strict=True)
+    ]
+    changed = [answer.payin for answer in answers if answer is not None and answer.changed]
+    _announce(session, [payin for payin in changed if payin is not None], catalogue)
+    return results
+
+
+def _outcome(
+    provider: str, snapshot: fiat.Payin, answer: PayinApplied
+) -> tuple[EventOutcome, Payin | None]:
     if answer.payin is None:
         log_unmatched(provider, snapshot)
         return EventOutcome.UNMATCHED, None
@@ -364,11 +435,12 @@ def _apply(
             answer.payin.asset,
             answer.payin.wallet_id,
         )
-    if answer.changed:
-        _announce(session, answer.payin, catalogue)
     return EventOutcome.APPLIED, answer.payin
 
 
-def _announce(session: Session, payin: Payin, catalogue: Catalogue) -> None:
-    payload = PayinOut.of(payin, catalogue.asset(payin.asset))
-    emit_many(session, [Event(payin.tenant_id, f"payin.{payin.status}", payload)])
+def _announce(session: Session, payins: Sequence[Payin], catalogue: Catalogue) -> None:
+    events = [
+        Event(p.tenant_id, f"payin.{p.status}", PayinOut.of(p, catalogue.asset(p.asset)))
+        for p in payins
+    ]
+    emit_many(session, events)

@@ -7,6 +7,7 @@ would apply it, in whatever order the test chooses.
 from dataclasses import replace
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from fiat import (
@@ -23,7 +24,7 @@ from wallet.banking.models import EventOutcome
 from wallet.database import unit_of_work
 from wallet.idempotency.errors import IdempotencyConflict
 from wallet.ledger.models import LedgerTransaction
-from wallet.payins.service import MadePayin
+from wallet.payins.service import MadePayin, apply_provider_payins
 from wallet.payins.tasks import resolve_unresolved_payins
 from wallet.transfers.service import TransferRequest
 
@@ -54,7 +55,7 @@ def test_a_newer_event_first_and_the_older_one_changes_nothing(fake_wallet: Fake
 
     assert fake_wallet.deliver(succeeded) is EventOutcome.APPLIED
     assert fake_wallet.deliver(processing) is EventOutcome.STALE
-    assert fake_wallet.deliver(succeeded) is EventOutcome.STALE
+    assert fake_wallet.deliver(succeeded) is None  # delivered before: not applied again
     assert fake_wallet.get(payin.id).status == "succeeded"
     assert fake_wallet.balance("EUR") == (1990, 0, 1990)
 
@@ -153,6 +154,40 @@ def test_an_event_for_a_payment_we_do_not_know_is_unmatched(fake_wallet: FakeBan
     stranger = payin_created(other_bank, PayinRequest("pin_nobody", linked.token, 500, "USD"))
     event = ProviderEvent("evt_x", "payin.pending", stranger.created_at, stranger)
     assert fake_wallet.deliver(event) is EventOutcome.UNMATCHED
+
+
+def test_a_delivery_of_many_events_applies_each_in_its_order_once(
+    fake_wallet: FakeBankWallet,
+) -> None:
+    first, second = fake_wallet.create("10.00"), fake_wallet.create("20.00")
+    first_processing = fake_wallet.move(first, PayinStatus.PROCESSING)
+    fake_wallet.move(second, PayinStatus.PROCESSING)  # never delivered: succeeded books it too
+    second_succeeded = fake_wallet.move(second, PayinStatus.SUCCEEDED)
+    first_succeeded = fake_wallet.move(first, PayinStatus.SUCCEEDED)
+    other_bank = InMemoryBankProvider(SECRET)
+    linked = other_bank.link_bank_account(BankAccountDetails("k", "Bob", "12345678", "USD", "US"))
+    stranger = payin_created(other_bank, PayinRequest("pin_nobody", linked.token, 500, "USD"))
+    unknown = ProviderEvent("evt_stranger", "payin.pending", stranger.created_at, stranger)
+    delivery = [first_processing, second_succeeded, unknown, first_succeeded, second_succeeded]
+
+    with unit_of_work(fake_wallet.sessions) as session:
+        outcomes = apply_provider_payins(
+            session, fake_wallet.bank.name, delivery, fake_wallet.catalogue
+        )
+
+    applied, unmatched = EventOutcome.APPLIED, EventOutcome.UNMATCHED
+    assert outcomes == [applied, applied, unmatched, applied, None]  # the copy: not again
+    assert [fake_wallet.get(p.id).status for p in (first, second)] == ["succeeded"] * 2
+    # 10.00 and 20.00, each less 0.25 and 50 bps
+    assert fake_wallet.balance() == (970 + 1965, 0, 970 + 1965)
+    assert fake_wallet.deliver(first_succeeded) is None
+    with unit_of_work(fake_wallet.sessions) as session:
+        stored = session.execute(
+            text("SELECT event_id, outcome FROM provider_events WHERE event_id = ANY(:ids)"),
+            {"ids": [e.id for e in delivery]},
+        ).all()
+    expected = {e.id: "applied" for e in delivery} | {unknown.id: "unmatched"}
+    assert dict(stored) == expected
 
 
 def test_requests_made_together_are_answered_each_as_if_alone(
