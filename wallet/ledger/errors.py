@@ -20,6 +20,8 @@ class ErrorCode(StrEnum):
     UNKNOWN_WALLET = "unknown_wallet"
     WALLET_NOT_ACTIVE = "wallet_not_active"
     DAILY_LIMIT_EXCEEDED = "daily_limit_exceeded"
+    UNKNOWN_BANK_ACCOUNT = "unknown_bank_account"
+    BANK_ACCOUNT_MISMATCH = "bank_account_mismatch"
 
 
 class InsufficientFunds(WalletError):
@@ -73,8 +75,10 @@ class UnknownTransaction(NotFound):
     title = "No such ledger transaction"
 
 
-# The wallets' codes (unknown_wallet, wallet_not_active) are the transfers' and withdrawal
-# requests' to render, the rolling limit's (daily_limit_exceeded) the withdrawal requests'.
+# The wallets' codes (unknown_wallet, wallet_not_active) are the transfers', withdrawal
+# requests' and pay-in requests' to render, the rolling limit's (daily_limit_exceeded) the
+# withdrawal requests', the bank accounts' (unknown_bank_account, bank_account_mismatch) the
+# pay-in requests'.
 _BY_CODE: dict[ErrorCode, type[WalletError]] = {
     ErrorCode.INSUFFICIENT_FUNDS: InsufficientFunds,
     ErrorCode.FRACTIONAL_AMOUNT: FractionalAmount,

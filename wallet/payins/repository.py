@@ -86,6 +86,19 @@ class PayinApplied:
     payin: Payin | None
 
 
+_PAYINS_ONCE = text("SELECT payins_once(CAST(:requests AS jsonb), :provider)")
+
+
+def payins_once(
+    session: Session, requests: Sequence[dict[str, Any]], provider: str
+) -> list[dict[str, Any]]:
+    """Record pay-in requests at `provider` with their keys, in one statement: one answer per
+    request, in order (wallet/sql/functions/payins_once.sql)."""
+    params = {"requests": json.dumps(requests), "provider": provider}
+    answers: list[dict[str, Any]] = session.execute(_PAYINS_ONCE, params).scalar_one()
+    return answers
+
+
 _PAYINS_APPLY = text("SELECT payins_apply(:provider, CAST(:items AS jsonb), :bank, :fees)")
 
 

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session, sessionmaker
 import fiat
 from fiat.wire import encode_event, encode_payment
 from wallet.assets.service import Catalogue
-from wallet.bank_accounts.service import payment_account
+from wallet.bank_accounts.errors import BankAccountMismatch, UnknownBankAccount
 from wallet.banking.models import EventOutcome
 from wallet.banking.service import (
     FEES_ACCOUNT,
@@ -49,8 +49,10 @@ from wallet.database import (
 )
 from wallet.errors import WalletError
 from wallet.events.service import Event, emit_many
-from wallet.idempotency.service import IdempotencyKey, Outcome, run_once
+from wallet.idempotency.errors import IdempotencyConflict
+from wallet.idempotency.service import IdempotencyKey, Outcome, replayed
 from wallet.ids import new_id
+from wallet.ledger.errors import ErrorCode
 from wallet.payins.models import PAYIN_PREFIX, UNRESOLVED, Payin, PayinStatus
 from wallet.payins.repository import (
     PayinApplied,
@@ -58,54 +60,12 @@ from wallet.payins.repository import (
     find_payins,
     lock_payins,
     payins_apply,
+    payins_once,
 )
 from wallet.payins.schemas import PayinCreate, PayinOut
-from wallet.wallets.errors import WalletNotActive
-from wallet.wallets.models import WalletStatus
-from wallet.wallets.service import get_wallet
+from wallet.wallets.errors import UnknownWallet, WalletNotActive
 
 logger = logging.getLogger(__name__)
-
-
-def start_payin(
-    session: Session,
-    tenant_id: str,
-    request: PayinCreate,
-    *,
-    provider: str,
-    fees: FeeSchedule,
-    catalogue: Catalogue,
-) -> Payin:
-    """Record a pay-in (`creating`) after checking the wallet, bank account, asset and fee."""
-    wallet = get_wallet(session, tenant_id, request.wallet_id)
-    if wallet.status not in (WalletStatus.ACTIVE, WalletStatus.RESTRICTED):
-        raise WalletNotActive(f"wallet {wallet.id} is {wallet.status}")
-    asset = catalogue.asset(request.asset)
-    account = payment_account(
-        session,
-        tenant_id,
-        request.bank_account_id,
-        wallet_id=wallet.id,
-        provider=provider,
-        asset=asset.code,
-    )
-    amount = asset.parse(request.amount)
-    quote = fees.quote(Rail.PAYIN, asset, amount)
-    payin = Payin(
-        id=new_id(PAYIN_PREFIX),
-        tenant_id=tenant_id,
-        wallet_id=wallet.id,
-        bank_account_id=account.id,
-        provider=provider,
-        asset=asset.code,
-        amount=amount,
-        fee=quote.fee,
-        status=PayinStatus.CREATING,
-        provider_version=0,
-    )
-    session.add(payin)
-    session.flush()
-    return payin
 
 
 @dataclass(frozen=True)
@@ -145,12 +105,10 @@ def make_payins(
     """
 
     def record(session: Session) -> tuple[list[Outcome | Exception], list[fiat.PayinRequest]]:
-        recorded = [
-            _record(session, keyed, provider=bank.name, fees=fees, catalogue=catalogue)
-            for keyed in requests
-        ]
-        outcomes = [outcome for outcome, _ in recorded]
-        unsent = {made.idempotency_key: made for _, made in recorded if made is not None}
+        outcomes, made = _record(
+            session, requests, provider=bank.name, fees=fees, catalogue=catalogue
+        )
+        unsent = {request.idempotency_key: request for request in made}
         for payin_id in filter(None, map(_payin_id, outcomes)):
             if payin_id not in unsent:  # a retry: the provider may not have it yet
                 request = _provider_request(session, payin_id)
@@ -174,35 +132,132 @@ def make_payins(
 
 def _record(
     session: Session,
-    keyed: KeyedPayin,
+    requests: Sequence[KeyedPayin],
     *,
     provider: str,
     fees: FeeSchedule,
     catalogue: Catalogue,
-) -> tuple[Outcome | Exception, fiat.PayinRequest | None]:
-    """The request's outcome under its key and, if it recorded a new pay-in, the provider
-    request creating it."""
-    made: list[fiat.PayinRequest] = []
-
-    def start() -> dict[str, str]:
-        payin = start_payin(
-            session, keyed.tenant_id, keyed.body, provider=provider, fees=fees, catalogue=catalogue
-        )
-        made.append(payin_request(session, payin))
-        return {"payin_id": payin.id}
-
+) -> tuple[list[Outcome | Exception], list[fiat.PayinRequest]]:
+    """Each request's outcome under its key, and the provider requests creating the pay-ins
+    recorded, in one statement (`payins_once`). A database error of one request's making (not
+    the batch's) is that request's alone: each is then recorded on its own."""
     try:
-        # Its own savepoint: a request that fails leaves the others' records and keys whole.
         with session.begin_nested():
-            outcome = run_once(session, keyed.key, start)
-    except WalletError as error:
-        return error, None
+            return _record_together(session, requests, provider, fees, catalogue)
     except DBAPIError as error:
-        if _the_batchs(error):
+        if _the_batchs(error) or len(requests) == 1:
             raise
-        logger.exception("a pay-in request under key %r was refused by the database", keyed.key.key)
-        return error, None
-    return outcome, (made[0] if made else None)
+    outcomes: list[Outcome | Exception] = []
+    made: list[fiat.PayinRequest] = []
+    for keyed in requests:
+        try:
+            with session.begin_nested():
+                [outcome], one = _record_together(session, [keyed], provider, fees, catalogue)
+        except DBAPIError as error:
+            if _the_batchs(error):
+                raise
+            logger.exception(
+                "a pay-in request under key %r was refused by the database", keyed.key.key
+            )
+            outcome, one = error, []
+        outcomes.append(outcome)
+        made += one
+    return outcomes, made
+
+
+def _record_together(
+    session: Session,
+    requests: Sequence[KeyedPayin],
+    provider: str,
+    fees: FeeSchedule,
+    catalogue: Catalogue,
+) -> tuple[list[Outcome | Exception], list[fiat.PayinRequest]]:
+    """`_record` in one statement; a key used twice among the requests answers its second use
+    as a retry of the first."""
+    first: dict[tuple[str, str], int] = {}
+    for n, keyed in enumerate(requests):
+        first.setdefault((keyed.key.scope, keyed.key.key), n)
+    unique = [requests[n] for n in first.values()]
+    items = [_statement_item(keyed, provider, fees, catalogue) for keyed in unique]
+    answers = dict(zip(first.values(), payins_once(session, items, provider), strict=True))
+    made = [
+        fiat.PayinRequest(item["id"], answers[n]["token"], int(item["amount"]), item["asset"])
+        for n, item in zip(first.values(), items, strict=True)
+        if "token" in answers[n]
+    ]
+    outcomes: list[Outcome | Exception] = []
+    for n, keyed in enumerate(requests):
+        at = first[(keyed.key.scope, keyed.key.key)]
+        answer = answers[at] if at == n else _as_held(requests[at], answers[at])
+        outcomes.append(_outcome_of(keyed, answer))
+    return outcomes, made
+
+
+def _statement_item(
+    keyed: KeyedPayin, provider: str, fees: FeeSchedule, catalogue: Catalogue
+) -> dict[str, Any]:
+    """The request as `payins_once` takes it: priced, or with the problem it is refused with
+    before the database is asked (an asset or amount the service cannot take)."""
+    item: dict[str, Any] = {
+        "tenant": keyed.key.scope,
+        "key": keyed.key.key,
+        "request_hash": keyed.key.request_hash,
+    }
+    body = keyed.body
+    try:
+        asset = catalogue.asset(body.asset)
+        amount = asset.parse(body.amount)
+        fee = fees.quote(Rail.PAYIN, asset, amount).fee
+    except WalletError as error:
+        if error.status_code >= 500:
+            raise  # not an answer but "not now": nothing is stored under the key
+        return item | {"problem": error.to_problem()}
+    return item | {
+        "id": new_id(PAYIN_PREFIX),
+        "wallet": body.wallet_id,
+        "bank_account": body.bank_account_id,
+        "asset": asset.code,
+        "amount": str(amount),
+        "fee": str(fee),
+    }
+
+
+def _as_held(keyed: KeyedPayin, answer: dict[str, Any]) -> dict[str, Any]:
+    """What a key holds after `answer` to its first use, as a retry of it is answered."""
+    if answer.get("replayed"):
+        return answer
+    outcome = answer["outcome"] if "outcome" in answer else {"refused": answer["refused"]}
+    return {"replayed": True, "request_hash": keyed.key.request_hash, "outcome": outcome}
+
+
+def _outcome_of(keyed: KeyedPayin, answer: dict[str, Any]) -> Outcome | Exception:
+    if "refused" in answer:
+        return Outcome(value=None, problem=_refusal(answer["refused"]).to_problem())
+    if not answer["replayed"]:
+        return Outcome(value=answer["outcome"]["value"], problem=answer["outcome"]["problem"])
+    stored = answer["outcome"]
+    if stored is not None and "refused" in stored:
+        stored = {"value": None, "problem": _refusal(stored["refused"]).to_problem()}
+    try:
+        return replayed(keyed.key, answer["request_hash"], stored)
+    except IdempotencyConflict as conflict:
+        return conflict
+
+
+def _refusal(failure: dict[str, Any]) -> WalletError:
+    """A refusal as `payins_once` stores it under the key, as the error it answers."""
+    code = ErrorCode(failure["error"])
+    if code == ErrorCode.UNKNOWN_WALLET:
+        return UnknownWallet(f"no wallet {failure['wallet_id']}")
+    if code == ErrorCode.WALLET_NOT_ACTIVE:
+        return WalletNotActive(f"wallet {failure['wallet_id']} is {failure['status']}")
+    if code == ErrorCode.UNKNOWN_BANK_ACCOUNT:
+        return UnknownBankAccount(f"no bank account {failure['bank_account_id']}")
+    assert code == ErrorCode.BANK_ACCOUNT_MISMATCH, failure
+    return BankAccountMismatch(
+        f"bank account {failure['bank_account_id']} is linked to {failure['wallet_id']} "
+        f"at {failure['provider']} in {failure['currency']}"
+    )
 
 
 def _payin_id(outcome: Outcome | Exception) -> str | None:

@@ -160,13 +160,15 @@ PROVOKED: dict[str, Provoke] = {
 }
 
 # What the API never answers, built as the code builds it. The ledger's refusals come from
-# its SQL functions, whose failures carry account ids and minor units. (The wallet's and the
-# rolling limit's are rendered by the areas that ask, in their own terms.)
+# its SQL functions, whose failures carry account ids and minor units. (The wallet's, the
+# rolling limit's and the bank account's are rendered by the areas that ask, in their own terms.)
 _ACCOUNT_FAILURE = {"ok": False, "account_id": 7, "available": "9999"}
 _LEDGER_REFUSALS = set(ErrorCode) - {
     ErrorCode.UNKNOWN_WALLET,
     ErrorCode.WALLET_NOT_ACTIVE,
     ErrorCode.DAILY_LIMIT_EXCEEDED,
+    ErrorCode.UNKNOWN_BANK_ACCOUNT,
+    ErrorCode.BANK_ACCOUNT_MISMATCH,
 }
 BUILT: dict[str, WalletError] = {
     "bad-request": WalletError("the base of every business error"),

@@ -24,7 +24,7 @@ from wallet.banking.models import EventOutcome
 from wallet.database import unit_of_work
 from wallet.idempotency.errors import IdempotencyConflict
 from wallet.ledger.models import LedgerTransaction
-from wallet.payins.service import MadePayin, apply_provider_payins
+from wallet.payins.service import KeyedPayin, MadePayin, apply_provider_payins
 from wallet.payins.tasks import resolve_unresolved_payins
 from wallet.transfers.service import TransferRequest
 
@@ -215,6 +215,47 @@ def test_requests_made_together_are_answered_each_as_if_alone(
     assert made[4].outcome.problem is not None
     assert made[4].outcome.problem["status"] == 404
     assert [e.type for e in fake_wallet.bank.events] == ["payin.pending"] * 2
+
+
+def test_a_refused_request_is_refused_again_when_retried_under_its_key(
+    fake_wallet: FakeBankWallet,
+) -> None:
+    def request(key: str, amount: str = "10.00", **changes: str) -> KeyedPayin:
+        keyed = fake_wallet.request(amount, key=key)
+        return replace(keyed, body=keyed.body.model_copy(update=changes))
+
+    in_euros = fake_wallet.account("EUR")
+    requests = [
+        request("no-account", bank_account_id="bac_" + "a" * 32),
+        request("other-currency", bank_account_id=in_euros),
+        request("below-fee", "0.25"),
+    ]
+
+    def problems() -> list[tuple[bool, int, str]]:
+        made = fake_wallet.make(requests)
+        found = []
+        for one in made:
+            assert isinstance(one, MadePayin) and one.payin is None
+            assert one.outcome.problem is not None
+            problem = one.outcome.problem
+            found.append((one.outcome.replayed, problem["status"], problem["type"].split("/")[-1]))
+        return found
+
+    refusals = [
+        (404, "unknown-bank-account"),
+        (422, "bank-account-mismatch"),
+        (422, "amount-below-fee"),
+    ]
+    assert problems() == [(False, *refusal) for refusal in refusals]
+    assert problems() == [(True, *refusal) for refusal in refusals]
+    with unit_of_work(fake_wallet.sessions) as session:
+        session.execute(
+            text("UPDATE wallets SET status = 'frozen' WHERE id = :id"), {"id": fake_wallet.wallet}
+        )
+    (frozen,) = fake_wallet.make([fake_wallet.request("10.00")])
+    assert isinstance(frozen, MadePayin) and frozen.outcome.problem is not None
+    assert frozen.outcome.problem["type"].endswith("/wallet-not-active")
+    assert fake_wallet.bank.events == []
 
 
 def test_requests_made_together_are_all_unknown_when_their_call_gets_no_answer(
