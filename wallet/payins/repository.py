@@ -35,13 +35,6 @@ def find_payins(session: Session, payin_ids: Sequence[str]) -> list[Payin]:
     return list(session.scalars(select(Payin).where(Payin.id.in_(payin_ids))))
 
 
-def lock_payins(session: Session, payin_ids: Sequence[str]) -> None:
-    """Lock the pay-ins' rows in id order, the order every path locks several in."""
-    session.execute(
-        select(Payin.id).where(Payin.id.in_(payin_ids)).order_by(Payin.id).with_for_update()
-    )
-
-
 def list_payins(
     session: Session,
     tenant_id: str,

@@ -58,7 +58,6 @@ from wallet.payins.repository import (
     PayinApplied,
     find_payin,
     find_payins,
-    lock_payins,
     payins_apply,
     payins_once,
 )
@@ -342,19 +341,24 @@ def _record_all(
     catalogue: Catalogue,
     session: Session,
 ) -> dict[str, Payin]:
-    """The provider's answers for our pay-ins (by id) recorded: snapshots applied together,
-    a lost answer `unknown`, a refusal `failed`; the pay-ins as they now are."""
-    lock_payins(session, [payin_id for payin_id, _ in answers])
-    snapshots = [_Item(payin_id, a) for payin_id, a in answers if isinstance(a, fiat.Payin)]
+    """The provider's answers for our pay-ins (by id) recorded: a lost answer `unknown`, a
+    refusal `failed`, the snapshots applied together; the pay-ins as they now are.
+
+    The pay-ins marked are locked one by one in id order, then `payins_apply` locks the others
+    in id order, then the accounts. A delivery of the provider's events locks its pay-ins in id
+    order too, and never holds a refused one (the provider has no such payment); a lost
+    answer is lost for the whole call, so those calls hold no snapshot.
+    """
     payins = {}
-    for applied in _apply(session, provider, snapshots, catalogue) if snapshots else []:
-        assert applied is not None and applied[1] is not None  # recorded before the call
-        payins[applied[1].id] = applied[1]
-    for payin_id, answer in answers:
+    for payin_id, answer in sorted(answers, key=lambda pair: pair[0]):
         if answer is None:
             payins[payin_id] = _mark(session, payin_id, PayinStatus.UNKNOWN, catalogue)
         elif isinstance(answer, fiat.ProviderRejected):
             payins[payin_id] = _mark(session, payin_id, PayinStatus.FAILED, catalogue, answer.code)
+    snapshots = [_Item(payin_id, a) for payin_id, a in answers if isinstance(a, fiat.Payin)]
+    for applied in _apply(session, provider, snapshots, catalogue) if snapshots else []:
+        assert applied is not None and applied[1] is not None  # recorded before the call
+        payins[applied[1].id] = applied[1]
     return payins
 
 

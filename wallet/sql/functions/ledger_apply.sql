@@ -69,13 +69,17 @@ BEGIN
         SELECT l.item FROM unnest(line_item, line_slot, line_delta) AS l(item, slot, delta)
         GROUP BY l.item, assets[l.slot] HAVING sum(l.delta) <> 0
     ) u;
+    -- One index probe per transaction (LIMIT keeps the lookup per row): as a join, the generic
+    -- plan read the whole of ledger_transactions for every call with an external reference.
     SELECT array_agg(e.n) INTO reversed
     FROM jsonb_array_elements(p_transactions) WITH ORDINALITY AS e(t, n)
-    JOIN ledger_transactions lt ON lt.reverses_id = (e.t ->> 'reverses')::bigint;
+    CROSS JOIN LATERAL (SELECT 1 FROM ledger_transactions lt
+                        WHERE lt.reverses_id = (e.t ->> 'reverses')::bigint LIMIT 1) found;
     SELECT array_agg(e.n) INTO duplicated
     FROM jsonb_array_elements(p_transactions) WITH ORDINALITY AS e(t, n)
-    JOIN ledger_transactions lt
-        ON lt.external_kind = e.t ->> 'external_kind' AND lt.external_ref = e.t ->> 'external_ref';
+    CROSS JOIN LATERAL (SELECT 1 FROM ledger_transactions lt
+                        WHERE lt.external_kind = e.t ->> 'external_kind'
+                          AND lt.external_ref = e.t ->> 'external_ref' LIMIT 1) found;
 
     FOR n IN 1 .. item_count LOOP
         failure := NULL;

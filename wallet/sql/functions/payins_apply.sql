@@ -12,7 +12,9 @@ SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
     claimed text[];
-    moving payins[];
+    payin_id text;
+    p payins;
+    moving payins[] := '{}';
     accounts bigint[];
     item jsonb;
     answer jsonb;
@@ -32,17 +34,20 @@ BEGIN
         RETURNING event_id)
     SELECT coalesce(array_agg(event_id), '{}') INTO claimed FROM stored;
 
-    PERFORM 1 FROM payins p
-    WHERE p.id IN (SELECT i ->> 'payin' FROM jsonb_array_elements(p_items) AS i)
-    ORDER BY p.id FOR UPDATE;
     -- The pay-ins some item moves to a newer version: only their rows and accounts change.
-    SELECT coalesce(array_agg(p ORDER BY p.id), '{}') INTO moving
-    FROM payins p
-    WHERE p.provider = p_provider AND EXISTS (
-        SELECT 1 FROM jsonb_array_elements(p_items) AS i
-        WHERE i ->> 'payin' = p.id
-          AND (i -> 'snapshot' ->> 'version')::bigint > p.provider_version
-          AND (NOT i ? 'event' OR i -> 'event' ->> 'id' = ANY(claimed)));
+    -- Locked one by one by primary key, a plan that stays an index scan whatever the table's
+    -- size when the function's plans were made.
+    FOR payin_id IN SELECT DISTINCT i ->> 'payin' FROM jsonb_array_elements(p_items) AS i ORDER BY 1
+    LOOP
+        SELECT * INTO p FROM payins WHERE id = payin_id FOR UPDATE;
+        IF FOUND AND p.provider = p_provider AND EXISTS (
+            SELECT 1 FROM jsonb_array_elements(p_items) AS i
+            WHERE i ->> 'payin' = p.id
+              AND (i -> 'snapshot' ->> 'version')::bigint > p.provider_version
+              AND (NOT i ? 'event' OR i -> 'event' ->> 'id' = ANY(claimed))) THEN
+            moving := moving || p;
+        END IF;
+    END LOOP;
     PERFORM 1 FROM wallets w
     WHERE w.id IN (SELECT m.wallet_id
                    FROM unnest(moving) AS m
