@@ -8,16 +8,22 @@ AS $$
 DECLARE
     found_id bigint;
 BEGIN
+    -- Found at once but for its first use: one statement, not two.
+    IF p_wallet IS NULL THEN
+        SELECT id INTO found_id FROM accounts WHERE system_name = p_system_name AND asset = p_asset;
+    ELSE
+        SELECT id INTO found_id FROM accounts WHERE wallet_id = p_wallet AND asset = p_asset;
+    END IF;
+    IF FOUND THEN
+        RETURN found_id;
+    END IF;
     IF p_wallet IS NULL THEN
         INSERT INTO accounts (system_name, asset, allow_negative)
-        SELECT p_system_name, p_asset, true WHERE NOT EXISTS (
-            SELECT 1 FROM accounts WHERE system_name = p_system_name AND asset = p_asset)
+        VALUES (p_system_name, p_asset, true)
         ON CONFLICT (system_name, asset) DO NOTHING;
         SELECT id INTO found_id FROM accounts WHERE system_name = p_system_name AND asset = p_asset;
     ELSE
-        INSERT INTO accounts (wallet_id, asset)
-        SELECT p_wallet, p_asset WHERE NOT EXISTS (
-            SELECT 1 FROM accounts WHERE wallet_id = p_wallet AND asset = p_asset)
+        INSERT INTO accounts (wallet_id, asset) VALUES (p_wallet, p_asset)
         ON CONFLICT (wallet_id, asset) DO NOTHING;
         SELECT id INTO found_id FROM accounts WHERE wallet_id = p_wallet AND asset = p_asset;
     END IF;
