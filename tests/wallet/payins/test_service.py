@@ -4,7 +4,11 @@ The provider is the port's fake, driven by the test: each snapshot is applied as
 would apply it, in whatever order the test chooses.
 """
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from functools import partial
+from itertools import chain
 
 import pytest
 from sqlalchemy import text
@@ -18,8 +22,10 @@ from fiat import (
     PayinStatus,
     ProviderEvent,
 )
+from tests.factories import Factory
 from tests.fake_bank import SECRET, FakeBankWallet
 from tests.fiat.conftest import payin_created
+from wallet.assets.service import Catalogue
 from wallet.banking.models import EventOutcome
 from wallet.database import unit_of_work
 from wallet.idempotency.errors import IdempotencyConflict
@@ -188,6 +194,37 @@ def test_a_delivery_of_many_events_applies_each_in_its_order_once(
         ).all()
     expected = {e.id: "applied" for e in delivery} | {unknown.id: "unmatched"}
     assert dict(stored) == expected
+
+
+def test_deliveries_applied_at_once_over_the_same_accounts_each_apply_once(
+    factory: Factory, bank: InMemoryBankProvider, catalogue: Catalogue
+) -> None:
+    """Two API processes apply a delivery each at the same moment, both over the same two
+    wallets and the shared bank and fee accounts, in opposite orders: each event applies once,
+    with no error (a deadlock would be one: nothing here retries), and each wallet is
+    credited exactly."""
+    wallets = [FakeBankWallet(factory, bank, catalogue) for _ in range(2)]
+
+    def deliver(
+        start: threading.Barrier, delivery: list[ProviderEvent]
+    ) -> list[EventOutcome | None]:
+        start.wait()
+        with unit_of_work(factory.sessions) as session:
+            return apply_provider_payins(session, bank.name, delivery, catalogue)
+
+    for _ in range(5):
+        payins = [(wallet, wallet.create("10.00")) for _ in range(4) for wallet in wallets]
+        events = [
+            [wallet.move(payin, PayinStatus.PROCESSING), wallet.move(payin, PayinStatus.SUCCEEDED)]
+            for wallet, payin in payins
+        ]
+        deliveries = [list(chain(*events[:4])), list(chain(*events[4:][::-1]))]
+        start = threading.Barrier(len(deliveries))
+        with ThreadPoolExecutor(len(deliveries)) as pool:
+            outcomes = list(pool.map(partial(deliver, start), deliveries))
+
+        assert outcomes == [[EventOutcome.APPLIED] * 8] * 2
+    assert [wallet.balance() for wallet in wallets] == [(20 * 970, 0, 20 * 970)] * 2
 
 
 def test_requests_made_together_are_answered_each_as_if_alone(
