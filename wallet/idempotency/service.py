@@ -93,6 +93,31 @@ def replayed(key: IdempotencyKey, request_hash: str, stored: dict[str, Any] | No
     return Outcome(value=stored["value"], problem=stored["problem"], replayed=True)
 
 
+def once_answer(
+    key: IdempotencyKey,
+    answer: Mapping[str, Any],
+    refusal: Callable[[dict[str, Any]], WalletError],
+) -> Outcome | IdempotencyConflict:
+    """The outcome of a request made by a database function that claims its key
+    (`transfer_once`, `withdrawals_once`, `payins_once`), from that function's answer:
+    `{"refused": failure}` (refused now; the failure is what the key keeps),
+    `{"replayed": false, "outcome"}` (made now), or `{"replayed": true, "request_hash",
+    "outcome"}` (the key was used before: what it keeps, or the conflict if the request differs).
+    `refusal` renders a kept failure as the error it answers, in the caller's terms."""
+    if "refused" in answer:
+        return Outcome(value=None, problem=refusal(answer["refused"]).to_problem())
+    if not answer["replayed"]:
+        made = answer["outcome"]
+        return Outcome(value=made["value"], problem=made["problem"])
+    stored = answer["outcome"]
+    if stored is not None and "refused" in stored:
+        stored = {"value": None, "problem": refusal(stored["refused"]).to_problem()}
+    try:
+        return replayed(key, answer["request_hash"], stored)
+    except IdempotencyConflict as conflict:
+        return conflict
+
+
 def _replay(session: Session, key: IdempotencyKey) -> Outcome:
     request_hash, stored = repository.stored(session, key.scope, key.key)
     return replayed(key, request_hash, stored)

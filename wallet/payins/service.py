@@ -49,8 +49,7 @@ from wallet.database import (
 )
 from wallet.errors import WalletError
 from wallet.events.service import Event, emit_many
-from wallet.idempotency.errors import IdempotencyConflict
-from wallet.idempotency.service import IdempotencyKey, Outcome, replayed
+from wallet.idempotency.service import IdempotencyKey, Outcome, once_answer
 from wallet.ids import new_id
 from wallet.ledger.errors import ErrorCode
 from wallet.payins.models import PAYIN_PREFIX, UNRESOLVED, Payin, PayinStatus
@@ -188,7 +187,7 @@ def _record_together(
     for n, keyed in enumerate(requests):
         at = first[(keyed.key.scope, keyed.key.key)]
         answer = answers[at] if at == n else _as_held(requests[at], answers[at])
-        outcomes.append(_outcome_of(keyed, answer))
+        outcomes.append(once_answer(keyed.key, answer, _refusal))
     return outcomes, made
 
 
@@ -227,20 +226,6 @@ def _as_held(keyed: KeyedPayin, answer: dict[str, Any]) -> dict[str, Any]:
         return answer
     outcome = answer["outcome"] if "outcome" in answer else {"refused": answer["refused"]}
     return {"replayed": True, "request_hash": keyed.key.request_hash, "outcome": outcome}
-
-
-def _outcome_of(keyed: KeyedPayin, answer: dict[str, Any]) -> Outcome | Exception:
-    if "refused" in answer:
-        return Outcome(value=None, problem=_refusal(answer["refused"]).to_problem())
-    if not answer["replayed"]:
-        return Outcome(value=answer["outcome"]["value"], problem=answer["outcome"]["problem"])
-    stored = answer["outcome"]
-    if stored is not None and "refused" in stored:
-        stored = {"value": None, "problem": _refusal(stored["refused"]).to_problem()}
-    try:
-        return replayed(keyed.key, answer["request_hash"], stored)
-    except IdempotencyConflict as conflict:
-        return conflict
 
 
 def _refusal(failure: dict[str, Any]) -> WalletError:

@@ -8,6 +8,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import psycopg
@@ -16,8 +17,7 @@ from sqlalchemy.orm import Session
 from wallet.assets.service import Catalogue
 from wallet.errors import WalletError
 from wallet.events.service import EVENT_PREFIX, registered
-from wallet.idempotency.errors import IdempotencyConflict
-from wallet.idempotency.service import IdempotencyKey, Outcome, replayed
+from wallet.idempotency.service import IdempotencyKey, Outcome, once_answer
 from wallet.ids import new_id
 from wallet.ledger.errors import ErrorCode, InsufficientFunds, error_from_outcome
 from wallet.money import check_units
@@ -105,17 +105,7 @@ def transfers_once(
 def _once_answer(
     catalogue: Catalogue, keyed: KeyedTransfer, answer: dict[str, Any]
 ) -> Outcome | WalletError:
-    if "refused" in answer:
-        return _refused(catalogue, keyed.request, answer)
-    if not answer["replayed"]:
-        return Outcome(value=answer["outcome"]["value"], problem=None)
-    stored = answer["outcome"]
-    if stored is not None and "refused" in stored:
-        stored = _refused(catalogue, keyed.request, stored).to_json()
-    try:
-        return replayed(keyed.key, answer["request_hash"], stored)
-    except IdempotencyConflict as conflict:
-        return conflict
+    return once_answer(keyed.key, answer, partial(_refusal, catalogue, keyed.request))
 
 
 def document(catalogue: Catalogue, moved: Transfer) -> dict[str, Any]:
@@ -161,15 +151,6 @@ def _checked(catalogue: Catalogue, request: TransferRequest) -> dict[str, Any]:
         "amount": str(amount),
         "metadata": {"memo": request.memo, "app": dict(request.metadata)},
     }
-
-
-def _refused(catalogue: Catalogue, request: TransferRequest, outcome: dict[str, Any]) -> Outcome:
-    """A refusal as transfer_once stores it under the key, as the problem it answers.
-
-    A replayed refusal is rendered again from the stored failure, in the request's terms.
-    """
-    refusal = _refusal(catalogue, request, outcome["refused"])
-    return Outcome(value=None, problem=refusal.to_problem())
 
 
 def _refusal(

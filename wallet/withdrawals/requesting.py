@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
+from functools import partial
 from typing import Any, Final, Literal
 
 import psycopg
@@ -20,8 +21,7 @@ import psycopg
 from wallet.assets.service import Catalogue
 from wallet.errors import WalletError
 from wallet.events.service import EVENT_PREFIX, registered
-from wallet.idempotency.errors import IdempotencyConflict
-from wallet.idempotency.service import IdempotencyKey, Outcome, replayed
+from wallet.idempotency.service import IdempotencyKey, Outcome, once_answer
 from wallet.ids import new_id
 from wallet.ledger.errors import ErrorCode, error_from_outcome
 from wallet.wallets.errors import UnknownWallet, WalletNotActive
@@ -108,17 +108,7 @@ def _answer(
     if answer.get("unpriced"):
         assert isinstance(keyed.fee, WalletError)
         return keyed.fee
-    if "refused" in answer:
-        return Outcome(value=None, problem=_refusal(keyed, answer["refused"]).to_problem())
-    if not answer["replayed"]:
-        return Outcome(value=answer["outcome"]["value"], problem=None)
-    stored = answer["outcome"]
-    if stored is not None and "refused" in stored:
-        stored = {"value": None, "problem": _refusal(keyed, stored["refused"]).to_problem()}
-    try:
-        return replayed(keyed.key, answer["request_hash"], stored)
-    except IdempotencyConflict as conflict:
-        return conflict
+    return once_answer(keyed.key, answer, partial(_refusal, keyed))
 
 
 def _refusal(keyed: KeyedWithdrawal, failure: dict[str, Any]) -> WalletError:
