@@ -5,6 +5,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import select, text
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.orm import Session
 
 from wallet.deposits.models import DepositAddress
@@ -119,6 +120,45 @@ def open_transactions(session: Session, chain: str) -> list[Unsent]:
         Unsent(sweep_id, SweepKind(kind), asset, int(amount), tx.phase, tx.tx_hash)
         for sweep_id, kind, asset, amount, tx in rows
     ]
+
+
+@dataclass(frozen=True)
+class SentFrom:
+    """An unmined transaction an address signed for an open job: the job's asset and amount,
+    its phase, and the signed bytes of its latest attempt."""
+
+    asset: str
+    amount: int
+    phase: str
+    raw_transaction: bytes
+
+
+def unmined_sent_from(session: Session, chain: str, sender: str) -> list[SentFrom]:
+    """The latest attempt at each nonce `sender` signed for the chain's open jobs, when no
+    attempt at that nonce is mined yet: what may still leave `sender`."""
+    mined = (
+        select(SweepTransaction.nonce)
+        .where(
+            SweepTransaction.sweep_id == Sweep.id,
+            SweepTransaction.sender == sender,
+            SweepTransaction.block_number.is_not(None),
+        )
+        .correlate(Sweep)
+    )
+    rows = session.execute(
+        select(Sweep.asset, Sweep.amount, SweepTransaction.phase, SweepTransaction.raw_transaction)
+        .join(SweepTransaction, SweepTransaction.sweep_id == Sweep.id)
+        .where(
+            Sweep.chain == chain,
+            Sweep.status.in_(OPEN_STATUSES),
+            SweepTransaction.sender == sender,
+            SweepTransaction.block_number.is_(None),
+            SweepTransaction.nonce.not_in(mined),
+        )
+        .ext(distinct_on(SweepTransaction.nonce))
+        .order_by(SweepTransaction.nonce, SweepTransaction.signed_at.desc())
+    )
+    return [SentFrom(asset, int(amount), phase, bytes(raw)) for asset, amount, phase, raw in rows]
 
 
 _SYSTEM_POSTED = text(

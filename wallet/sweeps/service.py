@@ -32,7 +32,7 @@ from wallet.sweeps.models import (
     SweepStatus,
     SweepTransaction,
 )
-from wallet.sweeps.repository import known_hashes
+from wallet.sweeps.repository import known_hashes, unmined_sent_from
 from wallet.withdrawals.service import fee_policy, native_asset
 
 EXTERNAL_KIND = "sweep-transaction"
@@ -119,6 +119,31 @@ def store_transaction(
     session.add(stored)
     session.flush()
     return stored
+
+
+@dataclass(frozen=True)
+class HotSend:
+    """What an unmined transaction the hot wallet signed for a sweep may still take from it:
+    `max_cost` of the native asset (its value and gas at the fee cap) and, when it sends a
+    token, `tokens` of `token`."""
+
+    max_cost: int
+    token: str | None
+    tokens: int
+
+
+def hot_wallet_sends(session: Session, catalogue: Catalogue, chain: str, hot: str) -> list[HotSend]:
+    """The sweeps' unmined transactions from the chain's hot wallet `hot`: gas top-ups and
+    refuels (native), and transfers to the cold address (the job's asset)."""
+    native = native_asset(catalogue, chain).code
+    sends = []
+    for sent in unmined_sent_from(session, chain, hot):
+        max_cost = TransactionRequest.of_signed(sent.raw_transaction).max_cost()
+        if sent.phase == SweepPhase.TRANSFER and sent.asset != native:
+            sends.append(HotSend(max_cost, sent.asset, sent.amount))
+        else:
+            sends.append(HotSend(max_cost, None, 0))
+    return sends
 
 
 def move(sweep: Sweep, status: SweepStatus) -> None:

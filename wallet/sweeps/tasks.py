@@ -65,6 +65,7 @@ from wallet.sweeps.repository import (
     open_sweeps,
 )
 from wallet.sweeps.service import SweepRules, move, record_final, start_sweep, store_transaction
+from wallet.withdrawals.liquidity import HotWalletLiquidity, hot_wallet_liquidity
 from wallet.withdrawals.service import (
     advance_hot_wallet_nonce,
     gas_limit,
@@ -102,17 +103,28 @@ class SweepReport:
     cold: list[str] = field(default_factory=list)
     bumped: list[str] = field(default_factory=list)
     refuelled: list[str] = field(default_factory=list)
+    waiting: list[str] = field(default_factory=list)
+    """Deposit addresses not swept yet: the hot wallet cannot pay their gas."""
 
     def __bool__(self) -> bool:
         return any(
-            (self.started, self.confirmed, self.failed, self.cold, self.bumped, self.refuelled)
+            (
+                self.started,
+                self.confirmed,
+                self.failed,
+                self.cold,
+                self.bumped,
+                self.refuelled,
+                self.waiting,
+            )
         )
 
     def __str__(self) -> str:
         return (
             f"{len(self.started)} sweeps started, {len(self.confirmed)} confirmed, "
             f"{len(self.failed)} failed, {len(self.cold)} cold transfers, {len(self.bumped)} "
-            f"bumped, {len(self.refuelled)} refuelled for a bump"
+            f"bumped, {len(self.refuelled)} refuelled for a bump, {len(self.waiting)} waiting "
+            "for the hot wallet"
         )
 
 
@@ -162,14 +174,20 @@ class Sweeper:
             key = {"key": f"withdrawals:{self._chain.name}"}
             lock.execute(text("SELECT pg_advisory_lock(hashtext(:key))"), key)
             try:
-                self._follow_up(report)
+                liquidity = run_transaction(self._sessions, self._liquidity)
+                self._follow_up(report, liquidity)
                 fees = self._fees()
                 if fees is not None:
-                    self._start_sweeps(fees, report)
-                    self._send_cold(fees, report)
+                    self._start_sweeps(fees, report, liquidity)
+                    self._send_cold(fees, report, liquidity)
             finally:
                 lock.execute(text("SELECT pg_advisory_unlock(hashtext(:key))"), key)
         return report
+
+    def _liquidity(self, session: Session) -> HotWalletLiquidity:
+        return hot_wallet_liquidity(
+            session, self._catalogue, self._chain.name, self._custody.hot_address, self._rpc
+        )
 
     def _fees(self) -> FeeQuote | None:
         quote = quote_fees(self._rpc, self._rules.fee_policy)
@@ -178,7 +196,7 @@ class Sweeper:
             return None
         return quote
 
-    def _follow_up(self, report: SweepReport) -> None:
+    def _follow_up(self, report: SweepReport, liquidity: HotWalletLiquidity) -> None:
         jobs = run_transaction(self._sessions, lambda s: _open(s, self._chain.name))
         if not jobs:
             return
@@ -192,7 +210,7 @@ class Sweeper:
             known = [states[attempt.tx_hash] for attempt in job.attempts]
             receipt = next((s.receipt for s in known if s.receipt is not None), None)
             if receipt is None:
-                self._track_unmined(job, {s.state for s in known}, report)
+                self._track_unmined(job, {s.state for s in known}, report, liquidity)
                 continue
             if head - receipt.block_number + 1 < self._chain.confirmations:
                 continue
@@ -208,7 +226,11 @@ class Sweeper:
                 report.confirmed.append(job.sweep_id)
 
     def _track_unmined(
-        self, job: "_Open", states: set[TransactionState], report: SweepReport
+        self,
+        job: "_Open",
+        states: set[TransactionState],
+        report: SweepReport,
+        liquidity: HotWalletLiquidity,
     ) -> None:
         """Bump what waits too long or was underpriced; re-send what the node forgot. A hot
         wallet's transaction stuck here would hold back every withdrawal after its nonce."""
@@ -217,9 +239,10 @@ class Sweeper:
         if latest.send_outcome in UNDERPRICED_SENDS or (
             states != {TransactionState.NOT_FOUND} and waited > self._rules.bump_after
         ):
-            replacement = run_transaction(
-                self._sessions, partial(self._bump, sweep_id=job.sweep_id, status=job.status)
+            bump = partial(
+                self._bump, sweep_id=job.sweep_id, status=job.status, liquidity=liquidity
             )
+            replacement = run_transaction(self._sessions, bump)
             if replacement is not None:
                 refuel = replacement.phase != _phase(job.status)
                 (report.refuelled if refuel else report.bumped).append(job.sweep_id)
@@ -227,7 +250,13 @@ class Sweeper:
         elif states == {TransactionState.NOT_FOUND}:
             self._send(latest)  # never reached the node, dropped, or reorged out
 
-    def _bump(self, session: Session, sweep_id: str, status: SweepStatus) -> "_Stored | None":
+    def _bump(
+        self,
+        session: Session,
+        sweep_id: str,
+        status: SweepStatus,
+        liquidity: HotWalletLiquidity,
+    ) -> "_Stored | None":
         """Sign a replacement of the phase's latest transaction: the same nonce, fees raised
         (capped). A native sweep sends that much less. A token sweep's address must hold the
         gas the higher fee needs: if it does not, the hot wallet sends it what is missing
@@ -259,7 +288,9 @@ class Sweeper:
             if previous.data:
                 shortfall = replacement.max_cost() - native_balance(self._rpc, sweep.source)
                 if shortfall > 0:
-                    return self._refuel(session, sweep, previous.nonce, shortfall, fees)
+                    return self._refuel(
+                        session, sweep, previous.nonce, shortfall, fees, liquidity=liquidity
+                    )
             else:
                 value = previous.max_cost() - fees.max_cost(previous.gas)
                 if value <= 0:
@@ -272,12 +303,24 @@ class Sweeper:
                     )
                     return None
                 replacement = dataclasses.replace(replacement, value=value)
+        else:
+            native = native_asset(self._catalogue, sweep.chain)
+            if not liquidity.take(native, 0, replacement.max_cost() - previous.max_cost()):
+                self._hot_wallet_short(f"a fee bump of sweep {sweep_id}")
+                return None
         move(sweep, status)
         return self._store(session, sweep, phase, replacement, signer)
 
     def _refuel(
-        self, session: Session, sweep: Sweep, nonce: int, shortfall: int, fees: FeeQuote
-    ) -> _Stored:
+        self,
+        session: Session,
+        sweep: Sweep,
+        nonce: int,
+        shortfall: int,
+        fees: FeeQuote,
+        *,
+        liquidity: HotWalletLiquidity,
+    ) -> _Stored | None:
         """The gas a stuck token transfer's address lacks for its fee bump, from the hot
         wallet (a transaction of the gas phase again): the job waits for it to be final."""
         logger.warning(
@@ -290,14 +333,21 @@ class Sweeper:
             shortfall,
         )
         native = native_asset(self._catalogue, sweep.chain)
-        request = self._from_hot(session, native, sweep.source, shortfall, fees)
+        request = self._from_hot(
+            session, native, sweep.source, shortfall, fees, liquidity=liquidity
+        )
+        if request is None:
+            self._hot_wallet_short(f"the gas for a fee bump of sweep {sweep.id}")
+            return None
         move(sweep, SweepStatus.REFUEL_REQUESTED)
         return self._store(session, sweep, SweepPhase.GAS, request, self._custody.hot)
 
     def _record_final(self, session: Session, sweep_id: str, receipt: Receipt) -> SweepStatus:
         return record_final(session, self._catalogue, session.get_one(Sweep, sweep_id), receipt)
 
-    def _start_sweeps(self, fees: FeeQuote, report: SweepReport) -> None:
+    def _start_sweeps(
+        self, fees: FeeQuote, report: SweepReport, liquidity: HotWalletLiquidity
+    ) -> None:
         def addresses(session: Session) -> list[IndexedAddress]:
             busy = {job.source for job in open_sweeps(session, self._chain.name)}
             found = deposit_addresses(session, self._chain.name)
@@ -324,7 +374,13 @@ class Sweeper:
             )
             if token is not None:
                 self._start_token_sweep(
-                    deposit, token[0], token[1], held=held, fees=fees, report=report
+                    deposit,
+                    token[0],
+                    token[1],
+                    held=held,
+                    fees=fees,
+                    report=report,
+                    liquidity=liquidity,
                 )
             elif (
                 native.code in self._rules.thresholds
@@ -347,25 +403,31 @@ class Sweeper:
         held: int,
         fees: FeeQuote,
         report: SweepReport,
+        liquidity: HotWalletLiquidity,
     ) -> None:
-        """Phase one: the gas the transfer needs at its fee cap, from the hot wallet."""
+        """Phase one: the gas the transfer needs at its fee cap, from the hot wallet; while
+        the hot wallet cannot pay it, the address waits, and no nonce is taken."""
         needed = fees.max_cost(gas_limit(asset)) - held
 
-        def start(session: Session) -> tuple[str, _Stored | None]:
-            status = SweepStatus.GAS_CONFIRMED if needed <= 0 else SweepStatus.GAS_REQUESTED
-            sweep = self._to_hot(session, deposit, asset, amount, status)
+        def start(session: Session) -> tuple[str, _Stored | None] | None:
             if needed <= 0:
+                sweep = self._to_hot(session, deposit, asset, amount, SweepStatus.GAS_CONFIRMED)
                 return sweep.id, None
+            native = native_asset(self._catalogue, asset.chain or "")
             request = self._from_hot(
-                session,
-                native_asset(self._catalogue, asset.chain or ""),
-                deposit.address,
-                needed,
-                fees,
+                session, native, deposit.address, needed, fees, liquidity=liquidity
             )
+            if request is None:
+                return None
+            sweep = self._to_hot(session, deposit, asset, amount, SweepStatus.GAS_REQUESTED)
             return sweep.id, self._store(session, sweep, SweepPhase.GAS, request, self._custody.hot)
 
-        sweep_id, top_up = run_transaction(self._sessions, start)
+        started = run_transaction(self._sessions, start)
+        if started is None:
+            self._hot_wallet_short(f"the gas to sweep {deposit.address}")
+            report.waiting.append(deposit.address)
+            return
+        sweep_id, top_up = started
         report.started.append(sweep_id)
         if top_up is None:
             self._sign_transfer(sweep_id)
@@ -446,7 +508,11 @@ class Sweeper:
         cap = held // gas
         return FeeQuote(cap, min(fees.max_priority_fee_per_gas, cap))
 
-    def _send_cold(self, fees: FeeQuote, report: SweepReport) -> None:
+    def _send_cold(
+        self, fees: FeeQuote, report: SweepReport, liquidity: HotWalletLiquidity
+    ) -> None:
+        """Above an asset's ceiling, what the hot wallet holds and has not committed to
+        transactions in flight goes to the cold address."""
         cold = self._rules.cold_addresses.get(self._chain.name)
         if cold is None:
             return
@@ -462,15 +528,18 @@ class Sweeper:
             if ceiling is None or asset.code in busy:
                 continue
             if asset.kind is AssetKind.NATIVE:
-                excess = native_balance(self._rpc, hot) - ceiling - fees.max_cost(ETH_TRANSFER_GAS)
+                excess = liquidity.native - ceiling - fees.max_cost(ETH_TRANSFER_GAS)
             else:
-                excess = self._token_balance(asset, hot) - ceiling
+                excess = liquidity.tokens(asset) - ceiling
             if excess <= 0:
                 continue
 
             def start(
                 session: Session, asset: Asset = asset, excess: int = excess
-            ) -> tuple[str, _Stored]:
+            ) -> tuple[str, _Stored] | None:
+                request = self._from_hot(session, asset, cold, excess, fees, liquidity=liquidity)
+                if request is None:
+                    return None
                 sweep = start_sweep(
                     session,
                     kind=SweepKind.COLD,
@@ -480,24 +549,46 @@ class Sweeper:
                     amount=excess,
                     status=SweepStatus.SWEEP_SENT,
                 )
-                request = self._from_hot(session, asset, cold, excess, fees)
                 return sweep.id, self._store(
                     session, sweep, SweepPhase.TRANSFER, request, self._custody.hot
                 )
 
-            sweep_id, stored = run_transaction(self._sessions, start)
+            started = run_transaction(self._sessions, start)
+            if started is None:
+                self._hot_wallet_short(f"the gas to send {asset.code} cold")
+                continue
+            sweep_id, stored = started
             report.cold.append(sweep_id)
             self._send(stored)
 
     def _from_hot(
-        self, session: Session, asset: Asset, to: str, amount: int, fees: FeeQuote
-    ) -> TransactionRequest:
+        self,
+        session: Session,
+        asset: Asset,
+        to: str,
+        amount: int,
+        fees: FeeQuote,
+        *,
+        liquidity: HotWalletLiquidity,
+    ) -> TransactionRequest | None:
         """A transfer from the hot wallet at its next nonce, taken in the caller's transaction
-        (which stores the signed transaction)."""
+        (which stores the signed transaction); None, with no nonce taken, if the hot wallet
+        cannot pay it on top of what it has in flight."""
         chain, hot = self._chain.name, self._custody.hot_address
         nonce = lock_hot_wallet_nonce(session, chain, hot, self._rpc)
+        request = self._transfer(asset, nonce, to, amount, fees)
+        if not liquidity.take(asset, amount, request.max_cost()):
+            return None
         advance_hot_wallet_nonce(session, chain, hot, nonce)
-        return self._transfer(asset, nonce, to, amount, fees)
+        return request
+
+    def _hot_wallet_short(self, what: str) -> None:
+        logger.warning(
+            "%s: the hot wallet %s cannot pay %s on top of its transactions in flight: it waits",
+            self._chain.name,
+            self._custody.hot_address,
+            what,
+        )
 
     def _transfer(
         self, asset: Asset, nonce: int, to: str, amount: int, fees: FeeQuote

@@ -44,11 +44,9 @@ from chains import (
     SendResult,
     TransactionRequest,
     TransactionState,
-    native_balance,
     quote_fees,
     replacement_fees,
     send_raw_transactions,
-    token_balance,
     transaction_statuses,
 )
 from custody import KeySigner, SignedTransaction, Signer
@@ -56,13 +54,12 @@ from wallet.assets.service import Asset, AssetKind, Catalogue, Chain
 from wallet.database import run_transaction
 from wallet.deposits.addresses import bip44_account, load_master_seed
 from wallet.settings import Settings
+from wallet.withdrawals.liquidity import HotWalletLiquidity, hot_wallet_liquidity
 from wallet.withdrawals.models import Withdrawal, WithdrawalAttempt, WithdrawalStatus
 from wallet.withdrawals.repository import (
-    InFlight,
     SentAttempt,
     attempts_by_hash,
     attempts_of,
-    in_flight,
     lock_withdrawals,
     locked_withdrawal,
     locked_withdrawals,
@@ -73,7 +70,6 @@ from wallet.withdrawals.service import (
     advance_hot_wallet_nonce,
     fee_policy,
     lock_hot_wallet_nonce,
-    native_asset,
     transfer_request,
     transition_many,
 )
@@ -143,39 +139,6 @@ class _Stored:
 
 def _latest_attempt(session: Session, withdrawal_id: str) -> _Stored:
     return _Stored.of(attempts_of(session, withdrawal_id)[-1])
-
-
-class _Liquidity:
-    """What the hot wallet can still spend in this run: its balances less everything it
-    signed and has not seen mined (each at its fee cap), read once per run and reduced as
-    the run signs. Runs of a chain never overlap, so nothing else signs meanwhile."""
-
-    def __init__(self, hot: HotWallet, native: int, pending: Sequence[InFlight]) -> None:
-        self._hot = hot
-        self._native = native
-        self._pending = pending
-        self._tokens: dict[str, int] = {}
-
-    def take(self, asset: Asset, amount: int, max_cost: int) -> bool:
-        """Reserve what a transaction of `amount` of `asset` may spend at most (its value and
-        gas at the fee cap, `max_cost`, in the native asset), if the wallet has it."""
-        if self._native < max_cost:
-            return False
-        if asset.kind is not AssetKind.NATIVE:
-            tokens = self._token(asset)
-            if tokens < amount:
-                return False
-            self._tokens[asset.code] = tokens - amount
-        self._native -= max_cost
-        return True
-
-    def _token(self, asset: Asset) -> int:
-        if asset.code not in self._tokens:
-            assert asset.contract_address is not None
-            held = token_balance(self._hot.rpc, asset.contract_address, self._hot.address)
-            signed = sum(p.amount for p in self._pending if p.asset == asset.code)
-            self._tokens[asset.code] = held - signed
-        return self._tokens[asset.code]
 
 
 class WithdrawalBroadcaster:
@@ -258,7 +221,7 @@ class WithdrawalBroadcaster:
         session: Session,
         withdrawal_ids: Sequence[str],
         fees: FeeQuote,
-        liquidity: "_Liquidity",
+        liquidity: HotWalletLiquidity,
         report: BroadcastReport,
     ) -> list[_Stored]:
         """Step 1 of the write-ahead order for several withdrawals, in the caller's
@@ -293,14 +256,10 @@ class WithdrawalBroadcaster:
         advance_hot_wallet_nonce(session, self._chain, self._hot.address, nonce - 1)
         return stored
 
-    def _liquidity(self, session: Session) -> "_Liquidity":
-        native = native_asset(self._catalogue, self._chain).code
-        pending = in_flight(session, self._chain, self._hot.address)
-        committed = sum(
-            p.gas * p.max_fee_per_gas + (p.amount if p.asset == native else 0) for p in pending
+    def _liquidity(self, session: Session) -> HotWalletLiquidity:
+        return hot_wallet_liquidity(
+            session, self._catalogue, self._chain, self._hot.address, self._hot.rpc
         )
-        held = native_balance(self._hot.rpc, self._hot.address)
-        return _Liquidity(self._hot, held - committed, pending)
 
     def _market_fees(self) -> FeeQuote | None:
         quote = quote_fees(self._hot.rpc, self._options.fee_policy)

@@ -2,6 +2,7 @@
 final; the hot wallet's excess sent cold; user balances never touched; holdings reconciled."""
 
 import logging
+import secrets
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -9,12 +10,21 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from chains import RpcClient, TransactionRequest, account_nonces, native_balance, token_balance
+from chains import (
+    ETH_TRANSFER_GAS,
+    RpcClient,
+    TransactionRequest,
+    account_nonces,
+    native_balance,
+    token_balance,
+)
 from tests.api_fixtures import free_port
 from tests.wallet.deposits.conftest import CONFIRMATIONS, TEST_MNEMONIC, write_catalogue_file
 from tests.wallet.sweeps.conftest import COLD, SweepingChain
 from tests.wallet.withdrawals.conftest import ETH, USDC
 from wallet.cli import app
+from wallet.database import unit_of_work
+from wallet.withdrawals.liquidity import hot_wallet_liquidity
 
 
 def use_cli(
@@ -203,6 +213,49 @@ def test_a_stuck_top_up_is_replaced_and_a_transfer_its_address_cannot_bump_gets_
     assert sweep["network_fee"] == top_up["fee"] + refuel["fee"] + replacement["fee"]
     assert chain.posted("fees", chain.native) == -sweep["network_fee"]
     assert [h.difference for h in chain.holdings()] == [-spare, 0]
+
+
+def test_gas_the_hot_wallet_cannot_pay_beside_its_withdrawals_in_flight_waits_taking_no_nonce(
+    sweeping_chain: SweepingChain,
+) -> None:
+    chain = sweeping_chain
+    sending, rpc, hot = chain.chain, chain.chain.dev.rpc, chain.custody.hot_address
+    address = chain.deposit(sending.factory.wallet(), tokens=500 * USDC)
+
+    # An empty hot wallet: the address waits; no job, no nonce.
+    report = chain.run()
+    assert (report.started, report.waiting) == ([], [address])
+    assert chain.sweeps() == []
+
+    # Funds, all of them committed to a withdrawal signed and not yet mined.
+    payer = sending.factory.wallet()
+    sending.factory.fund(payer, chain.native, ETH)
+    chain.fund_hot_wallet(wei=ETH)
+    withdrawal = sending.request(payer, chain.native, "0.5", "0x" + secrets.token_hex(20))
+    assert sending.broadcaster().run().sent == [withdrawal]
+    (attempt,) = sending.attempts(withdrawal)
+    committed = ETH // 2 + ETH_TRANSFER_GAS * int(attempt["max_fee_per_gas"])
+    rpc.call("anvil_setBalance", hot, hex(committed))
+    assert chain.run().waiting == [address]
+    assert chain.sweeps() == []
+
+    # Mined, and funds enough: the top-up takes the next nonce, right after the withdrawal's.
+    chain.mine()
+    chain.fund_hot_wallet(wei=ETH)
+    report = chain.run()
+    (sweep,) = chain.sweeps()
+    assert (report.started, report.waiting) == ([sweep["id"]], [])
+    (top_up,) = chain.transactions(sweep["id"])
+    assert (top_up["sender"], top_up["nonce"]) == (hot, 1)
+    # The withdrawals see the top-up in flight: the hot wallet's balance less its cost.
+    with unit_of_work(sending.factory.sessions) as session:
+        liquidity = hot_wallet_liquidity(
+            session, sending.catalogue, chain.chain.live.name, hot, rpc
+        )
+    top_up_cost = TransactionRequest.of_signed(bytes(top_up["raw_transaction"])).max_cost()
+    assert liquidity.native == native_balance(rpc, hot) - top_up_cost
+    chain.mine()
+    assert account_nonces(rpc, hot).latest == 2
 
 
 def test_the_hot_wallets_excess_above_the_ceiling_goes_cold(sweeping_chain: SweepingChain) -> None:
