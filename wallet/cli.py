@@ -52,8 +52,10 @@ from wallet.settings import Settings, load_settings
 from wallet.supervisor import Backoff, Process, supervise
 from wallet.sweeps.holdings import (
     Holding,
+    NotCapital,
     chains_to_reconcile,
     custody_status,
+    received_by_hot_wallet,
     reconcile_chain,
 )
 from wallet.sweeps.service import book_capital
@@ -241,6 +243,45 @@ def custody_sweep(
     with open_runtime(load_settings()) as runtime:
         for name, report in sweep_chains(sweep_context(runtime), chain).items():
             typer.echo(f"{name}: {report}")
+
+
+@custody.command("capital")
+def custody_capital(
+    tx_hash: Annotated[str, typer.Argument(help="The funding transaction's hash.")],
+    chain: Annotated[str, typer.Option(help="The chain it was mined on.")],
+) -> None:
+    """Book what a final transaction sent to the chain's hot wallet (an operator's top-up)
+    as the house's capital, once per transaction and asset, so that the chain's holdings
+    reconcile."""
+    settings = load_settings()
+    with open_runtime(settings) as runtime:
+        catalogue = runtime.catalogue
+        if chain not in catalogue.chains:
+            raise typer.BadParameter(f"no chain {chain!r} in the catalogue", param_hint="--chain")
+        signer = hot_wallet_signers(settings, catalogue).get(chain)
+        if signer is None:
+            typer.echo("no seed configured: the hot wallet is unknown", err=True)
+            raise typer.Exit(1)
+        found = catalogue.chain(chain)
+        try:
+            with RpcClient(found.rpc_url, timeout=10.0) as rpc:
+                received = received_by_hot_wallet(
+                    rpc, catalogue, found, signer.address.lower(), tx_hash.lower()
+                )
+        except NotCapital as error:
+            typer.echo(str(error), err=True)
+            raise typer.Exit(1) from None
+
+        def book(session: Session) -> list[bool]:
+            return [
+                book_capital(session, chain, asset.code, amount, tx_hash.lower())
+                for asset, amount in received.items()
+            ]
+
+        booked = run_transaction(runtime.sessions, book)
+        for (asset, amount), new in zip(received.items(), booked, strict=True):
+            done = "booked" if new else "booked before"
+            typer.echo(f"{done}: {asset.format(amount)} {asset.code} as capital:{chain}")
 
 
 @custody.command("status")

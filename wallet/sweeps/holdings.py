@@ -14,9 +14,16 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session
 
-from chains import RpcClient, RpcError, TransactionState, native_balance, token_balance
+from chains import (
+    TRANSFER_TOPIC,
+    RpcClient,
+    RpcError,
+    TransactionState,
+    native_balance,
+    token_balance,
+)
 from chains import transaction_statuses as statuses_of
-from wallet.assets.service import Asset, AssetKind, Catalogue
+from wallet.assets.service import Asset, AssetKind, Catalogue, Chain
 from wallet.sweeps.models import OPEN_STATUSES, SweepKind, SweepStatus
 from wallet.sweeps.repository import (
     chains_in_use,
@@ -168,3 +175,46 @@ def custody_status(
             entry.unswept = {}
         report.append(entry)
     return report
+
+
+class NotCapital(Exception):
+    """A transaction that cannot be booked as the house's capital: not found, not final,
+    reverted, or sending the hot wallet nothing."""
+
+
+def received_by_hot_wallet(
+    rpc: RpcClient, catalogue: Catalogue, chain: Chain, hot: str, tx_hash: str
+) -> dict[Asset, int]:
+    """What the final transaction `tx_hash` sent the hot wallet `hot`, per asset: its value in
+    the native asset, and the catalogue's tokens transferred to it (its Transfer logs)."""
+    transaction = rpc.call("eth_getTransactionByHash", tx_hash)
+    receipt = rpc.call("eth_getTransactionReceipt", tx_hash)
+    if transaction is None or receipt is None:
+        raise NotCapital(f"{tx_hash} is not mined on {chain.name}")
+    if int(receipt["status"], 16) != 1:
+        raise NotCapital(f"{tx_hash} was reverted: it moved nothing")
+    confirmations = int(rpc.call("eth_blockNumber"), 16) - int(receipt["blockNumber"], 16) + 1
+    if confirmations < chain.confirmations:
+        raise NotCapital(
+            f"{tx_hash} has {confirmations} of the {chain.confirmations} confirmations "
+            f"{chain.name} needs: not final yet"
+        )
+    received: dict[Asset, int] = {}
+    value = int(transaction["value"], 16)
+    if (transaction.get("to") or "").lower() == hot and value > 0:
+        received[native_asset(catalogue, chain.name)] = value
+    tokens = {
+        asset.contract_address.lower(): asset
+        for asset in catalogue.assets_on(chain.name)
+        if asset.kind is AssetKind.ERC20 and asset.contract_address is not None
+    }
+    for log in receipt["logs"]:
+        topics = log["topics"]
+        token = tokens.get(log["address"].lower())
+        if token is None or len(topics) != 3 or topics[0] != TRANSFER_TOPIC:
+            continue
+        if "0x" + topics[2][-40:].lower() == hot:
+            received[token] = received.get(token, 0) + int(log["data"], 16)
+    if not received:
+        raise NotCapital(f"{tx_hash} sent the hot wallet {hot} nothing")
+    return received

@@ -319,3 +319,41 @@ def test_an_unreachable_node_is_unknown_never_zero(sweeping_chain: SweepingChain
         holdings = chain.holdings(nobody)
     assert [(h.on_chain, h.difference) for h in holdings] == [(None, None)] * 2
     assert [h.ledger for h in holdings] == [ETH, 0]
+
+
+def test_an_operators_top_up_of_the_hot_wallet_is_booked_as_capital_once_when_final(
+    sweeping_chain: SweepingChain,
+    database_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    chain = sweeping_chain
+    dev, hot, name = chain.chain.dev, chain.custody.hot_address, chain.chain.live.name
+    operator = dev.accounts[1].address
+    ether = dev.send_eth(operator, hot, 2 * ETH)
+    tokens = dev.send_tokens(operator, hot, 30 * USDC)
+    to_someone_else = dev.send_eth(operator, "0x" + secrets.token_hex(20), ETH)
+    chain.mine()
+    use_cli(chain, database_url, tmp_path, monkeypatch)
+
+    def capital(tx_hash: str) -> Any:
+        return CliRunner().invoke(app, ["custody", "capital", tx_hash, "--chain", name])
+
+    early = capital(ether)
+    assert early.exit_code == 1
+    assert f"has 1 of the {CONFIRMATIONS} confirmations" in early.output
+    chain.mine(CONFIRMATIONS)
+    assert [h.difference for h in chain.holdings()] == [2 * ETH, 30 * USDC]
+
+    booked = [capital(tx) for tx in (ether, tokens, ether)]
+    assert [r.exit_code for r in booked] == [0, 0, 0]
+    assert f"booked: 2.000000000000000000 {chain.native} as capital:{name}" in booked[0].output
+    assert f"booked: 30.000000 {chain.token} as capital:{name}" in booked[1].output
+    assert "booked before: 2.000000000000000000" in booked[2].output
+    assert [h.difference for h in chain.holdings()] == [0, 0]
+    assert chain.posted("capital", chain.native) == 2 * ETH
+
+    elsewhere = capital(to_someone_else)
+    assert elsewhere.exit_code == 1
+    assert f"sent the hot wallet {hot} nothing" in elsewhere.output
+    assert capital("0x" + "ab" * 32).exit_code == 1
