@@ -107,17 +107,7 @@ class SweepReport:
     """Deposit addresses not swept yet: the hot wallet cannot pay their gas."""
 
     def __bool__(self) -> bool:
-        return any(
-            (
-                self.started,
-                self.confirmed,
-                self.failed,
-                self.cold,
-                self.bumped,
-                self.refuelled,
-                self.waiting,
-            )
-        )
+        return any(vars(self).values())
 
     def __str__(self) -> str:
         return (
@@ -323,6 +313,13 @@ class Sweeper:
     ) -> _Stored | None:
         """The gas a stuck token transfer's address lacks for its fee bump, from the hot
         wallet (a transaction of the gas phase again): the job waits for it to be final."""
+        native = native_asset(self._catalogue, sweep.chain)
+        request = self._from_hot(
+            session, native, sweep.source, shortfall, fees, liquidity=liquidity
+        )
+        if request is None:
+            self._hot_wallet_short(f"the gas for a fee bump of sweep {sweep.id}")
+            return None
         logger.warning(
             "%s: sweep %s is stuck at nonce %d and %s lacks %d wei of gas for a fee bump: "
             "sent from the hot wallet first",
@@ -332,13 +329,6 @@ class Sweeper:
             sweep.source,
             shortfall,
         )
-        native = native_asset(self._catalogue, sweep.chain)
-        request = self._from_hot(
-            session, native, sweep.source, shortfall, fees, liquidity=liquidity
-        )
-        if request is None:
-            self._hot_wallet_short(f"the gas for a fee bump of sweep {sweep.id}")
-            return None
         move(sweep, SweepStatus.REFUEL_REQUESTED)
         return self._store(session, sweep, SweepPhase.GAS, request, self._custody.hot)
 
