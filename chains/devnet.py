@@ -71,15 +71,24 @@ def dev_accounts(count: int = 10) -> tuple[DevAccount, ...]:
 _LISTEN_PORTS = range(20000, 32768)
 
 
+# Ports this process has handed out: a port is found free again until whoever asked for it
+# binds it, so two calls in a row (an API's and a node's port) could get the same one.
+_HANDED_OUT: set[int] = set()
+
+
 def find_free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that was free a moment ago (another process may still take it)."""
+    """A TCP port that was free a moment ago (another process may still take it), never one
+    this process was handed before."""
     for _ in range(100):
         port = random.choice(_LISTEN_PORTS)  # noqa: S311 - spreading, not secrecy
+        if port in _HANDED_OUT:
+            continue
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
             try:
                 s.bind((host, port))
             except OSError:
                 continue
+            _HANDED_OUT.add(port)
             return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))

@@ -4,8 +4,15 @@ from pathlib import Path
 
 import pytest
 
-from chains.devnet import DevChain, Devnet, dev_accounts, encode_call
+from chains.devnet import DevChain, Devnet, dev_accounts, encode_call, find_free_port
 from chains.rpc import NodeUnreachable, RpcClient
+
+
+def test_free_ports_found_one_after_the_other_all_differ() -> None:
+    # Each is free when found, none bound yet: without memory of those handed out, two of
+    # them could be the same port (an API's and a node's, seen in a test run).
+    ports = [find_free_port() for _ in range(500)]
+    assert len(set(ports)) == len(ports)
 
 
 def test_dev_accounts_are_anvils_funded_accounts(devnet: DevChain) -> None:
