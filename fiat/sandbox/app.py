@@ -15,7 +15,7 @@ from dataclasses import asdict
 from functools import partial
 from typing import Annotated, Any
 
-import httpx
+import aiohttp
 from fastapi import APIRouter, Depends, FastAPI, Header, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -101,7 +101,7 @@ def create_app(options: Options, clock: Callable[[], float] = time.time) -> Fast
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         db = open_store(options.data_path)
         state["bank"] = SandboxBank(db, options.timings, clock)
-        async with httpx.AsyncClient() as http:
+        async with aiohttp.ClientSession() as http:
             sender = WebhookSender(db, options, switches, http, clock)
             tasks = [
                 asyncio.create_task(every(options.tick, advance)),

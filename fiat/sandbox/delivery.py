@@ -18,7 +18,7 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from functools import partial
 
-import httpx
+import aiohttp
 
 from fiat.sandbox.settings import Options, Switches
 from fiat.webhooks import delivery_body, delivery_id, sign_body
@@ -39,7 +39,7 @@ class WebhookSender:
         db: sqlite3.Connection,
         options: Options,
         switches: Switches,
-        http: httpx.AsyncClient,
+        http: aiohttp.ClientSession,
         clock: Callable[[], float],
     ) -> None:
         self.db = db
@@ -108,15 +108,16 @@ class WebhookSender:
         for _ in range(copies):
             signed = sign_body(secret, message_id, body)
             try:
-                response = await self.http.post(
+                async with self.http.post(
                     url,
-                    content=signed.body,
+                    data=signed.body,
                     headers=signed.headers,
-                    timeout=self.options.webhook_timeout,
-                )
-                if not response.is_success:
-                    error = f"HTTP {response.status_code}"
-            except httpx.HTTPError as failure:
+                    timeout=aiohttp.ClientTimeout(total=self.options.webhook_timeout),
+                ) as response:
+                    await response.read()
+                    if not response.ok:
+                        error = f"HTTP {response.status}"
+            except (aiohttp.ClientError, TimeoutError) as failure:
                 error = f"{type(failure).__name__}: {failure}"
         now = self.clock()
         if error is None:
