@@ -16,10 +16,11 @@ from functools import partial
 from typing import Annotated, Any
 
 import aiohttp
-from fastapi import APIRouter, Depends, FastAPI, Header, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fiat.model import PayinStatus, PaymentKind, PayoutStatus
 from fiat.provider import MAX_PAYINS_PER_CALL
@@ -127,33 +128,49 @@ def create_app(options: Options, clock: Callable[[], float] = time.time) -> Fast
         fields = ", ".join(".".join(map(str, e["loc"])) for e in error.errors())
         return _error("invalid_request", f"invalid fields: {fields}", 400)
 
-    @app.middleware("http")
-    async def outage(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        mode = switches.outage
-        if mode is Outage.NONE or not request.url.path.startswith("/v1/"):
-            return await call_next(request)
-        if mode is Outage.UNAVAILABLE:
-            return _error("unavailable", "the bank is down", 503)
-        if mode is Outage.TIMEOUT:
-            await asyncio.sleep(switches.outage_delay)
-            return _error("timeout", "the bank did not answer", 504)
-        await call_next(request)
-        if mode is Outage.TIMEOUT_AFTER:
-            await asyncio.sleep(switches.outage_delay)
-            return _error("timeout", "the bank did not answer", 504)
-        return _error("bad_gateway", "the bank's gateway failed", 502)
-
+    app.add_middleware(OutageSwitch, switches=switches)
     app.include_router(_provider_api(options, bank))
     app.include_router(_sandbox_api(options, bank, switches))
     return app
 
 
+class OutageSwitch:
+    """Answers the provider API (`/v1/...`) as the outage switch says: `unavailable` 503 at
+    once, `timeout` 504 after `outage_delay`; `error_after` (502) and `timeout_after` (504,
+    after the delay) do the work and lose only the answer."""
+
+    def __init__(self, app: ASGIApp, switches: Switches) -> None:
+        self.app = app
+        self.switches = switches
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        mode = self.switches.outage
+        if mode is Outage.NONE or scope["type"] != "http" or not scope["path"].startswith("/v1/"):
+            await self.app(scope, receive, send)
+            return
+        if mode is Outage.UNAVAILABLE:
+            answer = _error("unavailable", "the bank is down", 503)
+        elif mode is Outage.TIMEOUT:
+            await asyncio.sleep(self.switches.outage_delay)
+            answer = _error("timeout", "the bank did not answer", 504)
+        else:
+            await self.app(scope, receive, _lost)
+            if mode is Outage.TIMEOUT_AFTER:
+                await asyncio.sleep(self.switches.outage_delay)
+                answer = _error("timeout", "the bank did not answer", 504)
+            else:
+                answer = _error("bad_gateway", "the bank's gateway failed", 502)
+        await answer(scope, receive, send)
+
+
+async def _lost(_: Message) -> None:
+    """Where an answer the outage loses goes."""
+
+
 def _authenticated(options: Options) -> Any:
     """A dependency refusing requests without one of the bank's API keys."""
 
-    def authenticated(authorization: Annotated[str, Header()] = "") -> None:
+    async def authenticated(authorization: Annotated[str, Header()] = "") -> None:
         scheme, _, secret = authorization.partition(" ")
         if scheme.lower() != "bearer" or secret not in options.api_keys:
             raise Refused("unauthorized", "a valid API key is required", 401)

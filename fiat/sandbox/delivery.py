@@ -21,6 +21,7 @@ from functools import partial
 import aiohttp
 
 from fiat.sandbox.settings import Options, Switches
+from fiat.sandbox.store import transaction
 from fiat.webhooks import delivery_body, delivery_id, sign_body
 
 log = logging.getLogger(__name__)
@@ -120,21 +121,26 @@ class WebhookSender:
             except (aiohttp.ClientError, TimeoutError) as failure:
                 error = f"{type(failure).__name__}: {failure}"
         now = self.clock()
-        if error is None:
-            self.db.executemany(
-                "UPDATE events SET attempts = attempts + 1, delivered_at = ?,"
-                " next_attempt_at = NULL, last_error = NULL WHERE id = ?",
-                [(now, row["id"]) for row in delivery],
-            )
-            return
-        log.warning("webhook %s (%d events) failed: %s", message_id, len(delivery), error)
-        self.db.executemany(
-            "UPDATE events SET attempts = ?, next_attempt_at = ?, last_error = ? WHERE id = ?",
-            [
-                (row["attempts"] + 1, self._retry_at(row["attempts"] + 1, now), error, row["id"])
-                for row in delivery
-            ],
-        )
+        if error is not None:
+            log.warning("webhook %s (%d events) failed: %s", message_id, len(delivery), error)
+        # One transaction for the delivery's events: one commit, not one per event.
+        with transaction(self.db):
+            if error is None:
+                self.db.executemany(
+                    "UPDATE events SET attempts = attempts + 1, delivered_at = ?,"
+                    " next_attempt_at = NULL, last_error = NULL WHERE id = ?",
+                    [(now, row["id"]) for row in delivery],
+                )
+            else:
+                self.db.executemany(
+                    "UPDATE events SET attempts = ?, next_attempt_at = ?, last_error = ?"
+                    " WHERE id = ?",
+                    [self._failed(row, now, error) for row in delivery],
+                )
+
+    def _failed(self, row: sqlite3.Row, now: float, error: str) -> tuple[object, ...]:
+        attempts = row["attempts"] + 1
+        return attempts, self._retry_at(attempts, now), error, row["id"]
 
     def _retry_at(self, attempts: int, now: float) -> float | None:
         if attempts >= self.options.webhook_max_attempts:
