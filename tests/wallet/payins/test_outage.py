@@ -3,6 +3,7 @@ job asking the bank by our key, exactly once, and never guessed. Meanwhile the p
 wait for the call under way, and go to the bank together in the next."""
 
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from typing import Any
 
 import httpx
@@ -67,11 +68,19 @@ def test_pay_in_requests_that_come_while_the_bank_is_asked_go_together_in_the_ne
     body = _payin_body(fiat_tenant)
     # The bank answers 504 after 0.3 s, within our timeout (1 s): each pay-in ends `unknown`.
     fiat_tenant.stack.control.configure(webhook_url=NOWHERE, outage="timeout", outage_delay=0.3)
+    # The later requests' clients are made and connected before: making one takes a good
+    # part of those 0.3 s on a loaded machine.
+    clients = [_connected(fiat_tenant) for _ in range(3)]
     with ThreadPoolExecutor(4) as pool:
         first = pool.submit(_post, fiat_tenant, body, "together-0")
-        wait_until(lambda: len(_payins(fiat_tenant)) == 1)  # its call is under way
-        later = [pool.submit(_post, fiat_tenant, body, f"together-{n}") for n in (1, 2, 3)]
+        wait_until(lambda: len(_payins(fiat_tenant)) == 1, interval=0.01)  # its call is under way
+        later = [
+            pool.submit(_post_with, client, body, f"together-{n}")
+            for n, client in enumerate(clients, start=1)
+        ]
         answers = [first.result(), *(answer.result() for answer in later)]
+    for client in clients:
+        client.close()
     assert [answer.json()["status"] for answer in answers] == ["unknown"] * 4
 
     alone, *together = _payins(fiat_tenant)
@@ -111,9 +120,19 @@ def _payin_body(tenant: FiatTenant) -> dict[str, str]:
 
 
 def _post(tenant: FiatTenant, body: dict[str, str], key: str) -> httpx.Response:
-    client = tenant.client
-    with httpx.Client(base_url=client.base_url, headers=client.headers) as own:
-        return own.post("/v1/payins", json=body, headers={"Idempotency-Key": key})
+    with closing(_connected(tenant)) as client:
+        return _post_with(client, body, key)
+
+
+def _connected(tenant: FiatTenant) -> httpx.Client:
+    """A client of the tenant's own (requests in parallel), its connection open."""
+    client = httpx.Client(base_url=tenant.client.base_url, headers=tenant.client.headers)
+    client.get("/healthz").raise_for_status()
+    return client
+
+
+def _post_with(client: httpx.Client, body: dict[str, str], key: str) -> httpx.Response:
+    return client.post("/v1/payins", json=body, headers={"Idempotency-Key": key})
 
 
 def _payins(tenant: FiatTenant) -> list[Row[Any]]:
