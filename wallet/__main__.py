@@ -1,5 +1,5 @@
 """`python -m wallet ...`: the same as the `wallet` command."""
 
-from wallet.cli import app
+from wallet.cli import main
 
-app()
+main()
