@@ -114,9 +114,10 @@ class WebhookSender:
                     data=signed.body,
                     headers=signed.headers,
                     timeout=aiohttp.ClientTimeout(total=self.options.webhook_timeout),
+                    allow_redirects=False,
                 ) as response:
                     await response.read()
-                    if not response.ok:
+                    if not 200 <= response.status < 300:
                         error = f"HTTP {response.status}"
             except (aiohttp.ClientError, TimeoutError) as failure:
                 error = f"{type(failure).__name__}: {failure}"

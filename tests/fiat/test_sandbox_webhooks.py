@@ -140,10 +140,16 @@ def test_reversed_delivery_sends_a_payments_later_events_first(
     assert [e.data.version for e in events] == [3, 2, 1]
 
 
+# Only a 2xx accepts a delivery (Standard Webhooks); a redirect is not followed.
+@pytest.mark.parametrize("refusals", [(500, 503, 500), (301, 302, 307)])
 def test_a_refused_delivery_is_retried_until_it_is_accepted(
-    bank: SandboxBankClient, control: SandboxControl, hooks: WebhookReceiver, inbox: Inbox
+    bank: SandboxBankClient,
+    control: SandboxControl,
+    hooks: WebhookReceiver,
+    inbox: Inbox,
+    refusals: tuple[int, int, int],
 ) -> None:
-    hooks.answer(inbox.path, 500, 503, 500)
+    hooks.answer(inbox.path, *refusals)
     payout_id = payout(bank)
     events = inbox.wait_for(payout_id, "payout.paid")
 
