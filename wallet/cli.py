@@ -679,7 +679,6 @@ def main() -> None:
     try:
         app()
     except DBAPIError as error:
-        reason = str(error.orig).strip().splitlines()[0]
         if database_unavailable(error):
             problem = "the database cannot be reached"
             remedy = "WALLET_DATABASE_URL names it, the embedded one in WALLET_DATA_DIR when unset"
@@ -688,5 +687,6 @@ def main() -> None:
             remedy = "`wallet db migrate` makes it"
         else:
             raise
+        reason = str(error.orig).strip().splitlines()[0]
         typer.echo(f"wallet: {problem} ({reason}); {remedy}", err=True)
         raise SystemExit(1) from None
