@@ -9,6 +9,10 @@ from tests.bank_stack import BANK_KEY, BANK_SECRET, FiatTenant
 from tests.webhook_fixtures import NOWHERE, CeleryProcesses, wait_until
 from wallet.database import unit_of_work
 
+# Seconds to wait for the worker: one restarted under coverage on a loaded machine took 27 s to
+# be ready again.
+PATIENCE = 60
+
 
 def payout(tenant: FiatTenant, amount: str, currency: str, account: str) -> str:
     """A withdrawal of the tenant's wallet to the linked `account`: a payout."""
@@ -70,7 +74,7 @@ def test_payouts_end_paid_failed_or_returned(
     fiat_tenant.factory.fund(fiat_tenant.wallet, currency, 100_00)
     payout_id = payout(fiat_tenant, amount, currency, fiat_tenant.link(currency))
     assert fiat_tenant.balance(currency)["pending_out"] != "0.00"
-    wait_until(lambda: status(fiat_tenant, payout_id) == final, timeout=20)
+    wait_until(lambda: status(fiat_tenant, payout_id) == final, timeout=PATIENCE)
     shown = fiat_tenant.client.get(f"/v1/payouts/{payout_id}").json()
     assert (shown["status"], shown["amount"], shown["fee"]) == (final, amount, "1.00")
     balance = fiat_tenant.balance(currency)
@@ -92,12 +96,12 @@ def test_a_worker_killed_right_after_the_bank_accepted_sends_one_payout(
     def accepted() -> bool:
         return sum(1 for e in control.events() if e["type"] == "payout.pending") > accepted_before
 
-    wait_until(accepted, timeout=20, interval=0.02)
+    wait_until(accepted, timeout=PATIENCE, interval=0.02)
     worker.kill("worker")  # SIGKILL: the bank accepted, its answer never came
     assert status(fiat_tenant, payout_id) == "sending"
 
     control.configure(outage="none")
-    wait_until(lambda: status(fiat_tenant, payout_id) == "paid", timeout=30)
+    wait_until(lambda: status(fiat_tenant, payout_id) == "paid", timeout=PATIENCE)
 
     assert payments_at_the_bank(fiat_tenant, payout_id) == 1
     balance = fiat_tenant.balance()
