@@ -54,11 +54,23 @@ def funded_key(sessions: sessionmaker[Session], catalogue: Catalogue) -> tuple[s
     return key, source, factory.wallet()
 
 
+# The run in three parts that pytest-xdist gives to different workers: the phases that go
+# through every operation together (the stateful phase follows the links between them), and
+# the fuzzing phase, the longest, in two halves: the operations of these tags, and all others.
+FIRST_HALF_TAGS = "^(wallets|transfers|webhook-endpoints|assets|health|deposits)$"
+PARTS = {
+    "examples-coverage-stateful": ["--phases", "examples,coverage,stateful"],
+    "fuzzing-first-half": ["--phases", "fuzzing", "--include-tag-regex", FIRST_HALF_TAGS],
+    "fuzzing-second-half": ["--phases", "fuzzing", "--exclude-tag-regex", FIRST_HALF_TAGS],
+}
+
+
 # 100 examples of every operation and phase against a server traced by coverage: minutes;
 # `make fuzz`'s 1,000 take longer.
 @pytest.mark.timeout(7200 if FUZZING else 1200)
+@pytest.mark.parametrize("part", PARTS)
 def test_the_api_keeps_to_its_schema(
-    api_url: str, funded_key: tuple[str, str, str], tmp_path: Path
+    api_url: str, funded_key: tuple[str, str, str], tmp_path: Path, part: str
 ) -> None:
     key, source, destination = funded_key
     config = tmp_path / "schemathesis.toml"
@@ -67,12 +79,12 @@ def test_the_api_keeps_to_its_schema(
     command = [
         *(str(Path(sys.executable).parent / "schemathesis"), "--config-file", str(config), "run"),
         *(f"{api_url}/openapi.json", "--header", f"Authorization: Bearer {key}"),
-        *("--checks", "all", "--workers", "1", "--no-color"),
+        *("--checks", "all", "--workers", "1", "--no-color", *PARTS[part]),
     ]
     if FUZZING:
         database = ROOT / ".schemathesis" / "examples"
         command += ["--max-examples", str(FUZZ_EXAMPLES), "--generation-database", str(database)]
-        reproduction = ROOT / ".schemathesis" / "test_found_failures.py"
+        reproduction = ROOT / ".schemathesis" / f"test_found_failures_{part.replace('-', '_')}.py"
         command += ["--report", "pytest", "--report-pytest-path", str(reproduction)]
     else:
         command += ["--max-examples", str(GATE_EXAMPLES), "--seed", "1"]
