@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from fiat.sandbox import Options, SandboxControl, SandboxProcess, Timings, start_sandbox
 from tests.api_fixtures import bearer_client, issue_key, running_api
 from tests.factories import Factory
-from tests.webhook_fixtures import CeleryProcesses, free_port, wait_until
+from tests.webhook_fixtures import WEBHOOK_JOBS_OFF, CeleryProcesses, free_port, wait_until
 from wallet.apikeys.models import Scope
 from wallet.assets.service import Catalogue
 from wallet.database import unit_of_work
@@ -179,16 +179,12 @@ def worker(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[CeleryProcesses]:
     """A Celery worker and beat with the bank settings: the periodic jobs sending payouts and
-    resolving unknowns, every half second. The relay, the webhook sweep and the broadcaster,
-    which no fiat test waits for, never tick: they would work through what the earlier tests
-    of this pytest worker left in its database (hundreds of tenants' events, endpoints that
-    refuse or do not resolve), up to 8 s a tick on a loaded machine, and hold up the bank
-    jobs' ticks."""
-    off = {
-        f"WALLET_{job}_INTERVAL": "3600"
-        for job in ("OUTBOX_RELAY", "WEBHOOK_SWEEP", "WITHDRAWAL_BROADCAST")
+    resolving unknowns, every half second; neither the webhook jobs nor the broadcaster."""
+    relaxed = {
+        **WEBHOOK_JOBS_OFF,
+        "WALLET_WITHDRAWAL_BROADCAST_INTERVAL": "3600",
+        "WALLET_BANK_RESOLVE_INTERVAL": "0.5",
     }
-    relaxed = {"WALLET_BANK_RESOLVE_INTERVAL": "0.5", **off}
     extra_env = {**fiat_stack.environment, **relaxed}
     processes = CeleryProcesses(
         database_url, redis_url, tmp_path_factory.mktemp("celery"), extra_env

@@ -309,6 +309,14 @@ FAST_EVENTS_ENV = {
 }
 
 
+# For a worker whose tests wait on other jobs (payouts, withdrawals, sweeps): the relay and the
+# webhook sweep never tick. In a pytest worker's database, shared with the tests that ran
+# before, they would work through the events and endpoints those left (endpoints that refuse,
+# trickle or do not resolve: attempts of up to 5 s on every thread) and hold up the other
+# jobs' ticks until they expire unrun.
+WEBHOOK_JOBS_OFF = {"WALLET_OUTBOX_RELAY_INTERVAL": "3600", "WALLET_WEBHOOK_SWEEP_INTERVAL": "3600"}
+
+
 class CeleryProcesses:
     """A real worker (through `wallet worker`) and a real beat (through Celery's own command
     line on `wallet.celery_app`), on one broker and queue.

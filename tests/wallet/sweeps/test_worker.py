@@ -8,7 +8,7 @@ from chains import token_balance
 from tests.wallet.deposits.conftest import CONFIRMATIONS, TEST_MNEMONIC, write_catalogue_file
 from tests.wallet.sweeps.conftest import SweepingChain
 from tests.wallet.withdrawals.conftest import ETH, USDC
-from tests.webhook_fixtures import CeleryProcesses, wait_until
+from tests.webhook_fixtures import WEBHOOK_JOBS_OFF, CeleryProcesses, wait_until
 
 
 def test_the_beat_sweeps_a_usdc_deposit_after_its_top_up(
@@ -21,6 +21,7 @@ def test_the_beat_sweeps_a_usdc_deposit_after_its_top_up(
     celery = CeleryProcesses(database_url, redis_url, tmp_path)
     celery.env.update(
         {
+            **WEBHOOK_JOBS_OFF,
             "WALLET_ASSETS_FILE": str(write_catalogue_file(live, tmp_path / "assets.toml")),
             "WALLET_DEV_MNEMONIC": TEST_MNEMONIC,
             "WALLET_SWEEP_POLICIES": json.dumps({live.token: {"threshold": "10"}}),

@@ -27,7 +27,7 @@ from tests.wallet.deposits.conftest import (
     write_catalogue_file,
 )
 from tests.wallet.withdrawals.conftest import ETH, USDC, SendingChain, post_withdrawal
-from tests.webhook_fixtures import CeleryProcesses, wait_until
+from tests.webhook_fixtures import WEBHOOK_JOBS_OFF, CeleryProcesses, wait_until
 from wallet.cli import app as cli
 
 
@@ -112,6 +112,7 @@ def deployment(
     chain = sending_chain
     proxy = RpcProxy(chain.dev.rpc_url)
     env = {
+        **WEBHOOK_JOBS_OFF,
         "WALLET_ASSETS_FILE": str(
             write_catalogue_file(chain.live, tmp_path / "assets.toml", proxy.url)
         ),
